@@ -1,0 +1,1 @@
+"""Test-only Hub servers on loopback: olah (a real Hub mirror) and a small upload stand-in."""
