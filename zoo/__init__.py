@@ -1,0 +1,79 @@
+"""musezoo: a plugin-style model zoo for symbolic music generation.
+
+`import zoo` stays light (no torch): heavy modules load on first use.
+"""
+
+from __future__ import annotations
+
+from zoo.errors import ZooError
+from zoo.hookspecs import hookimpl
+from zoo.registry import PretrainedSpec
+
+__version__ = "0.1.0"
+__all__ = ["load", "create", "list_models", "info", "push_to_hub", "Model", "Tokenizer", "Trainer",
+           "PretrainedSpec", "ZooError", "hookimpl", "__version__"]
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered pretrained model names matching an fnmatch pattern, sorted."""
+    from zoo.registry import get_registry
+
+    return get_registry().names("pretrained", pattern)
+
+
+def info(name: str) -> dict:
+    """What the zoo knows about a pretrained name or an architecture."""
+    from zoo.registry import get_registry, weights_dirs
+
+    registry = get_registry()
+    if name in registry.entries["pretrained"]:
+        spec = registry.pretrained(name)
+        local = next((str(d / name) for d in weights_dirs() if (d / name / "config.json").is_file()), None)
+        return {"kind": "pretrained", "name": spec.name, "arch": spec.arch, "description": spec.description,
+                "license": spec.license, "data": spec.data, "hub_repo": spec.hub_repo, "revision": spec.revision,
+                "plugin": spec.plugin, "local_path": local}
+    entry = registry.get("architectures", name)
+    return {"kind": "architecture", "name": name, "class": entry.target if isinstance(entry.target, str)
+            else f"{entry.target.__module__}:{entry.target.__qualname__}", "plugin": entry.plugin,
+            "trainer": name in registry.entries["trainers"]}
+
+
+def create(arch: str, **config_overrides):
+    """A fresh, untrained model of an architecture, with config overrides."""
+    from zoo.config import config_from_dict
+    from zoo.registry import get_registry
+
+    cls = get_registry().architecture(arch)
+    return cls(config_from_dict(cls.config_class, config_overrides, what=f"{arch} config"))
+
+
+def load(name_or_path: str, device="auto", dtype=None, revision: str | None = None):
+    """Load a pretrained model by name, local folder or hf://org/repo[@rev], straight onto `device`."""
+    from zoo.checkpoint import load_model
+    from zoo.registry import resolve
+
+    return load_model(resolve(name_or_path, revision=revision), device=device, dtype=dtype)
+
+
+def push_to_hub(model_or_path, repo_id: str, **kwargs):
+    """Publish a model (object, folder or pretrained name) to the Hugging Face Hub."""
+    from zoo import hub
+
+    return hub.push_to_hub(model_or_path, repo_id, **kwargs)
+
+
+def __getattr__(name: str):
+    # Model, Tokenizer and Trainer import torch, so they load only when asked for.
+    if name == "Model":
+        from zoo.model import Model
+
+        return Model
+    if name == "Tokenizer":
+        from zoo.tokenizer import Tokenizer
+
+        return Tokenizer
+    if name == "Trainer":
+        from zoo.trainer import Trainer
+
+        return Trainer
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -1,0 +1,225 @@
+"""Checkpoint folders in the Hugging Face Hub layout: safetensors, JSON, sha256 manifest, atomic writes.
+
+A folder holds config.json, <stem>.safetensors for each of the model's state files,
+tokenizer.json, README.md (the model card) and manifest.json with the sha256 of every
+other file. Nothing here ever unpickles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from zoo.errors import CheckpointError
+
+MANIFEST = "manifest.json"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+# The files that make a model; anything else in a folder (caches, .git) is never shared.
+MODEL_FILE_PATTERNS = ("config.json", "*.safetensors", "tokenizer.json", "README.md", MANIFEST)
+
+
+def sha256_file(path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_manifest(folder) -> None:
+    """Record the sha256 of every file in the folder (except the manifest itself)."""
+    folder = Path(folder)
+    files = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST)
+    data = {"sha256": {name: sha256_file(folder / name) for name in files}}
+    (folder / MANIFEST).write_text(json.dumps(data, indent=2) + "\n")
+
+
+def verify(folder) -> None:
+    """Refuse pickles, then check every file against the manifest; errors name the file."""
+    folder = Path(folder)
+    refuse_pickles(folder)
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        raise CheckpointError(f"{folder}: no {MANIFEST}; this folder was not saved by musezoo (re-save it with save_pretrained)")
+    try:
+        expected = json.loads(manifest.read_text())["sha256"]
+    except (ValueError, KeyError, TypeError):
+        raise CheckpointError(f"{manifest}: unreadable manifest; re-download or re-save the model") from None
+    for name, digest in expected.items():
+        path = folder / name
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise CheckpointError(f"{manifest}: bad file name {name!r}")
+        if not path.is_file():
+            raise CheckpointError(f"{path}: listed in the manifest but missing; re-download the model")
+        if sha256_file(path) != digest:
+            raise CheckpointError(f"{path}: sha256 does not match the manifest (corrupt or modified); re-download the model")
+
+
+def refuse_pickles(folder) -> None:
+    """Pickle files can run code when loaded: never read them, say how to convert."""
+    for path in sorted(Path(folder).iterdir()):
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            raise CheckpointError(
+                f"{path}: pickle weights are refused because loading them can run code; if you trust the file, "
+                f"convert it with: zoo convert {path} --arch ARCH --out NEW_FOLDER"
+            )
+
+
+def atomic_folder(dest, fill) -> Path:
+    """Call fill(tmp_folder), then move the finished folder to dest in one rename.
+
+    A crash at any moment leaves either the old folder or the new one under dest, never half.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        fill(tmp)
+        for f in tmp.iterdir():
+            _fsync(f)
+        old = None
+        if dest.exists():
+            old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+            os.replace(dest, old)
+        os.replace(tmp, dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def _fsync(path: Path) -> None:
+    if path.is_file():
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+
+
+def save_tensors(tensors: dict, path, metadata: dict | None = None) -> None:
+    """Write a dict of tensors as safetensors (contiguous CPU copies; shared storage is fine)."""
+    from safetensors.torch import save_file
+
+    flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    save_file(flat, str(path), metadata=metadata)
+
+
+def load_tensors(path, device="cpu") -> dict:
+    """Read a safetensors file straight onto `device`; a bad file is a CheckpointError naming it."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing; re-download or re-save the model")
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            return {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # safetensors raises several types for truncated/garbage files
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc}); it may be truncated, re-download it") from None
+
+
+def check_state(module, tensors: dict, filename: str) -> None:
+    """Strict key/shape/dtype check; the error lists every missing, unexpected and mis-shaped tensor."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    shapes = [f"{k} {tuple(tensors[k].shape)} != {tuple(expected[k].shape)}" for k in sorted(set(expected) & set(tensors))
+              if tuple(tensors[k].shape) != tuple(expected[k].shape)]
+    kinds = [f"{k} {tensors[k].dtype} != {expected[k].dtype}" for k in sorted(set(expected) & set(tensors))
+             if tensors[k].dtype.is_floating_point != expected[k].dtype.is_floating_point]
+    problems = []
+    if missing:
+        problems.append("missing: " + ", ".join(missing))
+    if unexpected:
+        problems.append("unexpected: " + ", ".join(unexpected))
+    if shapes:
+        problems.append("wrong shape: " + ", ".join(shapes))
+    if kinds:
+        problems.append("wrong dtype: " + ", ".join(kinds))
+    if problems:
+        raise CheckpointError(f"{filename} does not fit the model ({'; '.join(problems)}); is it for another config?")
+
+
+def read_config(folder) -> dict:
+    """config.json as a dict, with a clear error if absent or not JSON."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{folder}: no config.json; give a folder saved by musezoo")
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+    for key in ("arch", "arch_version", "config"):
+        if key not in data:
+            raise CheckpointError(f"{path}: no {key!r} field; re-save the model with save_pretrained")
+    return data
+
+
+def save_model(model, dest, card: str | None = None, extra_files: dict | None = None) -> Path:
+    """Save a model atomically in the Hub layout."""
+    import zoo
+    from zoo.config import to_dict
+
+    def fill(tmp: Path):
+        config = {"arch": model.arch, "arch_version": model.arch_version, "zoo_version": zoo.__version__,
+                  "config": to_dict(model.config)}
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        for stem, module in model.state_files().items():
+            save_tensors(module.state_dict(), tmp / f"{stem}.safetensors", metadata={"format": "pt"})
+        model.tokenizer.save(tmp / "tokenizer.json")
+        (tmp / "README.md").write_text(card if card is not None else default_card(model))
+        for name, content in (extra_files or {}).items():
+            (tmp / name).write_bytes(content if isinstance(content, bytes) else str(content).encode())
+        write_manifest(tmp)
+
+    return atomic_folder(dest, fill)
+
+
+def default_card(model) -> str:
+    """A minimal, honest card for a model saved without one."""
+    return (f"# {model.arch} model\n\nSaved by musezoo {__import__('zoo').__version__}. "
+            "No training details were recorded with this checkpoint.\n")
+
+
+def load_model(folder, device="auto", dtype=None):
+    """Verify a folder, build its architecture from config.json and load the tensors onto `device`."""
+    import torch
+
+    from zoo.config import config_from_dict
+    from zoo.device import resolve_device, resolve_dtype
+    from zoo.registry import get_registry
+    from zoo.tokenizer import load_tokenizer
+
+    folder = Path(folder)
+    verify(folder)
+    data = read_config(folder)
+    cls = get_registry().architecture(data["arch"])
+    version = data["arch_version"]
+    if not isinstance(version, int) or version > cls.arch_version or version < getattr(cls, "min_arch_version", 1):
+        raise CheckpointError(
+            f"{folder}: {data['arch']} arch_version {version!r} is not supported by the installed plugin "
+            f"(supports {getattr(cls, 'min_arch_version', 1)}..{cls.arch_version}); upgrade the plugin"
+        )
+    config = config_from_dict(cls.config_class, data["config"], what=f"{data['arch']} config")
+    tokenizer = load_tokenizer(folder / "tokenizer.json")
+    device, dtype = resolve_device(device), resolve_dtype(dtype)
+    with torch.device(device):
+        model = cls(config, tokenizer)
+    optional = set(getattr(cls, "optional_state_files", ()))
+    for stem, module in model.state_files().items():
+        path = folder / f"{stem}.safetensors"
+        if stem in optional and not path.exists():
+            continue
+        tensors = load_tensors(path, device)
+        check_state(module, tensors, path.name)
+        module.load_state_dict(tensors, strict=True)
+    if dtype is not None:
+        model.to(dtype)
+    model.eval()
+    model.source = folder
+    return model

@@ -1,0 +1,240 @@
+"""The `zoo` command line. Exit codes: 0 ok, 2 user error (one line on stderr), 1 bug."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from zoo.errors import ZooError
+
+GENERATE_OPTIONS = ("prompt", "length", "temperature", "top_k", "top_p")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # One line, exit 2, like every other user error.
+        self.exit(2, f"zoo: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (kept import-light: no torch)."""
+    p = _Parser(prog="zoo", description="musezoo: a plugin model zoo for symbolic music generation")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    p.add_argument("--version", action="version", version=f"musezoo {__import__('zoo').__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    s = sub.add_parser("list", help="pretrained models and architectures from every installed plugin")
+    s.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'musegan*'")
+
+    s = sub.add_parser("info", help="details of a pretrained model or architecture")
+    s.add_argument("name")
+
+    sub.add_parser("plugins", help="installed plugins, what they registered, and their errors")
+
+    s = sub.add_parser("generate", help="generate MIDI from a pretrained name, folder or hf://org/repo[@rev]")
+    s.add_argument("name")
+    s.add_argument("-o", "--output", required=True, help="output .mid (several pieces: OUT-1.mid … OUT-N.mid)")
+    s.add_argument("--num", type=int, default=1, help="number of pieces (default 1)")
+    s.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same music")
+    s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    s.add_argument("--dtype", default=None, help="cast weights, e.g. bf16 or fp16")
+    s.add_argument("--revision", default=None, help="Hub revision for hf:// names")
+    s.add_argument("--prompt", default=None, help="MIDI file to continue (models that take a prompt)")
+    s.add_argument("--length", type=int, default=None, help="number of new tokens (sequence models)")
+    s.add_argument("--temperature", type=float, default=None, help="sampling temperature")
+    s.add_argument("--top-k", dest="top_k", type=int, default=None, help="sample from the k most likely tokens")
+    s.add_argument("--top-p", dest="top_p", type=float, default=None, help="nucleus sampling mass")
+
+    s = sub.add_parser("train", help="train an architecture (resumable; runs under torchrun)")
+    s.add_argument("arch")
+    s.add_argument("--data", default=None, help="data source (default: the plugin's embedded corpus)")
+    s.add_argument("--out", required=True, help="run folder")
+    s.add_argument("--steps", type=int, default=None)
+    s.add_argument("--batch-size", dest="batch_size", type=int, default=None)
+    s.add_argument("--lr", type=float, default=None)
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="model or training config value (repeatable)")
+    s.add_argument("--config", default=None, help="JSON file of config values (a preset)")
+    s.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--log-every", dest="log_every", type=int, default=None, help="plain log line every N steps (stderr)")
+
+    s = sub.add_parser("eval", help="evaluate a model on held-out data")
+    s.add_argument("name")
+    s.add_argument("--data", default=None, help="data source (default: the plugin's embedded test split)")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--json", default=None, help="also write the results as JSON to this file")
+
+    s = sub.add_parser("push", help="publish a model folder or pretrained name to the Hugging Face Hub")
+    s.add_argument("src")
+    s.add_argument("repo_id")
+    s.add_argument("--revision", default=None, help="branch to push to")
+    s.add_argument("--private", action="store_true")
+    s.add_argument("--message", default=None, help="commit message")
+
+    s = sub.add_parser("pull", help="download a model from the Hugging Face Hub into its cache")
+    s.add_argument("repo", help="org/repo[@revision]")
+
+    s = sub.add_parser("convert", help="convert a TRUSTED pickle state dict (.pt/.bin) to a safetensors folder")
+    s.add_argument("src", help="the .pt/.bin/.ckpt state dict file (only ever loaded with weights_only=True)")
+    s.add_argument("--arch", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args) or 0
+    except ZooError as exc:
+        print(f"zoo: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception:
+        if args.debug:
+            raise
+        import traceback
+
+        traceback.print_exc()
+        print("zoo: this is a bug in musezoo or a plugin; please report it with the traceback above", file=sys.stderr)
+        return 1
+
+
+def cmd_list(args) -> int:
+    from zoo.registry import get_registry
+
+    registry = get_registry()
+    names = registry.names("pretrained", args.pattern)
+    archs = registry.names("architectures", args.pattern)
+    if names:
+        print("Pretrained models:")
+        for name in names:
+            spec = registry.pretrained(name)
+            print(f"  {name:<36} {spec.arch:<20} {spec.description}")
+    if archs:
+        print("Architectures:")
+        for name in archs:
+            print(f"  {name:<36} plugin {registry.get('architectures', name).plugin}")
+    if not names and not archs:
+        print(f"nothing matches {args.pattern!r}" if args.pattern != "*" else "no plugins installed")
+    _warn_broken(registry)
+    return 0
+
+
+def _warn_broken(registry) -> None:
+    for info in registry.plugins:
+        if info.error:
+            print(f"zoo: warning: plugin {info.distribution!r} skipped: {info.error} (see zoo plugins)", file=sys.stderr)
+
+
+def cmd_info(args) -> int:
+    import zoo
+
+    print(json.dumps(zoo.info(args.name), indent=2))
+    return 0
+
+
+def cmd_plugins(args) -> int:
+    from zoo.registry import get_registry
+
+    registry = get_registry()
+    if not registry.plugins:
+        print("no plugins installed (entry-point group 'zoo')")
+    for info in registry.plugins:
+        status = f"ERROR: {info.error}" if info.error else "ok"
+        print(f"{info.distribution} {info.version}  ({info.module})  {status}")
+        print(f"  hooks: {', '.join(info.hooks) or '-'}")
+        print(f"  registered: {', '.join(info.registered) or '-'}")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    import zoo
+    from zoo.errors import ConfigError
+    from zoo.midi import output_paths, write_midi
+    from zoo.progress import status
+
+    if args.num < 1:
+        raise ConfigError("--num must be at least 1")
+    given = {k: getattr(args, k) for k in GENERATE_OPTIONS if getattr(args, k) is not None}
+    with status(f"loading {args.name}"):
+        model = zoo.load(args.name, device=args.device, dtype=args.dtype, revision=args.revision)
+    refused = sorted(set(given) - set(model.generate_options))
+    if refused:
+        flags = ", ".join("--" + k.replace("_", "-") for k in refused)
+        raise ConfigError(f"{model.arch} does not take {flags}; it takes: "
+                          f"{', '.join('--' + k.replace('_', '-') for k in model.generate_options) or 'only --num/--seed'}")
+    with status(f"generating {args.num} piece(s)"):
+        result = model.generate(num=args.num, seed=args.seed, **given)
+    pieces = result if isinstance(result, list) else [result]
+    for midi, path in zip(pieces, output_paths(args.output, len(pieces))):
+        print(write_midi(midi, path))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from zoo.trainer import train_from_args
+
+    train_from_args(args)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from zoo.trainer import evaluate_model
+
+    results = evaluate_model(args.name, data=args.data, device=args.device)
+    width = max(map(len, results), default=0)
+    for key, value in results.items():
+        print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def cmd_push(args) -> int:
+    try:
+        from zoo import hub
+    except ImportError:
+        raise ZooError("Hub support is not available in this version of musezoo") from None
+    result = hub.push_to_hub(args.src, args.repo_id, revision=args.revision, private=args.private, message=args.message)
+    print(result)
+    return 0
+
+
+def cmd_pull(args) -> int:
+    try:
+        from zoo import hub
+    except ImportError:
+        raise ZooError("Hub support is not available in this version of musezoo") from None
+    repo, _, rev = args.repo.partition("@")
+    print(hub.pull(repo, rev or None))
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from zoo.convert import convert
+
+    print(convert(args.src, args.arch, args.out, args.overrides))
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "info": cmd_info, "plugins": cmd_plugins, "generate": cmd_generate,
+            "train": cmd_train, "eval": cmd_eval, "push": cmd_push, "pull": cmd_pull, "convert": cmd_convert}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Strict construction of frozen config dataclasses from JSON-like dicts."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+from zoo.errors import ConfigError
+
+
+def valid_keys(cls) -> list[str]:
+    """The field names of a config dataclass."""
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def config_from_dict(cls, data: dict, what: str = "config"):
+    """Build `cls(**data)`, refusing unknown keys and ill-typed values with a clear error."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} must be a JSON object, got {type(data).__name__}")
+    keys = valid_keys(cls)
+    unknown = sorted(set(data) - set(keys))
+    if unknown:
+        raise ConfigError(f"unknown {what} key(s) {', '.join(unknown)}; valid keys: {', '.join(keys)}")
+    hints = typing.get_type_hints(cls)
+    values = {k: coerce(v, hints[k], f"{what} key {k!r}") for k, v in data.items()}
+    try:
+        return cls(**values)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid {what}: {exc}") from None
+
+
+def coerce(value, hint, where: str):
+    """Check (and gently convert: int->float, list->tuple, strings from --set) one value."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        item = args[0] if args else object
+        return tuple(coerce(v, item, where) for v in value)
+    if hint is bool:
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where} must be a string, got {value!r}")
+    return value
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """Turn ["key=value", ...] (from --set) into a dict of strings."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set needs key=value, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def to_dict(config) -> dict:
+    """A JSON-ready dict of a config dataclass (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}

@@ -1,0 +1,44 @@
+"""`zoo convert`: turn a TRUSTED legacy pickle state dict into a safetensors folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zoo.errors import CheckpointError
+
+
+def convert(src, arch: str, out, overrides: list[str] | None = None) -> Path:
+    """Load with torch.load(weights_only=True) (tensors only, no code), then save in the Hub layout."""
+    import pickle
+
+    import torch
+
+    import zoo
+    from zoo.checkpoint import check_state
+    from zoo.config import parse_overrides
+
+    src = Path(src)
+    if not src.is_file():
+        raise CheckpointError(f"{src}: no such file")
+    try:
+        state = torch.load(src, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        raise CheckpointError(f"{src}: not a plain tensor state dict ({str(exc).splitlines()[0]})") from None
+    model = zoo.create(arch, **parse_overrides(overrides or []))
+    files = model.state_files()
+    if isinstance(state, dict) and set(files) <= set(state) and all(isinstance(state[k], dict) for k in files):
+        parts = {k: state[k] for k in files}  # {"model": {...}, "critic": {...}}
+    elif len(files) == 1 or set(state) & set(next(iter(files.values())).state_dict()):
+        parts = {next(iter(files)): state}
+    else:
+        raise CheckpointError(f"{src}: expected a state dict, or a dict with keys {', '.join(files)}")
+    optional = set(model.optional_state_files)
+    for stem, module in files.items():
+        if stem not in parts:
+            if stem in optional:
+                continue
+            raise CheckpointError(f"{src}: no tensors for {stem!r}")
+        check_state(module, parts[stem], f"{src.name} [{stem}]")
+        module.load_state_dict(parts[stem])
+    card = f"# {arch} (converted)\n\nConverted by `zoo convert` from `{src.name}`. Training details unknown.\n"
+    return model.save_pretrained(out, card=card)

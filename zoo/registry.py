@@ -1,0 +1,192 @@
+"""The registry: architectures, tokenizers, trainers and pretrained specs, and name resolution."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zoo.errors import CheckpointError, PluginError, UnknownNameError
+
+KINDS = ("architectures", "tokenizers", "trainers", "pretrained")
+_SINGULAR = {"architectures": "architecture", "tokenizers": "tokenizer", "trainers": "trainer", "pretrained": "pretrained model"}
+
+
+@dataclass(frozen=True)
+class PretrainedSpec:
+    """A pretrained model: where its files are and what it is (declarative, like timm's default_cfgs)."""
+
+    name: str
+    arch: str
+    description: str = ""
+    license: str = "unknown"
+    data: str = ""
+    hub_repo: str | None = None
+    revision: str | None = None  # pin a commit id so a name never silently changes
+    plugin: str = field(default="", compare=False)
+
+
+@dataclass
+class Entry:
+    """One registration: a name, an import target ("module:attr" or an object) and its plugin."""
+
+    name: str
+    target: object
+    plugin: str
+
+    def load(self):
+        """Import the target on first use, so that listing never imports torch."""
+        if not isinstance(self.target, str):
+            return self.target
+        module_name, _, attr = self.target.partition(":")
+        try:
+            obj = importlib.import_module(module_name)
+            for part in attr.split(".") if attr else []:
+                obj = getattr(obj, part)
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {self.plugin!r} could not load {self.target!r} for {self.name!r}: "
+                f"{type(exc).__name__}: {exc}; reinstall or update the plugin"
+            ) from exc
+        self.target = obj
+        return obj
+
+
+class Registry:
+    """Everything the installed plugins registered."""
+
+    def __init__(self):
+        self.entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        self.conflicts: dict[tuple[str, str], list[str]] = {}
+        self.plugins = []
+
+    def add(self, kind: str, name: str, target, plugin: str) -> None:
+        """Register one name; a name two plugins claim is a conflict that names both."""
+        table = self.entries[kind]
+        if name in table or (kind, name) in self.conflicts:
+            owners = self.conflicts.setdefault((kind, name), [table.pop(name).plugin] if name in table else [])
+            owners.append(plugin)
+            raise PluginError(
+                f"{_SINGULAR[kind]} {name!r} is registered by both {owners[0]!r} and {plugin!r}; "
+                f"uninstall one, or choose with ZOO_PLUGINS"
+            )
+        if kind == "pretrained":
+            from dataclasses import replace
+
+            if not isinstance(target, PretrainedSpec):
+                raise PluginError(f"plugin {plugin!r}: register_pretrained needs a zoo.PretrainedSpec")
+            target = replace(target, plugin=plugin)
+        table[name] = Entry(name, target, plugin)
+
+    def names(self, kind: str, pattern: str = "*") -> list[str]:
+        """Registered names of one kind matching an fnmatch pattern, sorted."""
+        return sorted(n for n in self.entries[kind] if fnmatch.fnmatchcase(n, pattern))
+
+    def get(self, kind: str, name: str) -> Entry:
+        """The entry for a name, or a clear error with close matches."""
+        if (kind, name) in self.conflicts:
+            owners = " and ".join(repr(p) for p in self.conflicts[kind, name])
+            raise PluginError(f"{_SINGULAR[kind]} {name!r} is registered by {owners}; uninstall one, or choose with ZOO_PLUGINS")
+        try:
+            return self.entries[kind][name]
+        except KeyError:
+            raise UnknownNameError(_unknown(_SINGULAR[kind], name, list(self.entries[kind]))) from None
+
+    def architecture(self, name: str):
+        """The Model class for an architecture name, checked against the tokenizer registry."""
+        cls = self.get("architectures", name).load()
+        tok = getattr(cls, "tokenizer_name", None)
+        if tok and tok not in self.entries["tokenizers"]:
+            raise PluginError(
+                f"architecture {name!r} needs tokenizer {tok!r}, which no installed plugin registers; "
+                f"install the plugin that provides it"
+            )
+        return cls
+
+    def tokenizer(self, name: str):
+        """The Tokenizer class for a tokenizer name."""
+        return self.get("tokenizers", name).load()
+
+    def trainer(self, arch: str):
+        """The Trainer class for an architecture."""
+        self.get("architectures", arch)
+        return self.get("trainers", arch).load()
+
+    def pretrained(self, name: str) -> PretrainedSpec:
+        """The spec of a pretrained model."""
+        return self.get("pretrained", name).target
+
+
+def _unknown(what: str, name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(sorted(known)) or 'none (is a plugin installed?)'}"
+    return f"unknown {what} {name!r}{hint}"
+
+
+_REGISTRY: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, discovered on first use."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        from zoo import plugins
+
+        registry = Registry()
+        registry.plugins = plugins.load_into(registry, extra=list(_EXTRA))
+        _REGISTRY = registry
+    return _REGISTRY
+
+
+_EXTRA: list[tuple[str, object]] = []
+
+
+def register_plugin(obj, name: str) -> None:
+    """Register an in-process plugin object (tests, notebooks) as if it were installed."""
+    _EXTRA.append((name, obj))
+    reset()
+
+
+def reset() -> None:
+    """Forget the discovered plugins (the next use rediscovers them)."""
+    global _REGISTRY
+    _REGISTRY = None
+
+
+def weights_dirs() -> list[Path]:
+    """Where pretrained folders are looked for: $ZOO_WEIGHTS_DIR, then the checkout's weights/."""
+    dirs = [Path(p) for p in os.environ.get("ZOO_WEIGHTS_DIR", "").split(os.pathsep) if p]
+    dirs.append(Path(__file__).resolve().parent.parent / "weights")
+    return dirs
+
+
+def resolve(name_or_path: str, revision: str | None = None) -> Path:
+    """Turn a pretrained name, a local folder or hf://org/repo[@rev] into a local folder."""
+    name = str(name_or_path)
+    registry = get_registry()
+    if name in registry.entries["pretrained"] or ("pretrained", name) in registry.conflicts:
+        spec = registry.pretrained(name)
+        for root in weights_dirs():
+            if (root / name / "config.json").is_file():
+                return root / name
+        if spec.hub_repo:
+            from zoo import hub
+
+            return hub.pull(spec.hub_repo, revision or spec.revision)
+        raise CheckpointError(f"the weights of {name!r} are not in {', '.join(map(str, weights_dirs()))}; set ZOO_WEIGHTS_DIR")
+    if name.startswith("hf://"):
+        repo, _, rev = name[len("hf://"):].partition("@")
+        try:
+            from zoo import hub
+        except ImportError:
+            raise CheckpointError("hf:// names are not supported yet in this version of musezoo") from None
+        return hub.pull(repo, rev or revision)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise CheckpointError(f"{name!r} is a file; give the folder that holds config.json and model.safetensors")
+    raise UnknownNameError(_unknown("model", name, list(registry.entries["pretrained"])) + " (or give a folder, or hf://org/repo)")

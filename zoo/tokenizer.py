@@ -1,0 +1,52 @@
+"""Tokenizer base: MIDI <-> tensors, saved as JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import ClassVar
+
+from zoo.errors import CheckpointError, ConfigError
+
+
+class Tokenizer:
+    """Turns a PrettyMIDI into a tensor and back. Subclasses keep their params JSON-serialisable."""
+
+    name: ClassVar[str] = ""
+    vocab_size: int | None = None
+
+    def encode(self, midi):
+        """PrettyMIDI -> torch.Tensor."""
+        raise NotImplementedError
+
+    def decode(self, tokens):
+        """torch.Tensor -> PrettyMIDI. Must never crash on anything the model can emit."""
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        """The constructor parameters, as JSON types."""
+        return {}
+
+    @classmethod
+    def from_dict(cls, params: dict) -> "Tokenizer":
+        """Rebuild from to_dict()'s output."""
+        try:
+            return cls(**params)
+        except TypeError as exc:
+            raise ConfigError(f"bad {cls.name} tokenizer parameters: {exc}") from None
+
+    def save(self, path) -> None:
+        """Write tokenizer.json."""
+        Path(path).write_text(json.dumps({"tokenizer": self.name, "params": self.to_dict()}, indent=2) + "\n")
+
+
+def load_tokenizer(path) -> Tokenizer:
+    """Read a tokenizer.json, building the registered tokenizer class it names."""
+    from zoo.registry import get_registry
+
+    try:
+        data = json.loads(Path(path).read_text())
+        name, params = data["tokenizer"], data.get("params", {})
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: not a valid tokenizer.json ({exc}); re-save the model") from None
+    return get_registry().tokenizer(name).from_dict(params)
