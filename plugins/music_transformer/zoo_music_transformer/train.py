@@ -1,0 +1,129 @@
+"""The Music Transformer's training step for the core loop (`zoo train music-transformer`).
+
+Next-token cross-entropy that ignores PAD, AdamW (decay on matrices only), the core's
+warmup + cosine schedule and clipping at 1.0. `evaluate` gives the held-out NLL per
+token in nats and its perplexity, over every token of the split. The book's recipe
+(Adam, lr 1e-4, batch 2, no schedule) is the preset configs/music_transformer_book.json.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+from torch.nn import functional as F
+
+from zoo.errors import ConfigError
+from zoo.trainer import Trainer, TrainConfig, default_card
+
+from . import data
+from .tokenizer import PAD
+
+
+@dataclass(frozen=True)
+class MusicTransformerTrainConfig(TrainConfig):
+    """TrainConfig plus the data, augmentation and optimizer settings of this plugin."""
+
+    optimizer: str = "adamw"         # "adamw", or "adam" (the book: no weight decay)
+    weight_decay: float = 0.1        # AdamW decay on weight matrices and embeddings only
+    beta2: float = 0.95
+    augment: bool = True             # transposition and time stretch of training crops
+    transpose: int = 3               # +- semitones
+    stretch: float = 0.05            # +- fraction of tempo
+    crop: str = "random"             # "random" crops every epoch, or "first" (the book: first block of each piece)
+    max_pieces: int = 0              # cap on music21 pieces parsed (0 = all)
+    eval_windows: int = 0            # evaluate on the first N windows of a split (0 = every token)
+    eval_batch_size: int = 8
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.optimizer not in ("adamw", "adam"):
+            raise ConfigError(f"optimizer must be 'adamw' or 'adam', got {self.optimizer!r}")
+        if self.crop not in ("random", "first"):
+            raise ConfigError(f"crop must be 'random' or 'first', got {self.crop!r}")
+        if self.weight_decay < 0 or not 0 < self.beta2 < 1:
+            raise ConfigError("weight_decay must be >= 0 and beta2 in (0, 1)")
+        if self.transpose < 0 or not 0 <= self.stretch < 0.5:
+            raise ConfigError("transpose must be >= 0 and stretch in [0, 0.5)")
+        for name in ("max_pieces", "eval_windows"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0 (0 = no limit)")
+        if self.eval_batch_size < 1:
+            raise ConfigError("eval_batch_size must be at least 1")
+
+
+@lru_cache(maxsize=4)
+def _corpus(source: str | None, max_pieces: int) -> data.TokenCorpus:
+    return data.load_corpus(source, max_pieces=max_pieces or None)
+
+
+class MusicTransformerTrainer(Trainer):
+    """Language-model step: predict every next event of a crop."""
+
+    config_class = MusicTransformerTrainConfig
+    defaults = {"lr": 3e-4, "batch_size": 8, "warmup_steps": 100, "schedule": "cosine", "grad_clip": 1.0}
+
+    def build_dataset(self, source, split):
+        """Random (augmented) crops for 'train'; every token once, unaugmented, for 'valid'/'test'."""
+        corpus = _corpus(None if source is None else str(source), self.config.max_pieces)
+        pieces = corpus.split(split)
+        block = self.model.config.block_size
+        if split == "train":
+            return data.CropDataset(pieces, block, seed=self.config.seed, augment=self.config.augment,
+                                    transpose=self.config.transpose, stretch=self.config.stretch,
+                                    first=self.config.crop == "first")
+        ds = data.EvalDataset(pieces, block)
+        if self.config.eval_windows:
+            ds.windows = ds.windows[:self.config.eval_windows]
+        return ds
+
+    def configure_optimizers(self):
+        """AdamW with decay on 2-D weights (matrices, embeddings) only, or the book's plain Adam."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.config.optimizer == "adam":
+            return {"main": torch.optim.Adam(params, lr=self.config.lr, betas=(0.9, self.config.beta2))}
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": self.config.weight_decay},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        return {"main": torch.optim.AdamW(groups, lr=self.config.lr, betas=(0.9, self.config.beta2))}
+
+    def training_step(self, batch, step):
+        """Cross-entropy of next-token prediction, PAD positions ignored."""
+        x, y = batch[:, :-1], batch[:, 1:]
+        logits = self.model(x)
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=PAD)
+        return {"loss": loss, "tokens": float((y != PAD).sum())}
+
+    @torch.no_grad()
+    def evaluate(self, dataset):
+        """Held-out NLL per token (nats), perplexity and the number of tokens scored."""
+        total, count = 0.0, 0
+        loader = torch.utils.data.DataLoader(dataset, batch_size=self.config.eval_batch_size, shuffle=False)
+        for batch in loader:
+            batch = batch.to(self.device)
+            x, y = batch[:, :-1], batch[:, 1:]
+            with self.autocast():
+                logits = self.model(x)
+            total += float(F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1),
+                                           ignore_index=PAD, reduction="sum"))
+            count += int((y != PAD).sum())
+        nll = total / max(count, 1)
+        return {"nll": nll, "ppl": math.exp(min(nll, 50.0)), "tokens": float(count)}
+
+    def model_card(self, summary: dict) -> str:
+        """The core's card plus NLL per token and the tokens seen."""
+        cfg = summary["train_config"]
+        last, test = summary["last"], summary["test_metrics"]
+        tokens = summary["steps"] * cfg["batch_size"] * summary["model_config"]["block_size"]
+        lines = [default_card(summary), "## Language-model metrics", "",
+                 f"- Token positions trained on: {tokens:,} (steps x batch x block_size; PAD ignored in the loss)",
+                 f"- Train NLL per token (last step): {last.get('loss', float('nan')):.4f} nats"]
+        if "valid_nll" in last:
+            lines.append(f"- Validation NLL per token: {last['valid_nll']:.4f} nats")
+        if "nll" in test:
+            lines.append(f"- Test NLL per token: {test['nll']:.4f} nats (perplexity {test['ppl']:.2f}, "
+                         f"{int(test['tokens']):,} tokens)")
+        lines += ["", "## Training config", "", "```json", json.dumps(cfg, indent=2), "```", ""]
+        return "\n".join(lines)
