@@ -1,0 +1,31 @@
+"""The training step. The core's Trainer owns the loop (device, AMP, LR schedule,
+clipping, checkpoints, --resume, torchrun, logs); this file supplies data and loss."""
+
+from __future__ import annotations
+
+from torch.nn import functional as F
+
+from zoo.trainer import Trainer
+from zoo_yourarch.data import build_dataset
+
+
+class MelodyTrainer(Trainer):
+    defaults = {"lr": 3e-3, "batch_size": 32, "steps": 300, "ckpt_every": 100}
+
+    def build_dataset(self, source, split):
+        return build_dataset(source, split, self.model.tokenizer, self.model.config.context)
+
+    # configure_optimizers() is inherited: one AdamW over all parameters, named "main".
+
+    def training_step(self, batch, step):
+        # Returning {"loss": tensor} lets the core do backward, accumulation, clipping and step.
+        logits = self.model(batch[:, :-1])
+        return {"loss": F.cross_entropy(logits.float(), batch[:, -1])}
+
+    def evaluate(self, dataset):
+        if len(dataset) == 0:
+            return {}
+        batch = dataset.windows.to(self.device)
+        logits = self.model(batch[:, :-1]).float()
+        return {"loss": F.cross_entropy(logits, batch[:, -1]).item(),
+                "accuracy": (logits.argmax(-1) == batch[:, -1]).float().mean().item()}
