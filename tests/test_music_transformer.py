@@ -222,6 +222,9 @@ def test_split_by_piece_is_deterministic_and_roughly_90_5_5():
     splits = [D.split_of(n) for n in names]
     assert splits == [D.split_of(n) for n in names]
     assert 0.03 < splits.count("test") / 2000 < 0.07 and 0.03 < splits.count("valid") / 2000 < 0.07
+    assert D.assign_splits(names) == splits
+    small = D.assign_splits(["a", "b", "c"])
+    assert sorted(small) == ["test", "train", "valid"] and small == D.assign_splits(["a", "b", "c"])
 
 
 def test_music21_score_renders_with_tempo_and_dynamics():

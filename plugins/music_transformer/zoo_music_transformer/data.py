@@ -75,10 +75,25 @@ def cache_dir() -> Path:
         return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "musezoo"
 
 
+def _hash(name: str) -> int:
+    return int(hashlib.sha1(name.encode()).hexdigest()[:8], 16)
+
+
 def split_of(name: str) -> str:
     """Deterministic train/valid/test assignment of a piece by the hash of its name (90/5/5)."""
-    h = int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) % 100
+    h = _hash(name) % 100
     return "test" if h < 5 else "valid" if h < 10 else "train"
+
+
+def assign_splits(names: list[str]) -> list[str]:
+    """split_of for every piece; a small collection (3+ pieces) whose valid or test split came out
+    empty lends it the train piece(s) with the lowest hash, so every split has data."""
+    splits = [split_of(n) for n in names]
+    for need in ("test", "valid"):
+        if need not in splits and splits.count("train") >= 2:
+            donor = min((i for i, s in enumerate(splits) if s == "train"), key=lambda i: _hash(names[i]))
+            splits[donor] = need
+    return splits
 
 
 # --------------------------------------------------------------------------- corpus container
@@ -96,7 +111,7 @@ class TokenCorpus:
         """The token arrays of one split."""
         if split not in SPLITS:
             raise DataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-        return [t for n, t in zip(self.names, self.tokens) if split_of(n) == split]
+        return [t for s, t in zip(assign_splits(self.names), self.tokens) if s == split]
 
     def stats(self) -> dict:
         """Pieces and tokens per split, and the number skipped."""
