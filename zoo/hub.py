@@ -428,6 +428,9 @@ def model_card(existing: str | None, repo_id: str, config: dict, spec=None, revi
         body = body.rstrip("\n") + "\n\n" + section + "\n"
     import yaml
 
+    # A fixed key order, so that updating a card that is already up to date changes nothing.
+    first = ("library_name", "license", "tags", "datasets", "metrics", "model-index")
+    meta = {**{k: meta[k] for k in first if k in meta}, **{k: v for k, v in meta.items() if k not in first}}
     front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip()
     return f"---\n{front}\n---\n\n{body.lstrip(chr(10))}"
 

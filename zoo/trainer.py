@@ -14,6 +14,7 @@ import math
 import os
 import platform
 import random
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -254,10 +255,24 @@ def save_checkpoint(run: Path, trainer: Trainer, loop: _DataLoop, step: int, sta
 
     path = atomic_folder(run / "checkpoints" / f"step-{step:06d}", fill)
     for old in checkpoint_dirs(run)[:-trainer.config.keep_checkpoints]:
-        import shutil
-
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
     return path
+
+
+def _remove(folder: Path) -> None:
+    """Delete a folder without ever leaving it half-deleted under its name: rename first, then delete."""
+    trash = folder.with_name(f".trash-{folder.name}")
+    os.replace(folder, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def clean_leftovers(run: Path) -> None:
+    """Remove temp and trash folders a killed run left behind (their names start with a dot)."""
+    folder = run / "checkpoints"
+    if folder.is_dir():
+        for p in folder.iterdir():
+            if p.name.startswith("."):
+                shutil.rmtree(p, ignore_errors=True)
 
 
 def load_checkpoint(run: Path, trainer: Trainer) -> dict | None:
@@ -383,6 +398,8 @@ def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, 
     base_lrs = {n: [g["lr"] for g in o.param_groups] for n, o in trainer.optimizers.items()}
     dataset = trainer.build_dataset(data, "train")
 
+    if resume and trainer.rank == 0:
+        clean_leftovers(run)
     info = load_checkpoint(run, trainer) if resume else None
     step = info["step"] if info else 0
     elapsed = info.get("elapsed_s", 0.0) if info else 0.0

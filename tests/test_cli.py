@@ -1,0 +1,76 @@
+"""The `zoo` command as a subprocess: output, exit codes, one-line errors, atomic output."""
+
+from __future__ import annotations
+
+import pretty_midi
+import pytest
+
+
+@pytest.fixture
+def saved(tiny_model, tmp_path):
+    return tiny_model.save_pretrained(tmp_path / "model")
+
+
+def _one_line_error(done):
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("zoo: error:"), done.stderr
+    assert "Traceback" not in done.stderr
+    return lines[0]
+
+
+def test_list_info_plugins(tiny, zoo_cli):
+    done = zoo_cli("list")
+    assert done.returncode == 0 and "tiny-scales" in done.stdout and "tiny-lm" in done.stdout
+    assert "tiny-scales" not in zoo_cli("list", "musegan*").stdout
+    assert '"arch": "tiny-lm"' in zoo_cli("info", "tiny-scales").stdout
+    plugins = zoo_cli("plugins").stdout
+    assert "zoo-tiny 0.1.0" in plugins and "architecture:tiny-lm" in plugins and "register_trainers" in plugins
+
+
+def test_generate_writes_real_midi_deterministically(tiny, zoo_cli, saved, tmp_path):
+    a, b = tmp_path / "a.mid", tmp_path / "b.mid"
+    for out in (a, b):
+        done = zoo_cli("generate", saved, "-o", out, "--seed", 7, "--length", 16)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == str(out)
+    assert a.read_bytes() == b.read_bytes()
+    midi = pretty_midi.PrettyMIDI(str(a))
+    assert len(midi.instruments[0].notes) > 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".mid") == ["a.mid", "b.mid"]  # no temp files
+
+
+def test_generate_num_writes_one_file_per_piece(tiny, zoo_cli, saved, tmp_path):
+    done = zoo_cli("generate", saved, "-o", tmp_path / "x.mid", "--num", 3, "--seed", 1)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.glob("x-*.mid")) == ["x-1.mid", "x-2.mid", "x-3.mid"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("generate", "no-such-model", "-o", "x.mid"), "unknown model 'no-such-model'"),
+    (("generate", "tiny-scales", "-o", "x.mid"), "weights of 'tiny-scales' are not in"),
+    (("info", "nope"), "unknown architecture 'nope'"),
+    (("train", "tiny-lm", "--out", "{tmp}/r", "--set", "colour=red"), "unknown key(s) colour; valid model keys"),
+    (("train", "tiny-lm", "--out", "{tmp}/r", "--set", "steps=-1"), "steps must be at least 1"),
+    (("train", "tiny-lm", "--out", "{tmp}/r", "--set", "novalue"), "--set needs key=value"),
+    (("generate", "{saved}", "-o", "x.mid", "--device", "cuda:7"), "CUDA is not available"),
+    (("generate", "{saved}", "-o", "x.mid", "--top-k", "5"), "tiny-lm does not take --top-k"),
+    (("generate", "{saved}", "-o", "x.mid", "--num", "0"), "--num must be at least 1"),
+    (("generate", "--bogus"), "the following arguments are required"),
+])
+def test_user_errors_exit_2_with_one_line(tiny, zoo_cli, saved, tmp_path, args, message):
+    args = [a.format(tmp=tmp_path, saved=saved) for a in args]
+    line = _one_line_error(zoo_cli(*args, cwd=tmp_path))
+    assert message in line
+    assert not (tmp_path / "x.mid").exists()
+
+
+def test_convert_via_cli(tiny, zoo_cli, tiny_model, tmp_path):
+    import torch
+
+    torch.save(tiny_model.state_dict(), tmp_path / "old.pt")
+    done = zoo_cli("convert", tmp_path / "old.pt", "--arch", "tiny-lm", "--out", tmp_path / "new")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "new" / "model.safetensors").is_file()
+    line = _one_line_error(zoo_cli("generate", tmp_path, "-o", tmp_path / "y.mid"))
+    assert "old.pt: pickle weights are refused" in line

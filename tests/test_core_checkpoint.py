@@ -1,0 +1,138 @@
+"""Checkpoint folders: round trip, integrity checks, strict shapes, pickle refusal, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+import zoo
+from zoo.checkpoint import atomic_folder, write_manifest
+from zoo.errors import CheckpointError
+
+
+def _rewrite_manifest(folder: Path):
+    """Simulate a consistent but wrong folder (the manifest agrees with the bad file)."""
+    write_manifest(folder)
+
+
+def test_round_trip_on_cpu_gives_identical_weights_and_music(tiny_model, tmp_path):
+    folder = tiny_model.save_pretrained(tmp_path / "m")
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md", "config.json", "manifest.json", "model.safetensors", "tokenizer.json"]
+    config = json.loads((folder / "config.json").read_text())
+    assert config["arch"] == "tiny-lm" and config["arch_version"] == 1 and config["zoo_version"] == zoo.__version__
+    loaded = zoo.load(str(folder), device="cpu")
+    for k, v in tiny_model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k]), k
+    a, b = tiny_model.generate(seed=5), loaded.generate(seed=5)
+    assert [(n.pitch, n.start) for n in a.instruments[0].notes] == [(n.pitch, n.start) for n in b.instruments[0].notes]
+
+
+def test_dtype_cast_on_load(tiny_model, tmp_path):
+    folder = tiny_model.save_pretrained(tmp_path / "m")
+    model = zoo.load(str(folder), device="cpu", dtype="bf16")
+    assert model.embed.weight.dtype == torch.bfloat16
+
+
+def test_flipped_byte_is_a_sha256_mismatch_naming_the_file(tiny_model, tmp_path):
+    folder = tiny_model.save_pretrained(tmp_path / "m")
+    data = bytearray((folder / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (folder / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="model.safetensors: sha256 does not match"):
+        zoo.load(str(folder), device="cpu")
+
+
+def test_truncated_safetensors_is_a_clear_error(tiny_model, tmp_path):
+    folder = tiny_model.save_pretrained(tmp_path / "m")
+    path = folder / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:100])
+    _rewrite_manifest(folder)
+    with pytest.raises(CheckpointError, match="model.safetensors: not a readable safetensors file"):
+        zoo.load(str(folder), device="cpu")
+
+
+def test_wrong_shape_and_missing_tensor_are_listed_by_name(tiny, tmp_path):
+    folder = zoo.create("tiny-lm", n_embd=8).save_pretrained(tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    config["config"]["n_embd"] = 16
+    (folder / "config.json").write_text(json.dumps(config))
+    _rewrite_manifest(folder)
+    with pytest.raises(CheckpointError, match=r"wrong shape: embed.weight \(129, 8\) != \(129, 16\), head.weight"):
+        zoo.load(str(folder), device="cpu")
+
+    from safetensors.torch import load_file, save_file
+
+    folder = zoo.create("tiny-lm").save_pretrained(tmp_path / "m2")
+    tensors = load_file(folder / "model.safetensors")
+    del tensors["head.bias"]
+    tensors["extra.weight"] = torch.zeros(2)
+    save_file(tensors, folder / "model.safetensors")
+    _rewrite_manifest(folder)
+    with pytest.raises(CheckpointError, match="missing: head.bias; unexpected: extra.weight"):
+        zoo.load(str(folder), device="cpu")
+
+
+def test_newer_arch_version_is_refused(tiny_model, tmp_path):
+    folder = tiny_model.save_pretrained(tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    config["arch_version"] = 99
+    (folder / "config.json").write_text(json.dumps(config))
+    _rewrite_manifest(folder)
+    with pytest.raises(CheckpointError, match="arch_version 99 is not supported.*upgrade the plugin"):
+        zoo.load(str(folder), device="cpu")
+
+
+class _Sentinel:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_pickle_in_weights_folder_is_refused_and_never_unpickled(tiny_model, tmp_path):
+    folder = tiny_model.save_pretrained(tmp_path / "m")
+    sentinel = tmp_path / "pwned"
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(_Sentinel(str(sentinel))))
+    with pytest.raises(CheckpointError, match="pickle weights are refused.*zoo convert"):
+        zoo.load(str(folder), device="cpu")
+    assert not sentinel.exists()
+
+
+def test_atomic_folder_leaves_nothing_on_failure_and_keeps_the_old(tmp_path):
+    dest = tmp_path / "ckpt"
+    atomic_folder(dest, lambda t: (t / "a.txt").write_text("old"))
+
+    def broken(tmp):
+        (tmp / "a.txt").write_text("half")
+        raise OSError("No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        atomic_folder(dest, broken)
+    assert (dest / "a.txt").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+def test_convert_trusted_state_dict(tiny_model, tmp_path):
+    torch.save(tiny_model.state_dict(), tmp_path / "legacy.pt")
+    out = tmp_path / "converted"
+    from zoo.convert import convert
+
+    convert(tmp_path / "legacy.pt", "tiny-lm", out)
+    loaded = zoo.load(str(out), device="cpu")
+    assert torch.equal(loaded.head.weight, tiny_model.head.weight)
+
+
+def test_convert_refuses_a_pickle_with_code(tiny, tmp_path):
+    sentinel = tmp_path / "pwned"
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps(_Sentinel(str(sentinel))))
+    from zoo.convert import convert
+
+    with pytest.raises(CheckpointError, match="not a plain tensor state dict"):
+        convert(tmp_path / "evil.pt", "tiny-lm", tmp_path / "out")
+    assert not sentinel.exists() and not (tmp_path / "out").exists()

@@ -1,0 +1,139 @@
+"""Registry, plugin discovery and its failure cases, and the light `import zoo`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+import zoo
+from zoo import registry
+from zoo.errors import CheckpointError, PluginError, UnknownNameError
+from tests.conftest import make_distribution
+
+
+@pytest.fixture
+def plugin_dir(tmp_path, monkeypatch, tiny_path):
+    """Install fake plugin distributions into tmp_path (on sys.path), next to zoo-tiny."""
+    monkeypatch.syspath_prepend(str(tiny_path))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("ZOO_PLUGINS", raising=False)
+    registry.reset()
+    yield tmp_path
+    registry.reset()
+
+
+def _only(monkeypatch, *dists):
+    monkeypatch.setenv("ZOO_PLUGINS", ",".join(dists))
+    registry.reset()
+
+
+def test_list_models_sorted_with_wildcards(tiny):
+    assert zoo.list_models() == ["tiny-scales"]
+    assert zoo.list_models("tiny-*") == ["tiny-scales"]
+    assert zoo.list_models("musegan*") == []
+
+
+def test_info_for_pretrained_and_architecture(tiny):
+    assert zoo.info("tiny-scales")["arch"] == "tiny-lm"
+    assert zoo.info("tiny-lm")["kind"] == "architecture"
+    with pytest.raises(UnknownNameError, match="did you mean tiny-lm"):
+        zoo.info("tiny-lmm")
+
+
+def test_create_gives_fresh_model_with_overrides(tiny):
+    model = zoo.create("tiny-lm", n_embd=8)
+    assert model.config.n_embd == 8 and model.embed.weight.shape == (129, 8)
+    with pytest.raises(zoo.ZooError, match="valid keys: n_embd, context"):
+        zoo.create("tiny-lm", width=3)
+    with pytest.raises(zoo.ZooError, match="'n_embd' must be an integer"):
+        zoo.create("tiny-lm", n_embd="wide")
+
+
+def test_plugin_that_fails_to_import_is_skipped(plugin_dir, monkeypatch):
+    make_distribution(plugin_dir, "zoo-broken", {"broken": "zoo_broken"},
+                      {"zoo_broken/__init__.py": "raise ImportError('no such dependency: banana')\n"})
+    _only(monkeypatch, "zoo-broken", "zoo-tiny")
+    with pytest.warns(RuntimeWarning, match="zoo-broken"):
+        reg = registry.get_registry()
+    broken = next(p for p in reg.plugins if p.distribution == "zoo-broken")
+    assert "banana" in broken.error
+    assert zoo.list_models() == ["tiny-scales"]  # the other plugin keeps working
+
+
+def test_plugin_whose_hook_raises_is_skipped_whole(plugin_dir, monkeypatch):
+    make_distribution(plugin_dir, "zoo-hookfail", {"hookfail": "zoo_hookfail"}, {"zoo_hookfail/__init__.py": """
+        from zoo import hookimpl, PretrainedSpec
+        @hookimpl
+        def register_architectures(register):
+            register("half-registered", "x:y")
+        @hookimpl
+        def register_pretrained(register):
+            raise RuntimeError("hook exploded")
+        """})
+    _only(monkeypatch, "zoo-hookfail", "zoo-tiny")
+    with pytest.warns(RuntimeWarning, match="hook exploded"):
+        reg = registry.get_registry()
+    assert "half-registered" not in reg.entries["architectures"]  # nothing half-registered
+    assert zoo.list_models() == ["tiny-scales"]
+
+
+def test_same_name_from_two_plugins_names_both(plugin_dir, monkeypatch):
+    make_distribution(plugin_dir, "zoo-copycat", {"copycat": "zoo_copycat"}, {"zoo_copycat/__init__.py": """
+        from zoo import hookimpl
+        @hookimpl
+        def register_architectures(register):
+            register("tiny-lm", "zoo_copycat:Nope")
+        """})
+    _only(monkeypatch, "zoo-copycat", "zoo-tiny")
+    with pytest.warns(RuntimeWarning):
+        reg = registry.get_registry()
+    with pytest.raises(PluginError, match="zoo-copycat.*zoo-tiny|zoo-tiny.*zoo-copycat"):
+        reg.architecture("tiny-lm")
+    assert zoo.list_models() == ["tiny-scales"]
+
+
+def test_architecture_without_tokenizer_is_a_clear_error(plugin_dir, monkeypatch):
+    make_distribution(plugin_dir, "zoo-notok", {"notok": "zoo_notok.plugin"}, {
+        "zoo_notok/__init__.py": "",
+        "zoo_notok/plugin.py": """
+            from zoo import hookimpl
+            @hookimpl
+            def register_architectures(register):
+                register("notok", "zoo_notok.model:NoTok")
+            """,
+        "zoo_notok/model.py": """
+            from zoo.model import Model
+            class NoTok(Model):
+                arch = "notok"
+                tokenizer_name = "missing-tokenizer"
+            """})
+    _only(monkeypatch, "zoo-notok")
+    with pytest.raises(PluginError, match="needs tokenizer 'missing-tokenizer'"):
+        registry.get_registry().architecture("notok")
+
+
+def test_zoo_plugins_env_selects_and_empty_loads_none(plugin_dir, monkeypatch):
+    _only(monkeypatch, "")
+    assert registry.get_registry().plugins == [] and zoo.list_models() == []
+    _only(monkeypatch, "zoo-tiny")
+    assert [p.distribution for p in registry.get_registry().plugins] == ["zoo-tiny"]
+
+
+def test_name_resolution_order(tiny, tmp_path, tiny_model):
+    folder = tiny_model.save_pretrained(tmp_path / "m")
+    assert registry.resolve(str(folder)) == folder
+    with pytest.raises(CheckpointError, match="weights of 'tiny-scales' are not in"):
+        registry.resolve("tiny-scales")  # registered, but the fixture ships no weights and no Hub repo
+    with pytest.raises(UnknownNameError, match="unknown model 'nope'"):
+        registry.resolve("nope")
+
+
+def test_import_zoo_and_cli_list_do_not_import_torch(tiny):
+    code = ("import sys, zoo, zoo.cli; zoo.cli.main(['list']); zoo.cli.build_parser();"
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "tiny-scales" in done.stdout
