@@ -1,0 +1,349 @@
+"""The Hugging Face Hub, brought to loopback.
+
+Downloads run against olah (a real, self-hosted Hub mirror from PyPI) in offline mode, serving
+git repos from its mirrors-path; `huggingface_hub` reaches it through HF_ENDPOINT exactly as it
+would reach huggingface.co. Uploads go to a STAND-IN for the Hub's write API
+(tests/hubserver/standin.py), which commits into olah's mirrors-path, so push -> olah -> pull is
+a full round trip through the real client. Nothing leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+try:
+    from tests.hubserver import gitrepo
+    from tests.hubserver.olah_server import OlahServer, free_port
+    from tests.hubserver.standin import HubStandIn
+except ImportError:  # tests/ run as rootdir-less modules
+    from hubserver import gitrepo
+    from hubserver.olah_server import OlahServer, free_port
+    from hubserver.standin import HubStandIn
+
+TOKEN = "hf_TESTtokenNeverPrinted0123456789"
+
+
+@pytest.fixture(scope="module")
+def olah(tmp_path_factory):
+    """One olah for the module; each test uses its own repo names."""
+    with OlahServer(tmp_path_factory.mktemp("olah")) as server:
+        yield server
+
+
+@pytest.fixture
+def hub_env(olah, tmp_path, monkeypatch):
+    """This process and `zoo` subprocesses talk to olah, with a fresh HF cache and HF home."""
+    for var in ("HF_HUB_OFFLINE", "HF_TOKEN", "HF_HUB_CACHE", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", olah.url)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", "5")
+    monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", "5")
+    return tmp_path / "hf-cache"
+
+
+@pytest.fixture
+def saved(tiny_model, tmp_path):
+    """The tiny model saved locally: the reference every Hub copy is compared with."""
+    return tiny_model.save_pretrained(tmp_path / "local")
+
+
+def _repo(request, suffix=""):
+    """A repo id unique to the test, so the module's one olah serves every test."""
+    name = request.node.name.replace("[", "-").replace("]", "").replace("_", "-")[:80]
+    return f"zoo-tests/{name}{suffix}"
+
+
+def _one_line_error(done):
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("zoo: error:"), done.stderr
+    return lines[0]
+
+
+def _generate(zoo_cli, name, out):
+    """`zoo generate NAME --seed 7` as a subprocess; the MIDI bytes."""
+    done = zoo_cli("generate", name, "-o", out, "--seed", 7, "--length", 24)
+    assert done.returncode == 0, done.stderr
+    return Path(out).read_bytes()
+
+
+_REFERENCE: dict[str, bytes] = {}
+
+
+def _local_midi(zoo_cli, folder, tmp_path):
+    """The same command on the local weights (run once per distinct weights: subprocesses are slow)."""
+    from zoo.checkpoint import sha256_file
+
+    key = sha256_file(Path(folder) / "model.safetensors")
+    if key not in _REFERENCE:
+        _REFERENCE[key] = _generate(zoo_cli, folder, tmp_path / "local-reference.mid")
+    return _REFERENCE[key]
+
+
+# -- download path against olah --------------------------------------------------------------------
+
+def test_pull_and_generate_match_local_weights(hub_env, olah, saved, zoo_cli, tmp_path, request):
+    repo = _repo(request)
+    commit = olah.publish_folder(repo, saved)
+
+    done = zoo_cli("pull", repo)
+    assert done.returncode == 0, done.stderr
+    folder = Path(done.stdout.strip())
+    assert folder == hub_env / f"models--{repo.replace('/', '--')}" / "snapshots" / commit
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in saved.iterdir())
+    for p in saved.iterdir():
+        assert (folder / p.name).read_bytes() == p.read_bytes(), p.name
+
+    assert _generate(zoo_cli, f"hf://{repo}@{commit}", tmp_path / "hub.mid") == _local_midi(zoo_cli, saved, tmp_path)
+
+
+def test_only_model_files_are_fetched(hub_env, olah, saved, tmp_path, request):
+    from zoo import hub
+
+    repo = _repo(request)
+    olah.publish_folder(repo, saved, overrides={"notes.txt": b"stray", "weights.bin": b"pickle!", ".gitattributes": b""})
+    folder = hub.pull(repo)
+    assert not {"notes.txt", "weights.bin", ".gitattributes"} & {p.name for p in folder.iterdir()}
+
+
+def test_revision_pinned_to_a_commit_never_changes(hub_env, olah, saved, tiny, tmp_path, request):
+    import torch
+
+    import zoo
+    from zoo import hub, registry
+
+    repo = _repo(request)
+    first = olah.publish_folder(repo, saved, message="v1")
+    gitrepo.tag(olah.repo_dir(repo), "v1", first)
+    torch.manual_seed(1)
+    retrained = zoo.create("tiny-lm").save_pretrained(tmp_path / "retrained")
+    second = olah.publish_folder(repo, retrained, message="v2")
+    assert first != second
+
+    pinned = hub.pull(repo, first)
+    assert pinned.name == first
+    assert (pinned / "model.safetensors").read_bytes() == (saved / "model.safetensors").read_bytes()
+    assert hub.pull(f"hf://{repo}@v1") == pinned                     # a tag resolves too
+    assert hub.pull(repo).name == second                              # main moved on
+    assert (hub.pull(repo) / "model.safetensors").read_bytes() == (retrained / "model.safetensors").read_bytes()
+
+    # A pretrained spec that names the repo and a pinned commit loads that commit, whatever main says.
+    class Pinned:
+        @zoo.hookimpl
+        def register_pretrained(register):
+            register(zoo.PretrainedSpec(name="tiny-pinned", arch="tiny-lm", hub_repo=repo, revision=first))
+
+    registry.register_plugin(Pinned, "pinned-spec")
+    try:
+        assert registry.resolve("tiny-pinned") == pinned
+        model = zoo.load("tiny-pinned", device="cpu")
+        assert torch.equal(model.head.weight, zoo.load(str(saved), device="cpu").head.weight)
+    finally:
+        registry._EXTRA.remove(("pinned-spec", Pinned))
+        registry.reset()
+
+
+def test_missing_repo(hub_env, zoo_cli, request):
+    from zoo import hub
+    from zoo.errors import HubError
+
+    with pytest.raises(HubError, match="no such model repo"):
+        hub.pull(_repo(request))
+    line = _one_line_error(zoo_cli("pull", _repo(request)))
+    assert "no such model repo" in line and "HF_TOKEN" in line
+
+
+@pytest.mark.parametrize("revision", ["no-such-branch", "0123456789abcdef0123456789abcdef01234567"])
+def test_missing_revision(hub_env, olah, saved, zoo_cli, revision, request):
+    from zoo import hub
+    from zoo.errors import HubError
+
+    repo = _repo(request)
+    olah.publish_folder(repo, saved)
+    with pytest.raises(HubError, match=f"has no revision '{revision}'"):
+        hub.pull(repo, revision)
+    assert "has no revision" in _one_line_error(zoo_cli("pull", f"{repo}@{revision}"))
+    assert not list(hub_env.glob("models--*/snapshots/*"))
+
+
+def test_corrupted_file_fails_the_manifest_and_is_not_kept(hub_env, olah, saved, zoo_cli, tmp_path, request):
+    from zoo import hub
+    from zoo.errors import HubError
+
+    repo = _repo(request)
+    weights = bytearray((saved / "model.safetensors").read_bytes())
+    weights[-1] ^= 0xFF  # same size, one flipped byte: still loads as safetensors, only the sha256 tells
+    olah.publish_folder(repo, saved, overrides={"model.safetensors": bytes(weights)})
+    with pytest.raises(HubError, match=r"model\.safetensors does not match the sha256"):
+        hub.pull(repo)
+    assert not list(hub_env.glob("models--*/snapshots/*"))  # nothing bad left under a final name
+    line = _one_line_error(zoo_cli("generate", f"hf://{repo}", "-o", tmp_path / "x.mid"))
+    assert "sha256" in line and not (tmp_path / "x.mid").exists()
+
+
+def test_not_a_musezoo_repo(hub_env, olah, tmp_path, request):
+    from zoo import hub
+    from zoo.errors import HubError
+
+    repo = _repo(request)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "README.md").write_text("# someone else's model\n")
+    olah.publish_folder(repo, tmp_path / "other")
+    with pytest.raises(HubError, match="not a musezoo model"):
+        hub.pull(repo)
+
+
+def test_bad_names(hub_env):
+    from zoo import hub
+    from zoo.errors import HubError
+
+    for bad in ("hf://just-a-name", "hf://a/b/c", "hf://", "hf://org/bad name"):
+        with pytest.raises(HubError, match="org/name"):
+            hub.pull(bad)
+
+
+def test_server_down_uses_the_cache_or_says_so(hub_env, olah, saved, zoo_cli, request, monkeypatch, capsys):
+    import zoo
+    from zoo import hub
+    from zoo.errors import HubError
+
+    repo = _repo(request)
+    olah.publish_folder(repo, saved)
+    cached = hub.pull(repo)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+
+    capsys.readouterr()
+    assert hub.pull(repo) == cached
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1 and "cannot reach the Hub" in warning[0] and "cached copy" in warning[0]
+    assert zoo.load(f"hf://{repo}", device="cpu").source == cached
+
+    with pytest.raises(HubError, match="cannot reach the Hub .* not in the cache"):
+        hub.pull(repo + "-never-pulled")
+    line = _one_line_error(zoo_cli("pull", repo + "-never-pulled"))
+    assert "cannot reach the Hub" in line
+    assert not (hub_env / f"models--{(repo + '-never-pulled').replace('/', '--')}" / "snapshots").exists()
+
+
+def test_offline_mode(hub_env, olah, saved, zoo_cli, tmp_path, request, monkeypatch):
+    import zoo
+    from zoo import hub
+    from zoo.errors import HubError
+
+    repo = _repo(request)
+    commit = olah.publish_folder(repo, saved)
+    hub.pull(repo)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # any request would fail
+
+    assert hub.pull(repo).name == commit
+    assert hub.pull(repo, commit).name == commit
+    assert zoo.load(f"hf://{repo}", device="cpu").source.name == commit
+
+    with pytest.raises(HubError, match="HF_HUB_OFFLINE=1 and .* is not in the Hugging Face cache"):
+        hub.pull(repo + "-elsewhere")
+    line = _one_line_error(zoo_cli("generate", f"hf://{repo}-elsewhere", "-o", tmp_path / "x.mid"))
+    assert "HF_HUB_OFFLINE" in line
+
+
+# -- upload path: stand-in write API -> olah -> pull ---------------------------------------------------
+
+@pytest.fixture
+def standin(olah):
+    """The STAND-IN for the Hub's write API (see tests/hubserver/standin.py), writing into olah's mirrors."""
+    with HubStandIn(olah.mirrors, token=TOKEN) as server:
+        yield server
+
+
+def test_push_then_pull_round_trip(hub_env, olah, standin, tiny_model, zoo_cli, tmp_path, request):
+    """Round trip through the real client: `zoo push` -> Hub write-API STAND-IN -> git repo -> olah -> `zoo pull`.
+
+    The write side is a stand-in (the real Hub cannot be reached from here); the read side is olah.
+    """
+    repo = _repo(request)
+    saved = tiny_model.save_pretrained(tmp_path / "run" / "final")  # as `zoo train` leaves it
+    # Things a run folder may hold that must never be published.
+    (saved / "notes.txt").write_text("scratch")
+    (saved / ".cache").mkdir()
+    (saved / ".cache" / "x").write_text("cache")
+    (saved.parent / "summary.json").write_text(json.dumps({"test_metrics": {"loss": 0.5}}))
+
+    done = zoo_cli("push", saved, repo, "--message", "first upload", env={"HF_ENDPOINT": standin.url, "HF_TOKEN": TOKEN})
+    assert done.returncode == 0, done.stderr
+    commit, url = done.stdout.split()
+    assert url == f"{standin.url}/{repo}/commit/{commit}"
+    assert TOKEN not in done.stdout + done.stderr
+    assert standin.auth_seen and all(standin.auth_seen)  # the token went in the Authorization header
+
+    files = gitrepo.files_at(olah.repo_dir(repo), commit)
+    assert sorted(files) == [".gitattributes", "README.md", "config.json", "manifest.json", "model.safetensors",
+                             "tokenizer.json"]
+    card = gitrepo.git(olah.repo_dir(repo), "show", f"{commit}:README.md")
+    assert "library_name: musezoo" in card and "- tiny-lm" in card and "- music-generation" in card
+    assert f"zoo generate hf://{repo}" in card and f'zoo.load("hf://{repo}")' in card and "| loss | 0.5 |" in card
+
+    pulled = zoo_cli("pull", f"{repo}@{commit}")
+    assert pulled.returncode == 0, pulled.stderr
+    folder = Path(pulled.stdout.strip())
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        assert (folder / name).read_bytes() == (saved / name).read_bytes()
+    assert _generate(zoo_cli, f"hf://{repo}", tmp_path / "hub.mid") == _local_midi(zoo_cli, saved, tmp_path)
+
+
+def test_push_python_api_branch_private_and_card_update(hub_env, olah, standin, tiny_model, saved, request, monkeypatch):
+    import zoo
+    from zoo import hub
+
+    repo = _repo(request)
+    monkeypatch.setenv("HF_ENDPOINT", standin.url)
+    (saved / "README.md").write_text("---\nlicense: mit\ntags:\n- chorales\n---\n# My tiny model\n\nHand-written notes.\n")
+    from zoo.checkpoint import write_manifest
+
+    write_manifest(saved)
+    first = zoo.push_to_hub(saved, repo, revision="v1", private=True, token=TOKEN, metrics={"nll": 1.25})
+    assert first.revision == "v1" and standin.visibility[repo] == "private"
+    assert gitrepo.resolve(olah.repo_dir(repo), "refs/heads/v1") == first.commit_id
+
+    again = zoo.push_to_hub(saved, repo, revision="v1", token=TOKEN, metrics={"nll": 1.25})
+    assert again.commit_id == first.commit_id  # same files and card: nothing new to commit
+    from_object = zoo.push_to_hub(tiny_model, repo, token=TOKEN)  # a model object, not a folder, to main
+    assert gitrepo.resolve(olah.repo_dir(repo), "refs/heads/main") == from_object.commit_id != first.commit_id
+
+    monkeypatch.setenv("HF_ENDPOINT", olah.url)
+    folder = hub.pull(repo, "v1")
+    card = (folder / "README.md").read_text()
+    assert "license: mit" in card and "- chorales" in card and "Hand-written notes." in card
+    assert "- nll" in card and "model-index" in card and "hf://" + repo + "@v1" in card
+    assert card.count("<!-- musezoo:begin -->") == 1
+    assert hub.model_card(card, repo, json.loads((folder / "config.json").read_text()), revision="v1",
+                          metrics={"nll": 1.25}) == card  # updating a card is idempotent
+
+
+def test_push_errors(hub_env, standin, saved, zoo_cli, tmp_path, request, monkeypatch):
+    from zoo import hub
+    from zoo.errors import CheckpointError, HubError
+
+    repo = _repo(request)
+    env = {"HF_ENDPOINT": standin.url}
+    line = _one_line_error(zoo_cli("push", saved, repo, env=env))  # no HF_TOKEN, empty HF_HOME: refused
+    assert "HF_TOKEN" in line and "write access" in line
+    line = _one_line_error(zoo_cli("push", saved, repo, env={**env, "HF_TOKEN": "hf_wrongWrongWrong"}))
+    assert "hf_wrongWrongWrong" not in line
+    assert "org/name" in _one_line_error(zoo_cli("push", saved, "no-org", env=env))
+    line = _one_line_error(zoo_cli("push", saved, repo, env={"HF_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+                                                             "HF_TOKEN": TOKEN}))
+    assert "cannot reach the Hub" in line and TOKEN not in line
+
+    monkeypatch.setenv("HF_ENDPOINT", standin.url)
+    with pytest.raises(HubError, match="zoo eval --json"):
+        hub.push_to_hub(saved, repo, token=TOKEN, metrics=tmp_path / "missing.json")
+    (saved / "tokenizer.json").write_text("{}")  # corrupt: never publish it
+    with pytest.raises(CheckpointError, match="sha256"):
+        hub.push_to_hub(saved, repo, token=TOKEN)
