@@ -341,9 +341,12 @@ def test_push_errors(hub_env, standin, saved, zoo_cli, tmp_path, request, monkey
                                                              "HF_TOKEN": TOKEN}))
     assert "cannot reach the Hub" in line and TOKEN not in line
 
+    line = _one_line_error(zoo_cli("push", saved, repo, "--metrics", tmp_path / "missing.json",
+                                   env={**env, "HF_TOKEN": TOKEN}))
+    assert "zoo eval --json" in line
     monkeypatch.setenv("HF_ENDPOINT", standin.url)
-    with pytest.raises(HubError, match="zoo eval --json"):
-        hub.push_to_hub(saved, repo, token=TOKEN, metrics=tmp_path / "missing.json")
+    with pytest.raises(HubError, match="JSON object"):
+        hub.push_to_hub(saved, repo, token=TOKEN, metrics=[1, 2])
     (saved / "tokenizer.json").write_text("{}")  # corrupt: never publish it
     with pytest.raises(CheckpointError, match="sha256"):
         hub.push_to_hub(saved, repo, token=TOKEN)

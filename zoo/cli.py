@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--revision", default=None, help="branch to push to")
     s.add_argument("--private", action="store_true")
     s.add_argument("--message", default=None, help="commit message")
+    s.add_argument("--metrics", default=None, metavar="JSON", help="metrics for the model card (the file `zoo eval --json` writes)")
 
     s = sub.add_parser("pull", help="download a model from the Hugging Face Hub into its cache")
     s.add_argument("repo", help="org/repo[@revision]")
@@ -210,7 +211,8 @@ def cmd_push(args) -> int:
         from zoo import hub
     except ImportError:
         raise ZooError("Hub support is not available in this version of musezoo") from None
-    result = hub.push_to_hub(args.src, args.repo_id, revision=args.revision, private=args.private, message=args.message)
+    result = hub.push_to_hub(args.src, args.repo_id, revision=args.revision, private=args.private, message=args.message,
+                             metrics=args.metrics)
     print(result)
     return 0
 
