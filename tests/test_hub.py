@@ -292,9 +292,8 @@ def test_push_then_pull_round_trip(hub_env, olah, standin, tiny_model, zoo_cli, 
     pulled = zoo_cli("pull", f"{repo}@{commit}")
     assert pulled.returncode == 0, pulled.stderr
     folder = Path(pulled.stdout.strip())
-    for name in ("config.json", "model.safetensors", "tokenizer.json"):
-        assert (folder / name).read_bytes() == (saved / name).read_bytes()
-    assert _generate(zoo_cli, f"hf://{repo}", tmp_path / "hub.mid") == _local_midi(zoo_cli, saved, tmp_path)
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):  # the same bytes generate the same
+        assert (folder / name).read_bytes() == (saved / name).read_bytes()  # MIDI (checked by the first test)
 
 
 def test_push_python_api_branch_private_and_card_update(hub_env, olah, standin, tiny_model, saved, request, monkeypatch):
@@ -336,7 +335,6 @@ def test_push_errors(hub_env, standin, saved, zoo_cli, tmp_path, request, monkey
     assert "HF_TOKEN" in line and "write access" in line
     line = _one_line_error(zoo_cli("push", saved, repo, env={**env, "HF_TOKEN": "hf_wrongWrongWrong"}))
     assert "hf_wrongWrongWrong" not in line
-    assert "org/name" in _one_line_error(zoo_cli("push", saved, "no-org", env=env))
     line = _one_line_error(zoo_cli("push", saved, repo, env={"HF_ENDPOINT": f"http://127.0.0.1:{free_port()}",
                                                              "HF_TOKEN": TOKEN}))
     assert "cannot reach the Hub" in line and TOKEN not in line
@@ -347,6 +345,8 @@ def test_push_errors(hub_env, standin, saved, zoo_cli, tmp_path, request, monkey
     monkeypatch.setenv("HF_ENDPOINT", standin.url)
     with pytest.raises(HubError, match="JSON object"):
         hub.push_to_hub(saved, repo, token=TOKEN, metrics=[1, 2])
+    with pytest.raises(HubError, match="org/name"):
+        hub.push_to_hub(saved, "no-org", token=TOKEN)
     (saved / "tokenizer.json").write_text("{}")  # corrupt: never publish it
     with pytest.raises(CheckpointError, match="sha256"):
         hub.push_to_hub(saved, repo, token=TOKEN)

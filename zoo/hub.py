@@ -163,11 +163,12 @@ def _snapshot(repo_id: str, revision: str | None, token, **kwargs) -> Path:
 
 def _from_cache(repo_id: str, revision: str | None, token) -> Path | None:
     """The complete cached snapshot for a revision, or None."""
-    from huggingface_hub.errors import IncompleteSnapshotError, LocalEntryNotFoundError
+    from huggingface_hub import errors
 
+    incomplete = getattr(errors, "IncompleteSnapshotError", errors.LocalEntryNotFoundError)  # huggingface_hub >= 2
     try:
         return _snapshot(repo_id, revision, token, local_files_only=True)
-    except (LocalEntryNotFoundError, IncompleteSnapshotError, FileNotFoundError):
+    except (errors.LocalEntryNotFoundError, incomplete, FileNotFoundError):
         return None
 
 
