@@ -107,8 +107,8 @@ class Tutorial:
         self.failed: str | None = None
         self.hub_skip: str | None = None
         self.env = {"HF_HOME": str(root / "hf-home"), "HF_HUB_CACHE": str(root / "hf-cache"),
-                    "HF_TOKEN": TOKEN, "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_ETAG_TIMEOUT": "5",
-                    "HF_HUB_DOWNLOAD_TIMEOUT": "5", "HF_ENDPOINT": "http://127.0.0.1:9"}  # nothing listens there
+                    "HF_TOKEN": TOKEN, "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_ETAG_TIMEOUT": "30",
+                    "HF_HUB_DOWNLOAD_TIMEOUT": "30", "HF_ENDPOINT": "http://127.0.0.1:9"}  # nothing listens there
         self._hub_root, self._servers, self.pushed = root / "hub", [], False
 
     def hub(self):

@@ -32,6 +32,10 @@ def test_tokenizer_decodes_anything():
     midi = tok.decode(torch.tensor([HOLD, -5, 999, REST, HOLD, 61]))   # never raises
     assert [n.pitch for n in midi.instruments[0].notes] == [61]
     assert tok.encode(pretty_midi.PrettyMIDI()).numel() == 0
+    short = pretty_midi.PrettyMIDI()
+    short.instruments.append(pretty_midi.Instrument(0))
+    short.instruments[0].notes.append(pretty_midi.Note(80, 64, 1.0, 1.05))  # shorter than a step
+    assert tok.encode(short).tolist() == [REST, REST, REST, REST, 64]
 
 
 def test_bad_config_is_a_clear_error():

@@ -63,7 +63,10 @@ class MelodyModel(Model):
             raise ConfigError("length and top_k must be at least 1 and temperature positive")
         self.eval()
         g = torch.Generator(device=self.device)
-        g.manual_seed(seed) if seed is not None else g.seed()
+        if seed is None:
+            g.seed()            # fresh randomness
+        else:
+            g.manual_seed(seed)
         # Start from silence: training windows are padded with REST the same way (data.py).
         seq = torch.full((num, self.config.context), REST, dtype=torch.long, device=self.device)
         for _ in range(length):

@@ -36,13 +36,13 @@ class MelodyTokenizer(Tokenizer):
 
     def encode(self, midi: pretty_midi.PrettyMIDI) -> torch.Tensor:
         """The top line of every non-drum instrument as a 1-D LongTensor (empty for silence)."""
-        notes = [n for inst in midi.instruments if not inst.is_drum for n in inst.notes]
-        steps = max((round(n.end / self.step_seconds) for n in notes), default=0)
-        tokens = torch.full((steps,), REST, dtype=torch.long)
-        for note in sorted(notes, key=lambda n: n.pitch):  # higher pitches overwrite lower ones
+        notes = []  # (pitch, first step, step after the last), every note at least one step long
+        for note in (n for inst in midi.instruments if not inst.is_drum for n in inst.notes):
             start = round(note.start / self.step_seconds)
-            end = max(start + 1, round(note.end / self.step_seconds))
-            tokens[start] = note.pitch
+            notes.append((note.pitch, start, max(start + 1, round(note.end / self.step_seconds))))
+        tokens = torch.full((max((end for _, _, end in notes), default=0),), REST, dtype=torch.long)
+        for pitch, start, end in sorted(notes):  # higher pitches overwrite lower ones
+            tokens[start] = pitch
             tokens[start + 1:end] = HOLD
         return tokens
 
