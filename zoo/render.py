@@ -1,0 +1,338 @@
+"""See, hear and read the music: piano-roll pictures, audio through FluidSynth, sheet music.
+
+    plot_pianoroll(midi, "out.png")          matplotlib (Agg): one colour per track, pitch names, a legend
+    render_audio(midi, "out.wav")            the FluidSynth command line + a General MIDI soundfont
+    write_score(midi, "out.musicxml")        music21; .pdf/.png are engraved by LilyPond or MuseScore
+
+External programs are found on PATH; when one is missing the error names the Debian package.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from zoo.errors import ZooError
+
+SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2",
+              "/usr/share/soundfonts/default.sf2", "/usr/share/soundfonts/FluidR3_GM.sf2")
+PITCH_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+SCORE_SUFFIXES = (".musicxml", ".xml", ".mxl", ".pdf", ".png")
+
+
+class RenderError(ZooError):
+    """A picture, audio file or score cannot be made (a missing program, soundfont or bad option)."""
+
+
+def pitch_name(pitch: int) -> str:
+    """MIDI number -> scientific pitch name (60 -> C4)."""
+    return f"{PITCH_NAMES[pitch % 12]}{pitch // 12 - 1}"
+
+
+def _as_midi(midi):
+    from zoo.midi import read_midi
+
+    return read_midi(midi) if isinstance(midi, (str, os.PathLike)) else midi
+
+
+# --- piano roll ------------------------------------------------------------------------------------
+
+def plot_pianoroll(midi, path, time: str = "beats", title: str | None = None, dpi: int = 120) -> Path:
+    """Draw a piano roll PNG/SVG/PDF: time in beats or seconds, pitch names, one colour per track, a legend."""
+    if time not in ("beats", "seconds"):
+        raise RenderError(f"time must be 'beats' or 'seconds', got {time!r}")
+    midi = _as_midi(midi)
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)   # no display needed, and never a GUI window
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    tracks = [i for i in midi.instruments if i.notes]
+    if time == "beats":
+        beats = np.asarray(midi.get_beats(), dtype=float)
+        step = beats[1] - beats[0] if len(beats) > 1 else 0.5
+        end = midi.get_end_time()
+        beats = np.append(beats, np.arange(1, 3) * step + (beats[-1] if len(beats) else 0.0))
+
+        def conv(t):   # seconds -> beats through the tempo map (piecewise linear between beats)
+            return np.interp(t, beats, np.arange(len(beats)), right=None)
+    else:
+        def conv(t):
+            return np.asarray(t, dtype=float)
+    pitches = [n.pitch for i in tracks for n in i.notes]
+    lo, hi = (min(pitches), max(pitches)) if pitches else (60, 72)
+    span_end = float(conv(midi.get_end_time())) if pitches else 1.0
+    fig, ax = plt.subplots(figsize=(max(6.0, min(24.0, 2 + span_end * 0.35)), max(3.0, min(12.0, 1.5 + (hi - lo) * 0.12))))
+    colors = plt.get_cmap("tab10").colors
+    handles = []
+    for k, inst in enumerate(tracks):
+        color = colors[k % len(colors)]
+        starts = conv(np.array([n.start for n in inst.notes]))
+        ends = conv(np.array([n.end for n in inst.notes]))
+        for s, e, n in zip(starts, ends, inst.notes):
+            ax.add_patch(plt.Rectangle((s, n.pitch - 0.4), max(e - s, 1e-3), 0.8, facecolor=color,
+                                       edgecolor="black", linewidth=0.3, alpha=0.85))
+        label = inst.name.strip() or (f"drums" if inst.is_drum else f"track {k + 1}")
+        handles.append(Patch(facecolor=color, edgecolor="black", label=f"{label} ({len(inst.notes)} notes)"))
+    ax.set_xlim(0, max(span_end, 1e-3))
+    ax.set_ylim(lo - 1.5, hi + 1.5)
+    # pitch names on the axis: every semitone for small ranges, every C (and G) otherwise
+    every = 1 if hi - lo <= 24 else None
+    ticks = [p for p in range(lo - 1, hi + 2) if every or p % 12 in (0, 7)]
+    ax.set_yticks(ticks)
+    ax.set_yticklabels([pitch_name(p) for p in ticks], fontsize=7 if every else 8)
+    for p in range(lo - 1, hi + 2):   # shade the black keys, like a piano-roll editor
+        if p % 12 in (1, 3, 6, 8, 10):
+            ax.axhspan(p - 0.5, p + 0.5, color="0.93", zorder=0)
+    if time == "beats":
+        bar = 4
+        ts = midi.time_signature_changes
+        if ts:
+            bar = ts[0].numerator * 4 / ts[0].denominator
+        for b in np.arange(0, span_end + bar, bar):
+            ax.axvline(b, color="0.6", linewidth=0.6, zorder=0)
+    ax.set_xlabel("time (beats)" if time == "beats" else "time (seconds)")
+    ax.set_ylabel("pitch")
+    if title:
+        ax.set_title(title)
+    if handles:
+        ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.85)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+# --- audio -----------------------------------------------------------------------------------------
+
+def find_soundfont(soundfont=None) -> Path:
+    """The given soundfont, $ZOO_SOUNDFONT, or the first General MIDI soundfont Debian installs."""
+    if soundfont:
+        sf = Path(soundfont)
+        if not sf.is_file():
+            raise RenderError(f"soundfont {sf} does not exist; give an .sf2 file with --soundfont")
+        return sf
+    for cand in filter(None, [os.environ.get("ZOO_SOUNDFONT"), *SOUNDFONTS]):
+        if Path(cand).is_file():
+            return Path(cand)
+    raise RenderError("no General MIDI soundfont found; install one (Debian/Ubuntu: sudo apt-get install "
+                      "fluid-soundfont-gm) or pass --soundfont FILE.sf2")
+
+
+def fluidsynth_path() -> str:
+    """The fluidsynth program, or a RenderError that says how to install it."""
+    exe = shutil.which("fluidsynth")
+    if not exe:
+        raise RenderError("FluidSynth is not installed, so no audio can be rendered; install it "
+                          "(Debian/Ubuntu: sudo apt-get install fluidsynth fluid-soundfont-gm; macOS: brew install fluid-synth)")
+    return exe
+
+
+def render_audio(midi, path, soundfont=None, sample_rate: int = 44100, peak_db: float = -1.0) -> Path:
+    """Render MIDI to a 16-bit stereo WAV with FluidSynth, then normalise its peak to `peak_db` dBFS.
+
+    FluidSynth's default gain (0.2) is quiet; rendering at 0.5 and normalising the peak gives a loud,
+    unclipped file whatever the number of voices. The file lasts the music plus the instruments' release.
+    """
+    exe = fluidsynth_path()
+    sf = find_soundfont(soundfont)
+    midi = _as_midi(midi)
+    path = Path(path)
+    if path.suffix.lower() != ".wav":
+        raise RenderError(f"{path}: audio is written as WAV; use a .wav file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="zoo-render-") as tmp:
+        mid, raw = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
+        midi.write(str(mid))
+        cmd = [exe, "-ni", "-q", "-g", "0.5", "-r", str(sample_rate), "-T", "wav", "-F", str(raw), str(sf), str(mid)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+        if proc.returncode != 0 or not raw.is_file():
+            raise RenderError(f"fluidsynth failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[-400:]}")
+        with wave.open(str(raw), "rb") as w:
+            params = w.getparams()
+            frames = w.readframes(params.nframes)
+        if params.sampwidth != 2:
+            shutil.copyfile(raw, path)
+            return path
+        audio = np.frombuffer(frames, dtype="<i2").astype(np.float64)
+        peak = np.abs(audio).max() if audio.size else 0.0
+        if peak > 0:
+            audio *= (10 ** (peak_db / 20) * 32767) / peak
+        out = np.clip(np.round(audio), -32768, 32767).astype("<i2")
+        tmp_out = path.with_name(f".{path.name}.tmp")
+        with wave.open(str(tmp_out), "wb") as w:
+            w.setnchannels(params.nchannels)
+            w.setsampwidth(2)
+            w.setframerate(params.framerate)
+            w.writeframes(out.tobytes())
+        os.replace(tmp_out, path)
+    return path
+
+
+def wav_stats(path) -> dict:
+    """Duration (s), sample rate, channels and peak / RMS level (dBFS) of a 16-bit WAV."""
+    with wave.open(str(path), "rb") as w:
+        n, rate, ch = w.getnframes(), w.getframerate(), w.getnchannels()
+        audio = np.frombuffer(w.readframes(n), dtype="<i2").astype(np.float64) / 32768
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    rms = float(np.sqrt(np.mean(audio ** 2))) if audio.size else 0.0
+
+    def db(x):
+        return 20 * np.log10(x) if x > 0 else float("-inf")
+
+    return {"seconds": n / rate, "sample_rate": rate, "channels": ch, "peak_dbfs": db(peak), "rms_dbfs": db(rms)}
+
+
+# --- sheet music -----------------------------------------------------------------------------------
+
+def engraver() -> tuple[str, str] | None:
+    """('lilypond', path) or ('musescore', path) for the first engraver on PATH, else None."""
+    for kind, names in (("lilypond", ("lilypond",)), ("musescore", ("mscore3", "musescore3", "mscore", "musescore"))):
+        for name in names:
+            exe = shutil.which(name)
+            if exe:
+                return kind, exe
+    return None
+
+
+# clefs and staff names for four voices, top to bottom
+_SATB = (("Soprano", "treble"), ("Alto", "treble"), ("Tenor", "treble8vb"), ("Bass", "bass"))
+
+
+def to_score(midi, title: str | None = None):
+    """PrettyMIDI -> music21 Score: quantised to 16ths and triplet 8ths, ties and note values made readable,
+    the best-fitting key signature, one staff per track; four tracks become an SATB score on four staves."""
+    import music21
+    from music21 import clef, converter, key, metadata
+
+    midi = _as_midi(midi)
+    with tempfile.TemporaryDirectory(prefix="zoo-score-") as tmp:
+        mid = Path(tmp) / "in.mid"
+        midi.write(str(mid))
+        score = converter.parse(str(mid), format="midi", quantizePost=True, quarterLengthDivisors=(4, 3))
+    parts = list(score.parts)
+    try:
+        k = score.analyze("key")
+    except Exception:   # an empty score has no key
+        k = None
+    satb = len(parts) == 4
+    for i, part in enumerate(parts):
+        name = (midi.instruments[i].name.strip() if i < len(midi.instruments) else "") or None
+        if satb:
+            std, clef_name = _SATB[i]
+            name = name or std
+            new_clef = {"treble": clef.TrebleClef, "treble8vb": clef.Treble8vbClef, "bass": clef.BassClef}[clef_name]()
+        else:
+            pitches = [p.midi for n in part.recurse().notes for p in n.pitches]
+            new_clef = clef.BassClef() if pitches and np.median(pitches) < 57 else clef.TrebleClef()
+        part.partName = name or f"Track {i + 1}"
+        measures = part.getElementsByClass("Measure")
+        first = measures[0] if measures else part
+        for old in list(first.recurse().getElementsByClass(clef.Clef)):
+            old.activeSite.remove(old)
+        first.insert(0, new_clef)
+        if k is not None:
+            for old in list(first.recurse().getElementsByClass(key.KeySignature)):
+                old.activeSite.remove(old)
+            first.insert(0, key.KeySignature(k.sharps))
+    # with the key known, spell the notes of its scale as the key does (Bb, not A#, in F major)
+    if k is not None:
+        names = {q.pitchClass: q.name for q in k.pitches}
+        for n in score.recurse().notes:
+            for p in n.pitches:
+                want = names.get(p.pitchClass)
+                if want and p.name != want:
+                    m = p.midi
+                    p.name = want
+                    p.octave = (p.octave if p.octave is not None else 4) + (m - p.midi) // 12
+    score = score.makeNotation() if not score.hasMeasures() else score
+    score.metadata = metadata.Metadata()
+    score.metadata.title = title or ""
+    score.metadata.composer = "musezoo"
+    return score
+
+
+def check_score_target(path) -> tuple[str, str] | None:
+    """Raise RenderError unless `path` can be written here; returns the engraver it needs (or None for MusicXML)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SCORE_SUFFIXES:
+        raise RenderError(f"{path}: sheet music is written as {', '.join(SCORE_SUFFIXES)}")
+    if suffix in (".pdf", ".png"):
+        tool = engraver()
+        if tool is None:
+            raise RenderError(f"engraving {suffix[1:].upper()} needs LilyPond or MuseScore; install one "
+                              f"(Debian/Ubuntu: sudo apt-get install lilypond, or musescore3), or write .musicxml")
+        return tool
+    return None
+
+
+def write_score(midi, path, title: str | None = None, first_system: bool = False) -> Path:
+    """Sheet music: .musicxml/.xml/.mxl through music21; .pdf/.png engraved by LilyPond or MuseScore.
+
+    first_system=True (PNG from LilyPond) crops the picture to the first system, for a README.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    tool = check_score_target(path)
+    score = to_score(midi, title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix in (".musicxml", ".xml", ".mxl"):
+        score.write("mxl" if suffix == ".mxl" else "musicxml", fp=str(path))
+        return path
+    with tempfile.TemporaryDirectory(prefix="zoo-engrave-") as tmp:
+        xml = Path(tmp) / "score.musicxml"
+        score.write("musicxml", fp=str(xml))
+        kind, exe = tool
+        if kind == "lilypond":
+            _lilypond(exe, xml, Path(tmp), suffix, first_system)
+        else:
+            env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+            out = Path(tmp) / f"score{suffix}"
+            _run([exe, "-o", str(out), str(xml)], "MuseScore", env=env)
+            pages = sorted(Path(tmp).glob(f"score*{suffix}"))   # PNG: score-1.png, score-2.png, ...
+            if not pages:
+                raise RenderError("MuseScore wrote no output")
+            out = pages[0]
+        result = Path(tmp) / f"score.out{suffix}"
+        if not result.is_file():
+            raise RenderError(f"the engraver wrote no {suffix} file")
+        shutil.copyfile(result, path)
+    return path
+
+
+def _run(cmd, what, env=None, cwd=None):
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=cwd, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise RenderError(f"{what} failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[-500:]}")
+    return proc
+
+
+def _lilypond(exe, xml: Path, tmp: Path, suffix: str, first_system: bool) -> None:
+    conv = shutil.which("musicxml2ly") or str(Path(exe).with_name("musicxml2ly"))
+    ly = tmp / "score.ly"
+    _run([conv, "--no-beaming", "-o", str(ly), str(xml)], "musicxml2ly", cwd=tmp)
+    out = tmp / "score.out"
+    if suffix == ".pdf":
+        _run([exe, "-s", "--pdf", "-o", str(out), str(ly)], "LilyPond", cwd=tmp)
+        return
+    args = [exe, "-s", "--png", "-dresolution=150"]
+    if first_system:   # -dpreview engraves the title and the first system only
+        args += ["-dpreview", "-dno-print-pages"]
+    else:
+        args += ["-dcrop", "-dno-print-pages"]   # one picture of the whole piece, cropped to the music
+    _run(args + ["-o", str(out), str(ly)], "LilyPond", cwd=tmp)
+    made = sorted(tmp.glob("score.out*.png"))
+    pick = [p for p in made if ".preview" in p.name or ".cropped" in p.name] or made
+    if not pick:
+        raise RenderError("LilyPond wrote no PNG")
+    shutil.copyfile(pick[0], tmp / "score.out.png")
