@@ -45,6 +45,13 @@ def hub_env(olah, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", "5")
     monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", "5")
+    # huggingface_hub reads some settings once, at import: make this process hermetic too
+    # (no telemetry look-ups sent towards the default endpoint, no offline mode left over).
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", olah.url)
     return tmp_path / "hf-cache"
 
 
