@@ -357,3 +357,30 @@ def test_push_errors(hub_env, standin, saved, zoo_cli, tmp_path, request, monkey
     (saved / "tokenizer.json").write_text("{}")  # corrupt: never publish it
     with pytest.raises(CheckpointError, match="sha256"):
         hub.push_to_hub(saved, repo, token=TOKEN)
+
+
+def test_interrupted_download_leaves_nothing_under_a_final_name(hub_env, olah, saved, request, monkeypatch):
+    import httpx2
+    from huggingface_hub import _snapshot_download
+
+    from zoo import hub
+    from zoo.errors import HubError
+
+    repo = _repo(request)
+    commit = olah.publish_folder(repo, saved)
+    real = _snapshot_download.hf_hub_download
+
+    def dropping(repo_id, filename, **kwargs):  # the connection dies on the weights, after other files landed
+        if filename == "model.safetensors":
+            raise httpx2.ConnectError("connection reset while downloading")
+        return real(repo_id, filename, **kwargs)
+
+    monkeypatch.setattr(_snapshot_download, "hf_hub_download", dropping)
+    with pytest.raises(HubError, match="nothing was kept, run the command again"):
+        hub.pull(repo)
+    snapshots = hub_env / f"models--{repo.replace('/', '--')}" / "snapshots"
+    assert not (snapshots / commit).exists()
+    assert not [p for p in (hub_env / f"models--{repo.replace('/', '--')}" / "blobs").iterdir()
+                if p.name.endswith(".incomplete")]
+    monkeypatch.setattr(_snapshot_download, "hf_hub_download", real)
+    assert hub.pull(repo) == snapshots / commit  # and running it again completes it
