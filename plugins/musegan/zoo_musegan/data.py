@@ -1,0 +1,395 @@
+"""Training data for MuseGAN: Bach chorales from music21 (the default), the book's npz, or a MIDI folder.
+
+Everything becomes windows of n_bars bars, aligned to bar lines, with a one-bar hop, stored as
+pitch grids (windows, 4 voices, n_bars*steps) of MIDI numbers with -1 for a rest. Splits are
+deterministic: by BWV number for chorales (all movements of one cantata in one split), by file
+for MIDI folders. The chorale parse (~30 s or more) runs once and is cached as .npz under the user
+cache directory, keyed by DATA_VERSION and the grid parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from zoo.errors import DataError
+
+from .tokenizer import REST, VOICES, notes_to_grid
+
+DATA_VERSION = 1
+SPLITS = ("train", "valid", "test")
+
+
+def cache_dir() -> Path:
+    """$ZOO_CACHE_DIR, else $XDG_CACHE_HOME/musezoo, else ~/.cache/musezoo; the musegan/ folder inside."""
+    root = os.environ.get("ZOO_CACHE_DIR")
+    if not root:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "musezoo"
+    return Path(root) / "musegan"
+
+
+def split_of(key: str) -> str:
+    """A deterministic ~80/10/10 split from a stable hash of a key (BWV number or file name)."""
+    bucket = zlib.crc32(key.encode()) % 10
+    return "test" if bucket == 0 else "valid" if bucket == 1 else "train"
+
+
+@dataclass
+class WindowData:
+    """Windows per split (pitch grids), where each came from, and what was skipped."""
+
+    splits: dict[str, np.ndarray]                    # split -> (N, tracks, n_bars*steps) int16
+    sources: dict[str, list[str]] = field(default_factory=dict)   # split -> source name per window
+    stats: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line: counts of pieces and windows."""
+        counts = ", ".join(f"{s} {len(self.splits[s])}" for s in SPLITS)
+        return f"{self.stats.get('source', 'data')}: {self.stats.get('used', '?')} pieces used, " \
+               f"{self.stats.get('skipped', 0)} skipped; windows: {counts}"
+
+
+def cut_windows(grid: np.ndarray, bar_starts: list[int], n_bars: int, steps_per_bar: int) -> list[np.ndarray]:
+    """Windows of n_bars consecutive full bars: bar_starts are the start steps of full bars, hop one bar."""
+    windows, starts = [], set(bar_starts)
+    width = n_bars * steps_per_bar
+    for s in bar_starts:
+        if all(s + k * steps_per_bar in starts for k in range(n_bars)) and s + width <= grid.shape[1]:
+            w = grid[:, s:s + width]
+            if (w != REST).any():
+                windows.append(w)
+    return windows
+
+
+# --- Bach chorales from music21 ----------------------------------------------------------------
+
+class Skip(Exception):
+    """A piece that cannot be used; the message is the reason (counted, never fatal)."""
+
+
+def chorale_voices(score, n_tracks: int = 4):
+    """The four voice parts: by part name, or in score order for the Humdrum files whose parts are named spine_N."""
+    parts = list(score.parts)
+    names = [(p.partName or "").strip().lower() for p in parts]
+    chosen = []
+    for voice in VOICES[:n_tracks]:
+        match = [p for p, n in zip(parts, names) if n.startswith(voice.lower())]
+        if len(match) != 1:
+            break
+        chosen.append(match[0])
+    else:
+        return chosen
+    if len(parts) == n_tracks and all(re.fullmatch(r"spine_\d+", n) for n in names):
+        return parts
+    raise Skip(f"no {n_tracks} voices ({len(parts)} parts: {', '.join(n or '?' for n in names)})")
+
+
+def chorale_grid(score, n_tracks: int = 4, steps_per_bar: int = 16, n_pitches: int = 128):
+    """A parsed chorale -> (pitch grid (4, T) on a 16th grid from the score's start, start steps of its full 4/4 bars)."""
+    voices = chorale_voices(score, n_tracks)
+    per_quarter = steps_per_bar / 4
+    notes = []
+    for part in voices:
+        vnotes = []
+        for n in part.stripTies().flatten().notes:
+            ql = float(n.duration.quarterLength)
+            if ql <= 0:
+                continue  # grace notes take no time on the grid
+            pitch = max(p.midi for p in n.pitches)   # the top note of a chord inside one voice
+            start = round(float(n.offset) * per_quarter)
+            vnotes.append((pitch, start, max(start + 1, round((float(n.offset) + ql) * per_quarter))))
+        notes.append(vnotes)
+    grid = notes_to_grid(notes, n_pitches=n_pitches)
+    bar_starts = []
+    for m in voices[0].getElementsByClass("Measure"):
+        # a full 4/4 bar (pickups, the partial bars around repeats and 3/4 bars are never window starts)
+        if float(m.duration.quarterLength) == 4.0 and float(m.barDuration.quarterLength) == 4.0:
+            start = float(m.offset) * per_quarter
+            if start == int(start):
+                bar_starts.append(int(start))
+    if not bar_starts:
+        raise Skip("no full 4/4 bars")
+    return grid, bar_starts
+
+
+def chorale_names() -> list[str]:
+    """The corpus names of music21's Bach chorales (Riemenschneider numbering; 371 entries)."""
+    from music21 import corpus
+
+    return list(corpus.chorales.Iterator(returnType="filename"))
+
+
+def bwv_key(name: str) -> str:
+    """'bach/bwv153.1' -> 'bwv153': the split key, so every movement of a cantata lands in one split."""
+    base = name.rsplit("/", 1)[-1]
+    m = re.match(r"(bwv\d+)", base)
+    return m.group(1) if m else base
+
+
+def build_chorales(names: list[str] | None = None, n_tracks: int = 4, n_bars: int = 2, steps_per_bar: int = 16,
+                   n_pitches: int = 84, progress=None) -> WindowData:
+    """Parse chorales with music21 and cut windows (no cache); bad chorales are skipped and counted."""
+    from music21 import corpus
+
+    all_names = chorale_names() if names is None else list(names)
+    unique = list(dict.fromkeys(all_names))
+    splits = {s: [] for s in SPLITS}
+    sources = {s: [] for s in SPLITS}
+    skipped, used, windows_of = {}, 0, {}
+    for i, name in enumerate(unique):
+        if progress:
+            progress(i, len(unique), name)
+        try:
+            try:
+                score = corpus.parse(name)
+            except Exception as exc:   # a corrupt file must not stop the run
+                raise Skip(f"unreadable ({type(exc).__name__})") from None
+            grid, bar_starts = chorale_grid(score, n_tracks, steps_per_bar, n_pitches)
+            wins = cut_windows(grid, bar_starts, n_bars, steps_per_bar)
+            if not wins:
+                raise Skip(f"no run of {n_bars} full 4/4 bars")
+        except Skip as exc:
+            reason = str(exc).split(" (")[0]
+            skipped.setdefault(reason, []).append(name)
+            continue
+        used += 1
+        split = split_of(bwv_key(name))
+        splits[split] += wins
+        sources[split] += [name] * len(wins)
+        windows_of[name] = len(wins)
+    width = n_bars * steps_per_bar
+    stats = {
+        "source": "music21 Bach chorales", "data_version": DATA_VERSION, "listed": len(all_names),
+        "unique": len(unique), "used": used, "skipped": sum(len(v) for v in skipped.values()),
+        "skipped_by_reason": {k: sorted(v) for k, v in skipped.items()},
+        "pieces_per_split": {s: len(set(sources[s])) for s in SPLITS},
+        "windows_per_split": {s: len(splits[s]) for s in SPLITS},
+        "n_bars": n_bars, "steps_per_bar": steps_per_bar, "n_pitches": n_pitches,
+    }
+    arrays = {s: np.asarray(splits[s], dtype=np.int16).reshape(-1, n_tracks, width) for s in SPLITS}
+    return WindowData(arrays, sources, stats)
+
+
+def _atomic_savez(path: Path, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp.npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_windows(data: WindowData, path: Path) -> None:
+    """Write WindowData as an .npz with no pickled objects (sources and stats as JSON text)."""
+    arrays = {f"{s}_grids": data.splits[s] for s in SPLITS}
+    arrays["sources"] = np.array(json.dumps(data.sources))
+    arrays["stats"] = np.array(json.dumps(data.stats))
+    _atomic_savez(Path(path), **arrays)
+
+
+def load_windows(path: Path) -> WindowData:
+    """Read save_windows' output (allow_pickle stays off)."""
+    with np.load(path, allow_pickle=False) as f:
+        return WindowData({s: f[f"{s}_grids"] for s in SPLITS}, json.loads(str(f["sources"])), json.loads(str(f["stats"])))
+
+
+def load_chorales(n_bars: int = 2, steps_per_bar: int = 16, n_pitches: int = 84, cache: bool = True,
+                  progress=None) -> WindowData:
+    """The chorale windows, from the cache when it is there (else parsed once and cached)."""
+    path = cache_dir() / f"chorales-v{DATA_VERSION}-bars{n_bars}-steps{steps_per_bar}-pitches{n_pitches}.npz"
+    if cache and path.is_file():
+        try:
+            return load_windows(path)
+        except Exception:
+            pass  # a damaged cache is rebuilt
+    data = build_chorales(n_bars=n_bars, steps_per_bar=steps_per_bar, n_pitches=n_pitches, progress=progress)
+    if cache:
+        try:
+            save_windows(data, path)
+        except OSError:
+            pass  # a read-only cache dir costs time, not correctness
+    return data
+
+
+# --- the book's Jsb16thSeparated.npz --------------------------------------------------------------
+
+def load_jsb_npz(path, n_tracks: int = 4, n_bars: int = 2, steps_per_bar: int = 16, n_pitches: int = 84) -> WindowData:
+    """The book's format: keys train/valid/test, each a list of (T, 4) arrays of MIDI pitches per 16th (NaN = rest).
+
+    Its own split is kept. Its pieces carry no bar lines, so windows start at step 0 and hop one
+    bar. Voices are ordered high to low by mean pitch. The file stores object arrays, which numpy
+    can only read by unpickling: load only a file you trust.
+    """
+    path = Path(path)
+    try:
+        try:
+            f = np.load(path, allow_pickle=False, encoding="latin1")
+            parts = {s: list(f[s]) for s in SPLITS}
+        except ValueError:   # object arrays: the original file's layout
+            f = np.load(path, allow_pickle=True, encoding="latin1")
+            parts = {s: list(f[s]) for s in SPLITS}
+    except KeyError as exc:
+        raise DataError(f"{path}: no {exc} array; a Jsb16thSeparated-style .npz has train, valid and test") from None
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read it as .npz ({type(exc).__name__}: {exc})") from None
+    splits, sources, skipped, used = {}, {}, {}, 0
+    width = n_bars * steps_per_bar
+    for s in SPLITS:
+        wins, srcs = [], []
+        for i, piece in enumerate(parts[s]):
+            try:
+                arr = np.asarray(piece, dtype=float)
+                if arr.ndim != 2 or n_tracks not in arr.shape:
+                    raise Skip(f"shape {arr.shape}")
+                if arr.shape[1] != n_tracks:
+                    arr = arr.T
+                order = np.argsort(-np.nanmean(np.where(arr > 0, arr, np.nan), axis=0))
+                arr = arr[:, order].T
+                grid = np.where(np.isfinite(arr) & (arr >= 0) & (arr < n_pitches), np.nan_to_num(arr), REST).astype(np.int16)
+                bars = list(range(0, grid.shape[1] - steps_per_bar + 1, steps_per_bar))
+                w = cut_windows(grid, bars, n_bars, steps_per_bar)
+                if not w:
+                    raise Skip("shorter than a window")
+            except Skip as exc:
+                skipped.setdefault(str(exc), []).append(f"{s}[{i}]")
+                continue
+            except Exception as exc:
+                skipped.setdefault(type(exc).__name__, []).append(f"{s}[{i}]")
+                continue
+            used += 1
+            wins += w
+            srcs += [f"{s}[{i}]"] * len(w)
+        splits[s] = np.asarray(wins, dtype=np.int16).reshape(-1, n_tracks, width)
+        sources[s] = srcs
+    stats = {"source": str(path), "used": used, "skipped": sum(len(v) for v in skipped.values()),
+             "skipped_by_reason": skipped, "windows_per_split": {s: len(splits[s]) for s in SPLITS}}
+    return WindowData(splits, sources, stats)
+
+
+# --- a folder of 4-track MIDI files -------------------------------------------------------------
+
+def load_midi_folder(path, n_tracks: int = 4, n_bars: int = 2, steps_per_bar: int = 16, n_pitches: int = 84) -> WindowData:
+    """Every .mid/.midi under a folder: voices by name or track order, windows from time 0, split by file name."""
+    import pretty_midi
+
+    from .tokenizer import PianoRollTokenizer
+
+    root = Path(path)
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".mid", ".midi") and p.is_file())
+    if not files:
+        raise DataError(f"{root}: no .mid or .midi files found; give a folder of 4-voice MIDI files")
+    tok = PianoRollTokenizer(n_tracks=n_tracks, n_bars=n_bars, steps_per_bar=steps_per_bar, n_pitches=n_pitches)
+    splits = {s: [] for s in SPLITS}
+    sources = {s: [] for s in SPLITS}
+    skipped, used = {}, 0
+    for f in files:
+        rel = str(f.relative_to(root))
+        try:
+            try:
+                midi = pretty_midi.PrettyMIDI(str(f))
+            except Exception as exc:
+                raise Skip(f"unreadable MIDI ({type(exc).__name__})") from None
+            try:
+                grid = tok.midi_to_grid(midi)
+            except Exception as exc:
+                raise Skip(str(exc).split(";")[0]) from None
+            bars = list(range(0, grid.shape[1] - steps_per_bar + 1, steps_per_bar))
+            w = cut_windows(grid, bars, n_bars, steps_per_bar)
+            if not w:
+                raise Skip("shorter than a window")
+        except Skip as exc:
+            skipped.setdefault(str(exc), []).append(rel)
+            continue
+        used += 1
+        s = split_of(rel)
+        splits[s] += w
+        sources[s] += [rel] * len(w)
+    width = n_bars * steps_per_bar
+    stats = {"source": str(root), "used": used, "skipped": sum(len(v) for v in skipped.values()),
+             "skipped_by_reason": skipped, "windows_per_split": {s: len(splits[s]) for s in SPLITS}}
+    return WindowData({s: np.asarray(splits[s], dtype=np.int16).reshape(-1, n_tracks, width) for s in SPLITS}, sources, stats)
+
+
+def load_data(source=None, **grid) -> WindowData:
+    """None -> the music21 chorales (cached); a .npz file -> the book's format; a folder -> MIDI files."""
+    if source is None or str(source) in ("", "chorales", "bach"):
+        return load_chorales(**grid)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return load_midi_folder(path, **grid)
+    if path.is_file() and path.suffix == ".npz":
+        return load_jsb_npz(path, **grid)
+    if not path.exists():
+        raise DataError(f"--data {source}: no such file or folder; give a MIDI folder, a Jsb16thSeparated-style .npz, "
+                        f"or leave --data out for the Bach chorales")
+    raise DataError(f"--data {source}: not a folder or an .npz file")
+
+
+# --- torch datasets ---------------------------------------------------------------------------
+
+def voice_ranges(grids: np.ndarray) -> list[tuple[int, int]]:
+    """(lowest, highest) MIDI pitch of each voice over a set of windows."""
+    out = []
+    for v in range(grids.shape[1]):
+        notes = grids[:, v][grids[:, v] != REST]
+        out.append((int(notes.min()), int(notes.max())) if notes.size else (0, 127))
+    return out
+
+
+class WindowDataset:
+    """Map-style dataset of rolls (tracks, bars, steps, pitches) of +1/-1, with optional transposition.
+
+    With transpose=K each item is shifted by a semitone count drawn from [-K, K] among the shifts
+    that keep every voice inside `ranges`; the draw depends only on (seed, epoch, index).
+    """
+
+    def __init__(self, grids: np.ndarray, n_bars: int = 2, steps_per_bar: int = 16, n_pitches: int = 84,
+                 transpose: int = 0, ranges: list[tuple[int, int]] | None = None, seed: int = 0):
+        from .tokenizer import PianoRollTokenizer
+
+        self.grids = np.asarray(grids)
+        self.tok = PianoRollTokenizer(n_tracks=self.grids.shape[1], n_bars=n_bars, steps_per_bar=steps_per_bar,
+                                      n_pitches=n_pitches)
+        self.transpose, self.seed, self.epoch = int(transpose), int(seed), 0
+        self.ranges = ranges or voice_ranges(self.grids) if len(self.grids) else ranges
+
+    def __len__(self) -> int:
+        return len(self.grids)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def shift_for(self, index: int) -> int:
+        """The transposition of one item this epoch (0 without augmentation)."""
+        if not self.transpose:
+            return 0
+        g = self.grids[index]
+        allowed = []
+        for s in range(-self.transpose, self.transpose + 1):
+            ok = True
+            for v, (lo, hi) in enumerate(self.ranges):
+                notes = g[v][g[v] != REST]
+                if notes.size and (notes.min() + s < lo or notes.max() + s > hi):
+                    ok = False
+                    break
+            if ok:
+                allowed.append(s)
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        return int(allowed[rng.integers(len(allowed))]) if allowed else 0
+
+    def __getitem__(self, index: int):
+        g = self.grids[index].astype(np.int64)
+        s = self.shift_for(index)
+        if s:
+            g = np.where(g != REST, g + s, REST)
+        return self.tok.grid_to_roll(g)[0]

@@ -1,0 +1,294 @@
+"""MuseGAN: the generator and critic of the book, same math, faster layers.
+
+The default config reproduces the book's network exactly (6,576,612 generator and
+1,446,401 critic parameters). Two things differ from a literal transcription, and
+neither changes the math (tests/musegan_reference.py proves it weight for weight):
+
+* every transposed convolution of the bar generator and every convolution of the
+  critic has stride == kernel (or a tiny kernel over the bar axis), so each one is
+  a single matrix multiply on channels-last activations instead of a Conv kernel;
+* a bar generator runs all bars in one pass, but keeps the book's batch-norm
+  statistics per bar (the book called it once per bar), so training is unchanged.
+
+Parameters keep the shapes of the book's nn.ConvTranspose2d / nn.Conv3d layers, so
+weights move between the two implementations unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo.errors import ConfigError
+from zoo.model import Model
+
+
+@dataclass(frozen=True)
+class MuseGANConfig:
+    n_tracks: int = 4                 # voices (soprano, alto, tenor, bass)
+    n_bars: int = 2
+    steps_per_bar: int = 16           # 16th notes in 4/4
+    n_pitches: int = 84               # pitch index = MIDI number 0..83
+    z_dim: int = 32                   # size of each of the four noise vectors
+    temporal_hidden: int = 1024       # channels inside the temporal networks
+    bar_hidden_features: int = 1024   # width of the bar generator's first linear layer
+    bar_hidden_channels: int = 512    # channels of its first transposed convolution
+    critic_hidden: int = 128          # channels of the critic's convolutions
+    critic_hidden_features: int = 1024  # width of the critic's hidden linear layer
+
+    def __post_init__(self):
+        for name in ("n_tracks", "n_bars", "steps_per_bar", "n_pitches", "z_dim", "temporal_hidden",
+                     "bar_hidden_features", "bar_hidden_channels", "critic_hidden", "critic_hidden_features"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"musegan config {name} must be a positive integer, got {value!r}")
+        if self.n_bars < 2:
+            raise ConfigError(f"musegan config n_bars must be at least 2 (the temporal network spans bars), got {self.n_bars}")
+        if self.n_pitches % 12:
+            raise ConfigError(f"musegan config n_pitches must be a multiple of 12 (whole octaves), got {self.n_pitches}")
+        if self.bar_hidden_channels % 2:
+            raise ConfigError(f"musegan config bar_hidden_channels must be even, got {self.bar_hidden_channels}")
+        if self.bar_hidden_features % self.bar_hidden_channels:
+            raise ConfigError(
+                f"musegan config bar_hidden_features ({self.bar_hidden_features}) must be a multiple of "
+                f"bar_hidden_channels ({self.bar_hidden_channels})")
+        rows = self.bar_hidden_features // self.bar_hidden_channels
+        if self.steps_per_bar != 8 * rows:
+            raise ConfigError(
+                f"musegan config steps_per_bar must be 8 * bar_hidden_features / bar_hidden_channels = {8 * rows} "
+                f"(three 2x upsamplings), got {self.steps_per_bar}; change the widths or steps_per_bar")
+        if _critic_steps_out(self.steps_per_bar) != 1:
+            raise ConfigError(f"musegan config steps_per_bar must be 8 or 16 for the critic's strides, got {self.steps_per_bar}")
+
+
+def _critic_steps_out(steps: int) -> int:
+    """Length of the step axis after the critic's convolutions (must be 1)."""
+    for _ in range(2):
+        steps //= 2
+    steps = (steps + 2 - 4) // 2 + 1
+    return (steps + 2 - 3) // 2 + 1
+
+
+def book_init(module: nn.Module) -> None:
+    """The book's init: conv and linear weights ~ N(0, 0.02); linear and BN2d biases 0, BN2d weights ~ N(0, 0.02)."""
+    if isinstance(module, (nn.Conv3d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, (nn.Linear, nn.BatchNorm2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        nn.init.constant_(module.bias, 0.0)
+
+
+def batch_norm_per_bar(x: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm) -> torch.Tensor:
+    """Batch norm of channels-last x (bars, batch, ..., C) with statistics per bar, as if called once per bar.
+
+    In training the running statistics are updated once per bar, in bar order, exactly like
+    the book's one-call-per-bar loop; in eval the running statistics are used.
+    """
+    if not bn.training:
+        return (x - bn.running_mean) * torch.rsqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
+    dims = tuple(range(1, x.dim() - 1))
+    mean = x.mean(dim=dims, keepdim=True)
+    var = x.var(dim=dims, keepdim=True, unbiased=False)
+    y = (x - mean) * torch.rsqrt(var + bn.eps) * bn.weight + bn.bias
+    if bn.track_running_stats:
+        n = math.prod(x.shape[1:-1])
+        with torch.no_grad():
+            m = bn.momentum
+            for bar in range(x.shape[0]):
+                bn.running_mean.mul_(1 - m).add_(mean[bar].reshape(-1), alpha=m)
+                bn.running_var.mul_(1 - m).add_(var[bar].reshape(-1) * (n / max(n - 1, 1)), alpha=m)
+                bn.num_batches_tracked.add_(1)
+    return y
+
+
+def conv_transpose_cl(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
+    """ConvTranspose2d with stride == kernel on channels-last x (N, H, W, Cin) -> (N, H*kh, W*kw, Cout), as one matmul."""
+    cin, cout, kh, kw = conv.weight.shape
+    n, h, w, _ = x.shape
+    weight = conv.weight.permute(0, 2, 3, 1).reshape(cin, kh * kw * cout)
+    y = (x.reshape(-1, cin) @ weight).view(n, h, w, kh, kw, cout)
+    if kh > 1 and w > 1:   # interleave the kernel rows with the input rows
+        y = y.permute(0, 1, 3, 2, 4, 5)
+    return y.reshape(n, h * kh, w * kw, cout) + conv.bias
+
+
+class TemporalNetwork(nn.Module):
+    """Noise (B, z) -> one noise vector per bar (B, z, n_bars); two transposed convolutions over the bar axis."""
+
+    def __init__(self, z_dim: int = 32, hidden: int = 1024, n_bars: int = 2):
+        super().__init__()
+        self.z_dim, self.n_bars = z_dim, n_bars
+        self.conv1 = nn.ConvTranspose2d(z_dim, hidden, kernel_size=(2, 1))
+        self.bn1 = nn.BatchNorm2d(hidden)
+        self.conv2 = nn.ConvTranspose2d(hidden, z_dim, kernel_size=(n_bars - 1, 1))
+        self.bn2 = nn.BatchNorm2d(z_dim)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = z.view(z.shape[0], self.z_dim, 1, 1)
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn2(self.conv2(x)))
+        return x.view(z.shape[0], self.z_dim, self.n_bars)
+
+
+class BarGenerator(nn.Module):
+    """One bar of one voice: (bars, B, 4z) -> (bars, B, steps, pitches), all bars in one pass."""
+
+    def __init__(self, z_dim: int = 32, hidden_features: int = 1024, hidden_channels: int = 512, n_pitches: int = 84):
+        super().__init__()
+        c, half = hidden_channels, hidden_channels // 2
+        self.rows = hidden_features // hidden_channels   # the reshape (c, rows, 1) after the linear layer
+        self.linear = nn.Linear(4 * z_dim, hidden_features)
+        self.bn0 = nn.BatchNorm1d(hidden_features)
+        shapes = [(c, c, (2, 1)), (c, half, (2, 1)), (half, half, (2, 1)), (half, half, (1, n_pitches // 12)), (half, 1, (1, 12))]
+        self.convs = nn.ModuleList(nn.ConvTranspose2d(i, o, k, stride=k) for i, o, k in shapes)
+        self.bns = nn.ModuleList(nn.BatchNorm2d(o) for _, o, _ in shapes[:-1])
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        bars, b, _ = z.shape
+        x = F.relu(batch_norm_per_bar(self.linear(z), self.bn0))
+        # the book's Reshape((c, rows, 1)) is channel-major; go channels-last from there on
+        x = x.view(bars * b, -1, self.rows, 1).permute(0, 2, 3, 1)
+        for conv, bn in zip(self.convs[:-1], self.bns):
+            x = conv_transpose_cl(x, conv)
+            x = F.relu(batch_norm_per_bar(x.view(bars, b, *x.shape[1:]), bn)).view(bars * b, *x.shape[1:])
+        x = conv_transpose_cl(x, self.convs[-1])          # (bars*B, steps, pitches, 1), no activation
+        return x.view(bars, b, x.shape[1], x.shape[2])
+
+
+class MuseGenerator(nn.Module):
+    """Four noise inputs -> piano rolls (B, tracks, bars, steps, pitches)."""
+
+    def __init__(self, config: MuseGANConfig):
+        super().__init__()
+        c = config
+        self.n_tracks, self.n_bars = c.n_tracks, c.n_bars
+        self.chords_network = TemporalNetwork(c.z_dim, c.temporal_hidden, c.n_bars)
+        self.melody_networks = nn.ModuleList(TemporalNetwork(c.z_dim, c.temporal_hidden, c.n_bars) for _ in range(c.n_tracks))
+        self.bar_generators = nn.ModuleList(
+            BarGenerator(c.z_dim, c.bar_hidden_features, c.bar_hidden_channels, c.n_pitches) for _ in range(c.n_tracks))
+
+    def forward(self, chords, style, melody, groove) -> torch.Tensor:
+        """chords, style: (B, z); melody, groove: (B, tracks, z)."""
+        b, z = style.shape
+        # (bars, B, z): chords and melody change per bar, style and groove are shared by all bars
+        chords_t = self.chords_network(chords).permute(2, 0, 1)
+        style_t = style.expand(self.n_bars, b, z)
+        outs = []
+        for t, (melody_net, bar_gen) in enumerate(zip(self.melody_networks, self.bar_generators)):
+            melody_t = melody_net(melody[:, t]).permute(2, 0, 1)
+            groove_t = groove[:, t].expand(self.n_bars, b, z)
+            outs.append(bar_gen(torch.cat([chords_t, style_t, melody_t, groove_t], dim=-1)))
+        return torch.stack(outs, dim=0).permute(2, 0, 1, 3, 4)   # (tracks, bars, B, S, P) -> (B, tracks, bars, S, P)
+
+
+def _conv_cl(x: torch.Tensor, conv: nn.Conv3d, dim: int) -> torch.Tensor:
+    """A Conv3d whose kernel spans one axis `dim` of channels-last x (B, D, H, W, C), as one matmul."""
+    cout, cin = conv.weight.shape[:2]
+    k = conv.weight.shape[2 + dim - 1]
+    stride = conv.stride[dim - 1]
+    pad = conv.padding[dim - 1]
+    if stride == k and pad == 0 and x.shape[dim] % k == 0:
+        # non-overlapping windows: a view, window-major then channel, so reorder the (small) weight to match
+        shape = list(x.shape)
+        x = x.reshape(*shape[:dim], shape[dim] // k, k, *shape[dim + 1:])
+        x = x.movedim(dim + 1, -2) if dim + 1 != x.dim() - 2 else x
+        x = x.flatten(-2)
+        weight = conv.weight.reshape(cout, cin, k).permute(0, 2, 1).reshape(cout, k * cin)
+    else:
+        if pad:
+            padding = [0, 0] * (x.dim() - 1 - dim) + [pad, pad]   # F.pad counts from the last axis
+            x = F.pad(x, padding)
+        x = x.unfold(dim, k, stride).flatten(-2)                # (..., C, k) channel-major like the weight
+        weight = conv.weight.reshape(cout, cin * k)
+    return F.linear(x, weight, conv.bias)
+
+
+class MuseCritic(nn.Module):
+    """Piano rolls (B, tracks, bars, steps, pitches) -> a score (B, 1). LeakyReLU(0.3), no normalisation."""
+
+    def __init__(self, config: MuseGANConfig):
+        super().__init__()
+        c, h = config, config.critic_hidden
+        octaves = c.n_pitches // 12
+        layers = [  # (in, out, kernel, stride, padding), all on (bars, steps, pitches)
+            (c.n_tracks, h, (2, 1, 1), 1, 0),
+            (h, h, (c.n_bars - 1, 1, 1), 1, 0),
+            (h, h, (1, 1, 12), (1, 1, 12), 0),
+            (h, h, (1, 1, octaves), (1, 1, octaves), 0),
+            (h, h, (1, 2, 1), (1, 2, 1), 0),
+            (h, h, (1, 2, 1), (1, 2, 1), 0),
+            (h, 2 * h, (1, 4, 1), (1, 2, 1), (0, 1, 0)),
+            (2 * h, 4 * h, (1, 3, 1), (1, 2, 1), (0, 1, 0)),
+        ]
+        self.convs = nn.ModuleList(nn.Conv3d(i, o, k, stride=s, padding=p) for i, o, k, s, p in layers)
+        # the axis each kernel spans (1 = bars, 2 = steps, 3 = pitches of the channels-last tensor)
+        self.axes = [1, 1, 3, 3, 2, 2, 2, 2]
+        self.linear1 = nn.Linear(4 * h, c.critic_hidden_features)
+        self.linear2 = nn.Linear(c.critic_hidden_features, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 4, 1)   # channels (tracks) last: (B, bars, steps, pitches, tracks)
+        for conv, axis in zip(self.convs, self.axes):
+            x = F.leaky_relu(_conv_cl(x, conv, axis), 0.3)
+        x = F.leaky_relu(self.linear1(x.flatten(1)), 0.3)
+        return self.linear2(x)
+
+
+class MuseGAN(Model):
+    """MuseGAN (Dong et al. 2018) as in the book: four-voice, two-bar piano rolls from four noise inputs."""
+
+    arch = "musegan"
+    arch_version = 1
+    config_class = MuseGANConfig
+    tokenizer_name = "pianoroll"
+    optional_state_files = ("critic",)
+    generate_options = ()
+
+    def __init__(self, config: MuseGANConfig | None = None, tokenizer=None):
+        super().__init__(config or MuseGANConfig(), tokenizer)
+        self.generator = MuseGenerator(self.config)
+        self.critic = MuseCritic(self.config)
+        self.generator.apply(book_init)
+        self.critic.apply(book_init)
+
+    def state_files(self) -> dict[str, nn.Module]:
+        """The generator is model.safetensors; the critic rides along for resuming and fine-tuning."""
+        return {"model": self.generator, "critic": self.critic}
+
+    def sample_noise(self, num: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+        """chords, style, melody, groove ~ N(0, 1) (the book used U[0,1) at inference, unlike training)."""
+        c = self.config
+        shapes = [(num, c.z_dim), (num, c.z_dim), (num, c.n_tracks, c.z_dim), (num, c.n_tracks, c.z_dim)]
+        if generator is None:   # training: the global RNG, which the trainer seeds and checkpoints
+            return tuple(torch.randn(s, device=self.device) for s in shapes)
+        # a seeded draw happens on the CPU, so that a seed gives the same music on every device
+        return tuple(torch.randn(s, generator=generator).to(self.device) for s in shapes)
+
+    def forward(self, chords, style, melody, groove) -> torch.Tensor:
+        """Raw generator output (B, tracks, bars, steps, pitches), unbounded; positive means 'on'."""
+        return self.generator(chords, style, melody, groove)
+
+    @torch.no_grad()
+    def sample(self, num: int = 1, seed: int | None = None) -> torch.Tensor:
+        """Generator output for `num` pieces, in eval mode (running BN statistics), deterministic for a seed."""
+        gen = torch.Generator()
+        gen.manual_seed(int(seed) if seed is not None else int(torch.seed() % 2**63))
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            noise = [t.to(dtype=next(self.generator.parameters()).dtype) for t in self.sample_noise(num, gen)]
+            return self.generator(*noise).float()
+        finally:
+            self.generator.train(was_training)
+
+    def generate(self, num: int = 1, seed: int | None = None, **options):
+        """`num` 2-bar, 4-voice pieces: one PrettyMIDI each (a single one when num == 1)."""
+        if options:
+            raise ConfigError(f"musegan generate takes no options, got {', '.join(sorted(options))}")
+        rolls = self.sample(num, seed).cpu()
+        midis = [self.tokenizer.decode(roll) for roll in rolls]
+        return midis[0] if num == 1 else midis

@@ -1,0 +1,161 @@
+"""WGAN-GP training for MuseGAN: the book's recipe with its bugs fixed.
+
+One trainer step = `n_critic` (5) critic updates on the same real batch, then one generator update.
+Fixes against the book: the interpolation weight alpha is drawn fresh at every critic step
+(the book drew it once for the whole run), and the generator is put in eval mode to generate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from zoo.errors import ConfigError, DataError
+from zoo.trainer import TrainConfig, Trainer
+
+
+def _as_step(opt: torch.optim.Optimizer | Callable) -> Callable:
+    if callable(opt) and not isinstance(opt, torch.optim.Optimizer):
+        return opt
+
+    def step(loss):
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """mean((1 - ||grad C(x_hat)||_2)^2), x_hat = alpha*real + (1-alpha)*fake, alpha ~ U[0,1) fresh per sample and call."""
+    alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    with torch.autocast(real.device.type, enabled=False):   # a gradient of a gradient wants full precision
+        score = critic(x_hat)
+        (grad,) = torch.autograd.grad(score.sum(), x_hat, create_graph=True)
+    return ((1 - grad.flatten(1).norm(2, dim=1)) ** 2).mean()
+
+
+def wgan_gp_iteration(generator: nn.Module, critic: nn.Module, gen_opt, critic_opt, real: torch.Tensor,
+                      sample_noise: Callable[[int], tuple], n_critic: int = 5, gp_weight: float = 10.0) -> dict[str, float]:
+    """n_critic critic updates on one real batch, then one generator update.
+
+    gen_opt / critic_opt are optimizers or step(loss) callables (the trainer's self.optimize).
+    """
+    step_c, step_g = _as_step(critic_opt), _as_step(gen_opt)
+    b = real.shape[0]
+    critic.requires_grad_(True)
+    for _ in range(n_critic):
+        with torch.no_grad():   # the critic's update needs no graph through the generator
+            fake = generator(*sample_noise(b)).float()
+        c_fake, c_real = critic(fake).float().mean(), critic(real).float().mean()
+        gp = gradient_penalty(critic, real, fake)
+        c_loss = c_fake - c_real + gp_weight * gp
+        step_c(c_loss)
+    # the critic's weights need no gradient for the generator's update
+    critic.requires_grad_(False)
+    try:
+        g_loss = -critic(generator(*sample_noise(b))).float().mean()
+        step_g(g_loss)
+    finally:
+        critic.requires_grad_(True)
+    return {"critic_loss": c_loss.item(), "gp": gp.item(), "wasserstein": (c_real - c_fake).item(),
+            "gen_loss": g_loss.item()}
+
+
+@dataclass(frozen=True)
+class MuseGANTrainConfig(TrainConfig):
+    """TrainConfig plus the WGAN-GP knobs."""
+
+    n_critic: int = 5             # critic updates per generator update
+    gp_weight: float = 10.0       # lambda of the gradient penalty
+    beta1: float = 0.5            # Adam betas of both networks (the book's)
+    beta2: float = 0.9
+    transpose: int = 0            # augmentation: random shift in [-K, K] semitones, kept inside every voice's range
+    eval_samples: int = 256       # generated pieces compared with the test windows in evaluate()
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.n_critic < 1:
+            raise ConfigError(f"n_critic must be at least 1, got {self.n_critic}")
+        if self.gp_weight < 0:
+            raise ConfigError(f"gp_weight must be >= 0, got {self.gp_weight}")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ConfigError("beta1 and beta2 must be in [0, 1)")
+        if not 0 <= self.transpose <= 12:
+            raise ConfigError(f"transpose must be 0..12 semitones, got {self.transpose}")
+        if self.eval_samples < 1:
+            raise ConfigError(f"eval_samples must be at least 1, got {self.eval_samples}")
+
+
+class MuseGANTrainer(Trainer):
+    """WGAN-GP: one step = n_critic critic updates + one generator update, on a batch of real windows."""
+
+    config_class = MuseGANTrainConfig
+    # the book: Adam 1e-3, betas (0.5, 0.9), batch 64, no LR schedule, no gradient clipping
+    defaults = {"lr": 1e-3, "batch_size": 64, "schedule": "constant", "grad_clip": 0.0, "ckpt_every": 100}
+
+    def _data(self, source):
+        from .data import load_data
+
+        key = str(source)
+        if getattr(self, "_data_key", None) != key:
+            c = self.model.config
+            self._windows = load_data(source, n_bars=c.n_bars, steps_per_bar=c.steps_per_bar, n_pitches=c.n_pitches)
+            self._data_key = key
+        return self._windows
+
+    def build_dataset(self, source, split):
+        """Windows of the split as rolls; the train split may be transposed (config.transpose)."""
+        from .data import WindowDataset, voice_ranges
+
+        c = self.model.config
+        data = self._data(source)
+        grids = data.splits[split]
+        if len(grids) == 0:
+            raise DataError(f"no {split} windows in {data.stats.get('source', source)}; {data.summary()}")
+        if grids.shape[1] != c.n_tracks:
+            raise DataError(f"the data has {grids.shape[1]} voices but the model n_tracks={c.n_tracks}")
+        train = data.splits["train"]
+        return WindowDataset(grids, c.n_bars, c.steps_per_bar, c.n_pitches,
+                             transpose=self.config.transpose if split == "train" else 0,
+                             ranges=voice_ranges(train) if len(train) else None, seed=self.config.seed)
+
+    def configure_optimizers(self):
+        betas = (self.config.beta1, self.config.beta2)
+        return {"critic": torch.optim.Adam(self.model.critic.parameters(), lr=self.config.lr, betas=betas),
+                "generator": torch.optim.Adam(self.model.generator.parameters(), lr=self.config.lr, betas=betas)}
+
+    def training_step(self, batch, step):
+        return wgan_gp_iteration(
+            self.model.generator, self.model.critic,
+            gen_opt=lambda loss: self.optimize("generator", loss),
+            critic_opt=lambda loss: self.optimize("critic", loss),
+            real=batch, sample_noise=lambda b: self.model.sample_noise(b),
+            n_critic=self.config.n_critic, gp_weight=self.config.gp_weight)
+
+    def evaluate(self, dataset):
+        """Metrics of generated pieces (gen_*) beside the same metrics of the split's windows (data_*)."""
+        from .metrics import all_metrics
+
+        model, c = self.model, self.model.config
+        n = self.config.eval_samples
+        rolls = model.sample(n, seed=self.config.seed + 12345)
+        grid = model.tokenizer.roll_to_grid(rolls)                       # (tracks, n * T)
+        gen = grid.reshape(c.n_tracks, n, -1).transpose(1, 0, 2)
+        out = {f"gen_{k}": v for k, v in all_metrics(gen, c.steps_per_bar).items()}
+        out.update({f"data_{k}": v for k, v in all_metrics(dataset.grids, c.steps_per_bar).items()})
+        # the critic's estimate of the Wasserstein distance between the split and generated pieces
+        m = min(len(dataset), 512)
+        real = torch.stack([dataset[i] for i in range(m)]).to(model.device)
+        with torch.no_grad():
+            out["critic_w_distance"] = float(model.critic(real).mean() - model.critic(rolls[:m].to(model.device)).mean())
+        return out
+
+    def model_card(self, summary):
+        from .card import model_card
+
+        return model_card(summary)
