@@ -10,12 +10,14 @@ from pathlib import Path
 from zoo.errors import MidiError
 
 MAX_MIDI_BYTES = 32 * 1024 * 1024  # far above any real score; guards memory on hostile input
+# pretty_midi parses ~25,000 events a second: this many events (a long piano piece has
+# ~50,000) keeps any read under ~10 s, where a 6 MB file of 10^6 notes would take minutes.
+MAX_MIDI_EVENTS = 250_000
 
 
-def read_midi(path):
-    """A PrettyMIDI from a file, or a MidiError that names the file and says what is wrong."""
-    import pretty_midi
-
+def check_midi_file(path) -> Path:
+    """Cheap checks before any parser touches a file: it exists, is small enough, starts with MThd,
+    and does not hold more than MAX_MIDI_EVENTS events. Returns the path; raises MidiError."""
     path = Path(path)
     if not path.is_file():
         raise MidiError(f"{path}: no such MIDI file")
@@ -23,9 +25,66 @@ def read_midi(path):
     if size > MAX_MIDI_BYTES:
         raise MidiError(f"{path}: {size} bytes is too large for a MIDI file (limit {MAX_MIDI_BYTES})")
     with open(path, "rb") as f:
-        head = f.read(4)
-    if head != b"MThd":
+        data = f.read(MAX_MIDI_BYTES + 1)
+    if data[:4] != b"MThd":
         raise MidiError(f"{path}: not a MIDI file (no MThd header)")
+    if count_events(data, MAX_MIDI_EVENTS) > MAX_MIDI_EVENTS:
+        raise MidiError(f"{path}: more than {MAX_MIDI_EVENTS:,} MIDI events, too many to read safely; "
+                        f"split the file or give a shorter piece")
+    return path
+
+
+def count_events(data: bytes, limit: int) -> int:
+    """Events (channel, meta and sysex) in the MTrk chunks of raw MIDI bytes, counting stops once past `limit`.
+
+    A structural walk only (no messages are built), so it costs a small fraction of a full
+    parse. Malformed data just ends the walk: the real parser reports it.
+    """
+    n, pos, size = 0, 0, len(data)
+    while pos + 8 <= size:
+        tag, length = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "big")
+        start, end = pos + 8, min(pos + 8 + length, size)
+        pos = start + length
+        if tag != b"MTrk":
+            continue
+        i, status = start, None
+        try:
+            while i < end:
+                while data[i] & 0x80:  # delta time
+                    i += 1
+                i += 1
+                b = data[i]
+                if b == 0xFF or b in (0xF0, 0xF7):
+                    i += 2 if b == 0xFF else 1
+                    length = 0
+                    while data[i] & 0x80:
+                        length = (length << 7) | (data[i] & 0x7F)
+                        i += 1
+                    length = (length << 7) | data[i]
+                    i += 1 + length
+                    n += 1
+                    if n > limit:
+                        return n
+                    continue
+                if b & 0x80:
+                    status = b
+                    i += 1
+                elif status is None:
+                    break
+                i += 1 if status & 0xE0 == 0xC0 else 2  # program change / channel pressure: one data byte
+                n += 1
+                if n > limit:
+                    return n
+        except IndexError:
+            pass
+    return n
+
+
+def read_midi(path):
+    """A PrettyMIDI from a file, or a MidiError that names the file and says what is wrong."""
+    import pretty_midi
+
+    path = check_midi_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
