@@ -1,0 +1,83 @@
+"""`zoo eval` (generated vs test data, side by side, --json) and `zoo generate --plot/--render/--score`."""
+
+import json
+import math
+import shutil
+
+import pytest
+
+from zoo import evaluation, metrics
+
+
+@pytest.fixture
+def saved(tiny_model, tmp_path):
+    return tiny_model.save_pretrained(tmp_path / "model")
+
+
+def test_evaluate_puts_generated_beside_test_data(tiny, saved):
+    res = evaluation.evaluate(str(saved), num=5, device="cpu", batch_size=2, length=8)
+    assert res["samples"] == 5 and res["arch"] == "tiny-lm"
+    assert res["test_pieces"] == 5   # evenly spaced items of the plugin's test split, decoded by its tokenizer
+    assert set(metrics.MIDI_METRICS) <= set(res["table"])
+    # the test split of the tiny plugin is rising C-major scales: all in scale, one note at a time
+    assert res["table"]["in_scale"]["test"] == 1.0 and res["table"]["polyphony"]["test"] == 1.0
+    assert res["table"]["in_scale"]["generated"] <= 1.0
+    assert "loss" in res["scores"]   # the plugin's own evaluate() is a row of its own
+
+
+def test_plugin_gen_data_keys_become_table_rows():
+    res = {"model": "m", "arch": "a", "samples": 2, "test_pieces": 2, "table": {"x": {"generated": 1.0, "test": float("nan")}},
+           "scores": {"nll": math.log(2)}}
+    lines = evaluation.format_table(res).splitlines()
+    assert next(l for l in lines if l.startswith("x ")).split() == ["x", "1.0000", "-"]
+    assert next(l for l in lines if l.startswith("nll ")).split() == ["nll", "0.6931"]
+    assert evaluation.flat(res) == {"samples": 2, "test_pieces": 2, "gen_x": 1.0, "test_x": None, "nll": math.log(2)}
+
+
+def cli(capsys, *args):
+    """Run the CLI in this process (a subprocess costs seconds of start-up): (exit code, stdout, stderr)."""
+    from zoo.cli import main
+
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_zoo_eval_cli_prints_a_table_and_writes_json(tiny, saved, capsys, tmp_path):
+    code, out, err = cli(capsys, "eval", saved, "--num", 4, "--length", 8, "--device", "cpu", "--json", tmp_path / "e.json")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].endswith("4 generated pieces, 4 test pieces")
+    header = next(l for l in lines if l.startswith("metric"))
+    assert header.split() == ["metric", "generated", "test"]
+    row = next(l for l in lines if l.startswith("in_scale "))
+    assert row.split()[-1] == "1.0000"
+    data = json.loads((tmp_path / "e.json").read_text())
+    assert data["samples"] == 4 and data["test_in_scale"] == 1.0 and "gen_pitch_class_entropy" in data and "loss" in data
+    code, _, err = cli(capsys, "eval", saved, "--num", 0)
+    assert code == 2 and "--num must be at least 1" in err
+
+
+def test_generate_plot_render_score(tiny, saved, capsys, tmp_path):
+    args = ["generate", saved, "-o", tmp_path / "g.mid", "--num", 2, "--length", 8, "--seed", 1,
+            "--plot", tmp_path / "g.png", "--score", tmp_path / "g.musicxml"]
+    if shutil.which("fluidsynth"):
+        args += ["--render", tmp_path / "g.wav"]
+    code, out, err = cli(capsys, *args)
+    assert code == 0, err
+    made = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
+    expect = ["g-1.mid", "g-1.musicxml", "g-1.png", "g-2.mid", "g-2.musicxml", "g-2.png"]
+    if shutil.which("fluidsynth"):
+        expect += ["g-1.wav", "g-2.wav"]
+    assert made == sorted(expect)
+
+
+def test_generate_extras_fail_before_generating(tiny, saved, capsys, tmp_path, monkeypatch):
+    code, _, err = cli(capsys, "generate", saved, "-o", tmp_path / "g.mid", "--score", tmp_path / "g.doc")
+    assert code == 2 and "sheet music is written as" in err
+    code, _, err = cli(capsys, "generate", saved, "-o", tmp_path / "g.mid", "--soundfont", tmp_path / "x.sf2")
+    assert code == 2 and "--soundfont is for --render" in err
+    monkeypatch.setenv("PATH", "/nonexistent")
+    code, _, err = cli(capsys, "generate", saved, "-o", tmp_path / "g.mid", "--render", tmp_path / "g.wav")
+    assert code == 2 and "apt-get install fluidsynth" in err
+    assert not (tmp_path / "g.mid").exists()

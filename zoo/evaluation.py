@@ -1,0 +1,131 @@
+"""`zoo eval NAME`: generated music against held-out test data, side by side, plus the plugin's own numbers.
+
+Architecture-free: the plugin supplies the test split (its trainer's build_dataset(data, "test")), the
+tokenizer decodes its items to MIDI, and zoo.metrics measures both sides the same way. A plugin's
+evaluate() adds its own numbers: keys gen_X / data_X become one more row X of the table (its
+generated / test columns), anything else (NLL per token, a critic's distance) a row of its own.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+
+import numpy as np
+
+from zoo import metrics as M
+from zoo.errors import ConfigError
+
+
+def _trainer(model, data, num: int):
+    from zoo.config import config_from_dict
+    from zoo.registry import get_registry
+    from zoo.trainer import Trainer
+
+    cls = get_registry().trainer(model.arch)
+    values = dict(cls.defaults)
+    if "eval_samples" in {f.name for f in fields(cls.config_class)}:
+        values["eval_samples"] = num   # a plugin that generates in its own evaluate() uses the same N
+    trainer = cls(model, config_from_dict(cls.config_class, values), source=data, device=model.device)
+    has_eval = type(trainer).evaluate is not Trainer.evaluate
+    return trainer, has_eval
+
+
+def generate_pieces(model, num: int, seed: int = 0, batch_size: int = 32, **options) -> list:
+    """`num` pieces in batches (seeds seed, seed+1, … per batch), as a flat list of PrettyMIDI."""
+    pieces = []
+    for b, start in enumerate(range(0, num, batch_size)):
+        n = min(batch_size, num - start)
+        out = model.generate(num=n, seed=seed + b, **options)
+        pieces.extend(out if isinstance(out, list) else [out])
+    return pieces
+
+
+def held_out_pieces(model, dataset, num: int) -> list:
+    """Up to `num` items of the test split, evenly spaced, decoded to PrettyMIDI by the model's tokenizer."""
+    n = len(dataset)
+    if n == 0:
+        return []
+    idx = np.unique(np.linspace(0, n - 1, min(num, n)).round().astype(int))
+    return [model.tokenizer.decode(dataset[int(i)]) for i in idx]
+
+
+def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", seed: int = 0,
+             batch_size: int = 32, length: int | None = None) -> dict:
+    """Metrics of `num` generated pieces beside the same metrics of the test split, and the plugin's own numbers.
+
+    Returns {"model", "arch", "samples", "test_pieces", "table": {metric: {"generated", "test"}},
+    "scores": {name: value}} (scores: e.g. nll, ppl for language models).
+    """
+    import torch
+
+    import zoo
+    from zoo.progress import status
+
+    if num < 1:
+        raise ConfigError("--num must be at least 1")
+    if batch_size < 1:
+        raise ConfigError("--batch-size must be at least 1")
+    with status(f"loading {name}"):
+        model = zoo.load(name, device=device)
+    options = {}
+    if length is not None:
+        if "length" not in model.generate_options:
+            raise ConfigError(f"{model.arch} does not take --length")
+        options["length"] = length
+    trainer, has_eval = _trainer(model, data, num)
+    with status("loading the test split"):
+        dataset = trainer.build_dataset(data, "test")
+    plugin = {}
+    if has_eval:
+        with status("the plugin's evaluation"), torch.no_grad():
+            plugin = trainer.evaluate(dataset)
+    with status(f"generating {num} piece(s)"):
+        generated = generate_pieces(model, num, seed=seed, batch_size=batch_size, **options)
+    with status("decoding the test split"):
+        real = held_out_pieces(model, dataset, num)
+    gen_m, test_m = M.midi_metrics(generated), M.midi_metrics(real) if real else {}
+    table = {k: {"generated": gen_m[k], "test": test_m.get(k, float("nan"))} for k in gen_m}
+    scores = {}
+    for key, value in plugin.items():
+        if key.startswith("gen_"):
+            table.setdefault(key[4:], {"generated": float("nan"), "test": float("nan")})["generated"] = float(value)
+        elif key.startswith("data_"):
+            table.setdefault(key[5:], {"generated": float("nan"), "test": float("nan")})["test"] = float(value)
+        else:
+            scores[key] = float(value)
+    if "nll" in scores:
+        scores["nll_bits"] = M.nll_to_bits(scores["nll"])
+    return {"model": name, "arch": model.arch, "samples": len(generated), "test_pieces": len(real),
+            "table": table, "scores": scores}
+
+
+def flat(results: dict) -> dict:
+    """One JSON object of name -> number (what `zoo push --metrics` reads): gen_X, test_X and the scores."""
+    out = {"samples": results["samples"], "test_pieces": results["test_pieces"]}
+    for k, row in results["table"].items():
+        out[f"gen_{k}"] = row["generated"]
+        out[f"test_{k}"] = row["test"]
+    out.update(results["scores"])
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
+
+
+def format_table(results: dict) -> str:
+    """The side-by-side table `zoo eval` prints."""
+
+    def fmt(v):
+        return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
+
+    rows = [(k, fmt(r["generated"]), fmt(r["test"])) for k, r in results["table"].items()]
+    rows += [(k, "", fmt(v)) for k, v in results["scores"].items()]
+    w = max([len("metric")] + [len(r[0]) for r in rows])
+    head = (f"{results['model']} ({results['arch']}): {results['samples']} generated pieces, "
+            f"{results['test_pieces']} test pieces")
+    lines = [head, "", f"{'metric':<{w}}  {'generated':>10}  {'test':>10}", f"{'-' * w}  {'-' * 10}  {'-' * 10}"]
+    lines += [f"{k:<{w}}  {g:>10}  {t:>10}" for k, g, t in rows]
+    if results["scores"]:
+        lines.append("")
+        lines.append("rows without a generated value are the plugin's scores on the test split "
+                     "(nll: nats per token; nll_bits: bits per token)" if "nll" in results["scores"]
+                     else "rows without a generated value are the plugin's scores")
+    return "\n".join(lines)
