@@ -45,6 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float, default=None, help="sampling temperature")
     s.add_argument("--top-k", dest="top_k", type=int, default=None, help="sample from the k most likely tokens")
     s.add_argument("--top-p", dest="top_p", type=float, default=None, help="nucleus sampling mass")
+    s.add_argument("--plot", default=None, metavar="OUT.png", help="also draw a piano roll (PNG/SVG/PDF)")
+    s.add_argument("--render", default=None, metavar="OUT.wav", help="also render audio with FluidSynth")
+    s.add_argument("--soundfont", default=None, metavar="SF2", help="soundfont for --render (default: the GM soundfont "
+                   "of fluid-soundfont-gm, or $ZOO_SOUNDFONT)")
+    s.add_argument("--score", default=None, metavar="OUT.musicxml|OUT.pdf|OUT.png",
+                   help="also write sheet music (PDF/PNG need LilyPond or MuseScore)")
+
+    s = sub.add_parser("plot", help="draw a piano roll of a MIDI file")
+    s.add_argument("midi", help="a .mid file")
+    s.add_argument("-o", "--output", required=True, help="picture to write (.png, .svg or .pdf)")
+    s.add_argument("--time", choices=("beats", "seconds"), default="beats", help="time axis (default beats)")
+    s.add_argument("--title", default=None, help="title (default: the file name)")
 
     s = sub.add_parser("train", help="train an architecture (resumable; runs under torchrun)")
     s.add_argument("arch")
@@ -61,10 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--log-every", dest="log_every", type=int, default=None, help="plain log line every N steps (stderr)")
 
-    s = sub.add_parser("eval", help="evaluate a model on held-out data")
+    s = sub.add_parser("eval", help="metrics of generated pieces beside the held-out test data (and NLL)")
     s.add_argument("name")
     s.add_argument("--data", default=None, help="data source (default: the plugin's embedded test split)")
     s.add_argument("--device", default="auto")
+    s.add_argument("--num", type=int, default=256, help="pieces to generate (default 256)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the first batch (default 0)")
+    s.add_argument("--batch-size", dest="batch_size", type=int, default=32, help="pieces per generate() call")
+    s.add_argument("--length", type=int, default=None, help="new tokens per piece (sequence models)")
     s.add_argument("--json", default=None, help="also write the results as JSON to this file")
 
     s = sub.add_parser("push", help="publish a model folder or pretrained name to the Hugging Face Hub")
@@ -169,6 +185,7 @@ def cmd_generate(args) -> int:
 
     if args.num < 1:
         raise ConfigError("--num must be at least 1")
+    _check_extras(args)
     given = {k: getattr(args, k) for k in GENERATE_OPTIONS if getattr(args, k) is not None}
     with status(f"loading {args.name}"):
         model = zoo.load(args.name, device=args.device, dtype=args.dtype, revision=args.revision)
@@ -182,6 +199,45 @@ def cmd_generate(args) -> int:
     pieces = result if isinstance(result, list) else [result]
     for midi, path in zip(pieces, output_paths(args.output, len(pieces))):
         print(write_midi(midi, path))
+    _extras(args, pieces)
+    return 0
+
+
+def _check_extras(args) -> None:
+    """Fail before any work when FluidSynth, the soundfont or the engraver is missing."""
+    from zoo.errors import ConfigError
+
+    if args.render or args.score or args.soundfont:
+        from zoo import render
+
+        if args.soundfont and not args.render:
+            raise ConfigError("--soundfont is for --render OUT.wav")
+        if args.render:
+            render.fluidsynth_path(), render.find_soundfont(args.soundfont)
+        if args.score:
+            render.check_score_target(args.score)
+
+
+def _extras(args, pieces) -> None:
+    """--plot / --render / --score for each generated piece (OUT-1.png … like the MIDI files)."""
+    from zoo import render
+    from zoo.midi import output_paths
+
+    for opt, fn in (("plot", lambda m, p: render.plot_pianoroll(m, p, title=p.stem)),
+                    ("render", lambda m, p: render.render_audio(m, p, soundfont=args.soundfont)),
+                    ("score", lambda m, p: render.write_score(m, p, title=p.stem))):
+        target = getattr(args, opt)
+        if target:
+            for midi, path in zip(pieces, output_paths(target, len(pieces))):
+                print(fn(midi, path))
+
+
+def cmd_plot(args) -> int:
+    from pathlib import Path
+
+    from zoo.render import plot_pianoroll
+
+    print(plot_pianoroll(args.midi, args.output, time=args.time, title=args.title or Path(args.midi).name))
     return 0
 
 
@@ -193,16 +249,15 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from zoo.trainer import evaluate_model
+    from zoo.evaluation import evaluate, flat, format_table
 
-    results = evaluate_model(args.name, data=args.data, device=args.device)
-    width = max(map(len, results), default=0)
-    for key, value in results.items():
-        print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    results = evaluate(args.name, num=args.num, data=args.data, device=args.device, seed=args.seed,
+                       batch_size=args.batch_size, length=args.length)
+    print(format_table(results))
     if args.json:
         from pathlib import Path
 
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps(flat(results), indent=2) + "\n")
     return 0
 
 
@@ -234,7 +289,7 @@ def cmd_convert(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "info": cmd_info, "plugins": cmd_plugins, "generate": cmd_generate,
+COMMANDS = {"plot": cmd_plot, "list": cmd_list, "info": cmd_info, "plugins": cmd_plugins, "generate": cmd_generate,
             "train": cmd_train, "eval": cmd_eval, "push": cmd_push, "pull": cmd_pull, "convert": cmd_convert}
 
 
