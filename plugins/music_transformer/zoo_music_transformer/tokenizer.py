@@ -39,6 +39,7 @@ N_SHIFTS = 100  # 10 ms .. 1 s
 N_VELOCITY_BINS = 32
 STEPS_PER_SECOND = 100  # 10 ms resolution
 SUSTAIN_CC = 64
+MAX_SECONDS = 24 * 3600  # longer pieces are refused: a hostile tempo/delta can claim years of silence
 
 
 def velocity_bin(velocity: int) -> int:
@@ -90,6 +91,10 @@ def notes_to_tokens(notes: np.ndarray) -> np.ndarray:
     notes = np.asarray(notes, dtype=np.float64).reshape(-1, 4)
     if len(notes) == 0:
         return np.zeros(0, dtype=np.int64)
+    if not np.isfinite(notes[:, :2]).all() or notes[:, :2].max() > MAX_SECONDS:
+        # each second of silence costs a token: a 68-byte file can claim 10^9 s (hang, then OOM)
+        raise MidiError(f"the piece lasts {notes[:, :2].max() / 3600:.3g} hours; pieces longer than "
+                        f"{MAX_SECONDS // 3600} hours are refused (is the MIDI file corrupt?)")
     start = np.round(notes[:, 0] * STEPS_PER_SECOND).astype(np.int64)
     end = np.round(notes[:, 1] * STEPS_PER_SECOND).astype(np.int64)
     pitch = notes[:, 2].astype(np.int64)
@@ -199,15 +204,14 @@ def notes_to_midi(notes: np.ndarray, program: int = 0) -> pretty_midi.PrettyMIDI
 
 def read_midi_notes(path: str | os.PathLike) -> np.ndarray:
     """Read a MIDI file straight into a merged note array (symusic if installed, else pretty_midi)."""
+    from zoo.midi import check_midi_file, read_midi
+
+    check_midi_file(path)  # size, header and event-count limits before any parser runs
     try:
         return _read_symusic(path)
     except ImportError:
         pass
-    try:
-        midi = pretty_midi.PrettyMIDI(str(path))
-    except Exception as exc:  # pretty_midi/mido raise many kinds on broken files
-        raise MidiError(f"cannot read MIDI file {path}: {exc}") from exc
-    return midi_to_notes(midi)
+    return midi_to_notes(read_midi(path))
 
 
 def _read_symusic(path) -> np.ndarray:
@@ -245,10 +249,11 @@ class PerformanceTokenizer(Tokenizer):
     def encode(self, midi) -> torch.Tensor:
         """PrettyMIDI (or a path to a MIDI file) -> 1-D int64 tensor of token ids (no EOS)."""
         if isinstance(midi, (str, os.PathLike)):
-            notes = read_midi_notes(Path(midi))
-        else:
-            notes = midi_to_notes(midi)
-        return torch.from_numpy(notes_to_tokens(notes))
+            try:
+                return torch.from_numpy(notes_to_tokens(read_midi_notes(Path(midi))))
+            except MidiError as exc:
+                raise MidiError(str(exc) if str(midi) in str(exc) else f"{midi}: {exc}") from None
+        return torch.from_numpy(notes_to_tokens(midi_to_notes(midi)))
 
     def decode(self, tokens) -> pretty_midi.PrettyMIDI:
         """Token ids (tensor, array or list; any in-range ids) -> PrettyMIDI."""
