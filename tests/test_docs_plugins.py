@@ -8,7 +8,8 @@ a block says what to do with it; a block without one must be a console block.
 - ``<!-- test: replace-line PATH PREFIX -->``: in the tutorial's folder, the line of PATH
   that starts with PREFIX is replaced by the block (the reader's edit).
 - console blocks: each ``$ command`` runs with bash in the tutorial's folder (a `cd`
-  carries over), inside a throw-away virtualenv that has the core, and must exit 0;
+  carries over), inside a throw-away virtualenv that has the core (pip there runs offline,
+  without build isolation or dependency resolution), and must exit 0;
   the lines after it must each appear in its output (whitespace-insensitive).
 - ``<!-- test: hub -->``: a console block that talks to the Hub: `zoo push` goes to the
   write-API stand-in of tests/hubserver, everything else to olah, which serves what
@@ -108,7 +109,9 @@ class Tutorial:
         self.hub_skip: str | None = None
         self.env = {"HF_HOME": str(root / "hf-home"), "HF_HUB_CACHE": str(root / "hf-cache"),
                     "HF_TOKEN": TOKEN, "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_ETAG_TIMEOUT": "30",
-                    "HF_HUB_DOWNLOAD_TIMEOUT": "30", "HF_ENDPOINT": "http://127.0.0.1:9"}  # nothing listens there
+                    "HF_HUB_DOWNLOAD_TIMEOUT": "30", "HF_ENDPOINT": "http://127.0.0.1:9",  # nothing listens there
+                    # pip resolves nothing (3 s of CPU): test_the_template_dependencies_are_met checks them.
+                    "PIP_NO_DEPS": "1"}
         self._hub_root, self._servers, self.pushed = root / "hub", [], False
 
     def hub(self):
@@ -242,3 +245,15 @@ def test_the_contracts_are_documented():
 def test_pretrained_names_follow_the_naming_rule():
     specs = re.findall(r'PretrainedSpec\(\s*name="([^"]+)",[^)]*?arch="([^"]+)"', DOC.read_text())
     assert specs and all(name.startswith(arch + "-") for name, arch in specs), specs
+
+
+def test_the_template_dependencies_are_met():
+    """What `pip install -e .` would resolve: every dependency of the template is installed here."""
+    import importlib.metadata as md
+
+    tomllib = pytest.importorskip("tomllib")
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "templates" / "zoo-plugin" / "pyproject.toml").read_text())["project"]
+    for dep in map(Requirement, project["dependencies"]):
+        assert md.version(dep.name) in dep.specifier, f"{dep} is not met by the installed {dep.name} {md.version(dep.name)}"

@@ -32,7 +32,7 @@ def main_site_dirs() -> list[str]:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """os.environ minus whatever would leak the outer environment into a subprocess."""
-    drop = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "ZOO_PLUGINS", "PIP_REQUIRE_VIRTUALENV")
+    drop = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "ZOO_PLUGINS", "ZOO_WEIGHTS_DIR", "PIP_REQUIRE_VIRTUALENV")
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(extra)
     return env
