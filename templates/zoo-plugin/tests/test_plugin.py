@@ -2,6 +2,9 @@
 musezoo finds it through its entry point, exactly as users will)."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pretty_midi
 import pytest
@@ -17,6 +20,13 @@ def test_the_plugin_is_registered():
     info = zoo.info("yourarch")
     assert info["plugin"] == "musezoo-yourarch"
     assert info["trainer"] is True
+
+
+def test_registration_imports_no_torch():
+    # `zoo list` imports every plugin's plugin.py: it must stay light.
+    code = "import sys, zoo; zoo.info('yourarch'); assert 'torch' not in sys.modules, 'plugin.py imported torch'"
+    env = {**os.environ, "ZOO_PLUGINS": "musezoo-yourarch"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
 
 
 def test_tokenizer_round_trip():
