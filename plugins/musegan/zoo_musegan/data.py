@@ -13,6 +13,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ def cache_dir() -> Path:
 
 def split_of(key: str) -> str:
     """A deterministic ~80/10/10 split from a stable hash of a key (BWV number or file name)."""
-    bucket = zlib.crc32(key.encode()) % 10
+    bucket = zlib.crc32(key.encode("utf-8", "surrogateescape")) % 10  # file names need not be UTF-8
     return "test" if bucket == 0 else "valid" if bucket == 1 else "train"
 
 
@@ -253,7 +254,9 @@ def load_jsb_npz(path, n_tracks: int = 4, n_bars: int = 2, steps_per_bar: int = 
                     raise Skip(f"shape {arr.shape}")
                 if arr.shape[1] != n_tracks:
                     arr = arr.T
-                order = np.argsort(-np.nanmean(np.where(arr > 0, arr, np.nan), axis=0))
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)   # an all-rest voice has no mean
+                    order = np.argsort(-np.nan_to_num(np.nanmean(np.where(arr > 0, arr, np.nan), axis=0), nan=-1))
                 arr = arr[:, order].T
                 grid = np.where(np.isfinite(arr) & (arr >= 0) & (arr < n_pitches), np.nan_to_num(arr), REST).astype(np.int16)
                 bars = list(range(0, grid.shape[1] - steps_per_bar + 1, steps_per_bar))
@@ -280,7 +283,7 @@ def load_jsb_npz(path, n_tracks: int = 4, n_bars: int = 2, steps_per_bar: int = 
 
 def load_midi_folder(path, n_tracks: int = 4, n_bars: int = 2, steps_per_bar: int = 16, n_pitches: int = 84) -> WindowData:
     """Every .mid/.midi under a folder: voices by name or track order, windows from time 0, split by file name."""
-    import pretty_midi
+    from zoo.midi import read_midi
 
     from .tokenizer import PianoRollTokenizer
 
@@ -296,7 +299,7 @@ def load_midi_folder(path, n_tracks: int = 4, n_bars: int = 2, steps_per_bar: in
         rel = str(f.relative_to(root))
         try:
             try:
-                midi = pretty_midi.PrettyMIDI(str(f))
+                midi = read_midi(f)  # size, header and event-count limits, then pretty_midi
             except Exception as exc:
                 raise Skip(f"unreadable MIDI ({type(exc).__name__})") from None
             try:

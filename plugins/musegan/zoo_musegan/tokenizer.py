@@ -22,6 +22,7 @@ from zoo.tokenizer import Tokenizer
 
 VOICES = ("Soprano", "Alto", "Tenor", "Bass")
 REST = -1
+MAX_STEPS = 100_000  # ~3.5 h of 16ths at 120 bpm; a hostile file (1 tick per quarter) claimed 4e7 steps: 54 GB of roll
 
 
 def select_voices(instruments, n_tracks: int = 4, names=VOICES):
@@ -141,6 +142,10 @@ class PianoRollTokenizer(Tokenizer):
         ticks_per_step = midi.resolution * 4 / self.steps_per_bar
         notes = [[(n.pitch, round(midi.time_to_tick(n.start) / ticks_per_step), round(midi.time_to_tick(n.end) / ticks_per_step))
                   for n in inst.notes] for inst in voices]
+        length = max((end for voice in notes for _, _, end in voice), default=0)
+        if length > MAX_STEPS:
+            raise MidiError(f"the piece is {length // self.steps_per_bar:,} bars long; the piano-roll tokenizer takes "
+                            f"at most {MAX_STEPS // self.steps_per_bar:,} bars (is the MIDI file corrupt?)")
         return notes_to_grid(notes, n_pitches=self.n_pitches)
 
     def grid_to_midi(self, grid: np.ndarray):
