@@ -76,7 +76,7 @@ def cache_dir() -> Path:
 
 
 def _hash(name: str) -> int:
-    return int(hashlib.sha1(name.encode()).hexdigest()[:8], 16)
+    return int(hashlib.sha1(name.encode("utf-8", "surrogateescape")).hexdigest()[:8], 16)  # file names need not be UTF-8
 
 
 def split_of(name: str) -> str:
