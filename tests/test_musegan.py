@@ -1,0 +1,478 @@
+"""MuseGAN plugin: the book's math, the voice-bug fix, rests and held notes, data, metrics, training, weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("zoo_musegan")
+
+from zoo.errors import ConfigError, DataError, MidiError  # noqa: E402
+from zoo_musegan import data as mdata  # noqa: E402
+from zoo_musegan.metrics import all_metrics, in_scale_rate, tonal_distance, voice_crossing_rate  # noqa: E402
+from zoo_musegan.model import MuseCritic, MuseGAN, MuseGANConfig, MuseGenerator, book_init  # noqa: E402
+from zoo_musegan.tokenizer import REST, PianoRollTokenizer, grid_to_notes  # noqa: E402
+from zoo_musegan.train import gradient_penalty  # noqa: E402
+
+from .musegan_reference import copy_weights, reference_from_config, reference_name  # noqa: E402
+
+TINY = dict(z_dim=8, temporal_hidden=16, bar_hidden_features=32, bar_hidden_channels=16, critic_hidden=8,
+            critic_hidden_features=16)
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def noise(config, b, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    z, t = config.z_dim, config.n_tracks
+    return (torch.randn(b, z, generator=g), torch.randn(b, z, generator=g), torch.randn(b, t, z, generator=g),
+            torch.randn(b, t, z, generator=g))
+
+
+# --- the architecture -----------------------------------------------------------------------------
+
+def test_default_config_has_the_books_parameter_counts():
+    torch.manual_seed(0)
+    model = MuseGAN(MuseGANConfig())
+    assert sum(p.numel() for p in model.generator.parameters()) == 6_576_612
+    assert sum(p.numel() for p in model.critic.parameters()) == 1_446_401
+    assert set(model.state_files()) == {"model", "critic"}
+
+
+def test_book_init():
+    torch.manual_seed(0)
+    model = MuseGAN(MuseGANConfig(**TINY))
+    bn2d = model.generator.bar_generators[0].bns[0]
+    assert torch.all(bn2d.bias == 0) and 0 < bn2d.weight.std() < 0.1   # BN2d weights ~ N(0, 0.02)
+    lin = model.critic.linear1
+    assert torch.all(lin.bias == 0) and abs(lin.weight.std().item() - 0.02) < 0.005
+    assert torch.all(model.generator.bar_generators[0].bn0.weight == 1)  # BN1d keeps PyTorch's init
+
+
+def make_pair(config):
+    torch.manual_seed(0)
+    gen, critic = MuseGenerator(config), MuseCritic(config)
+    gen.apply(book_init), critic.apply(book_init)
+    rgen, rcritic = reference_from_config(config)
+    copy_weights(gen, rgen), copy_weights(critic, rcritic)
+    return gen, critic, rgen, rcritic
+
+
+def test_book_configuration_computes_what_the_literal_book_layers_compute():
+    """The default (book) widths: same generator output in train and eval mode, same critic score."""
+    config = MuseGANConfig()
+    gen, critic, rgen, rcritic = make_pair(config)
+    z = noise(config, 2)
+    with torch.no_grad():
+        for training in (True, False):
+            gen.train(training), rgen.train(training)
+            torch.testing.assert_close(gen(*z), rgen(*z), rtol=1e-4, atol=1e-6)
+        x = torch.randn(2, 4, 2, 16, 84)
+        torch.testing.assert_close(critic(x), rcritic(x), rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("overrides", [TINY, {"n_bars": 3, **TINY}, {"n_tracks": 3, "n_pitches": 48, **TINY}])
+def test_same_math_as_the_literal_book_layers(overrides):
+    """Same weights in the reference (tests/musegan_reference.py) and in zoo_musegan: same outputs,
+    same gradient penalty and its gradients, same BN running statistics after training-mode passes."""
+    config = MuseGANConfig(**overrides)
+    gen, critic, rgen, rcritic = make_pair(config)
+    z = noise(config, 5)
+    for training in (True, False, True):
+        gen.train(training), rgen.train(training)
+        ours, ref = gen(*z), rgen(*z)
+        assert ours.shape == ref.shape == (5, config.n_tracks, config.n_bars, config.steps_per_bar, config.n_pitches)
+        torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-6)
+    ref_state = rgen.state_dict()
+    for name, value in gen.state_dict().items():   # running means/vars, num_batches_tracked
+        torch.testing.assert_close(value, ref_state[reference_name(name)], rtol=1e-4, atol=1e-6)
+    x = torch.randn(5, config.n_tracks, config.n_bars, config.steps_per_bar, config.n_pitches)
+    torch.testing.assert_close(critic(x), rcritic(x), rtol=1e-4, atol=1e-7)
+    real = torch.where(torch.rand_like(x) < 0.05, 1.0, -1.0)
+    torch.manual_seed(1)
+    gp = gradient_penalty(critic, real, x)
+    gp.backward()
+    torch.manual_seed(1)
+    rgp = gradient_penalty(rcritic, real, x)
+    rgp.backward()
+    torch.testing.assert_close(gp, rgp, rtol=1e-4, atol=1e-6)
+    rgrads = dict(rcritic.named_parameters())
+    for name, p in critic.named_parameters():   # gradients of a gradient: the double backward agrees too
+        torch.testing.assert_close(p.grad, rgrads[reference_name(name)].grad, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"n_pitches": 80}, "multiple of 12"),
+    ({"steps_per_bar": 12}, "steps_per_bar"),
+    ({"n_bars": 1}, "n_bars"),
+    ({"bar_hidden_channels": 3}, "even"),
+    ({"z_dim": 0}, "positive"),
+])
+def test_config_validation(bad, message):
+    with pytest.raises(ConfigError, match=message):
+        MuseGANConfig(**bad)
+
+
+def test_unknown_config_key_lists_valid_keys():
+    from zoo.config import config_from_dict
+
+    with pytest.raises(ConfigError, match="critic_hidden"):
+        config_from_dict(MuseGANConfig, {"hidden": 3})
+
+
+# --- generation -------------------------------------------------------------------------------------
+
+def test_generation_is_deterministic_and_in_eval_mode():
+    torch.manual_seed(0)
+    model = MuseGAN(MuseGANConfig(**TINY))
+    for m in model.generator.modules():   # unit BN scales, as a trained model has, so the noise shows
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            torch.nn.init.ones_(m.weight)
+    model.train()
+    a, b, c = (model.sample(3, seed=s) for s in (7, 7, 8))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert model.generator.training   # restored after sampling
+    # eval mode: one piece does not depend on the others in its batch (no batch statistics)
+    torch.testing.assert_close(model.sample(1, seed=7)[0], a[0])
+    midis = model.generate(num=2, seed=7)
+    assert len(midis) == 2
+    assert [i.name for i in midis[0].instruments] == ["Soprano", "Alto", "Tenor", "Bass"]
+    again = model.generate(num=2, seed=7)
+    notes = lambda m: [(n.pitch, n.start, n.end) for i in m.instruments for n in i.notes]  # noqa: E731
+    assert notes(midis[1]) == notes(again[1])
+    with pytest.raises(ConfigError):
+        model.generate(num=1, temperature=0.5)
+
+
+def test_noise_at_inference_is_standard_normal():
+    model = MuseGAN(MuseGANConfig(**TINY))
+    chords, style, melody, groove = model.sample_noise(4000, torch.Generator().manual_seed(0))
+    assert abs(melody.mean().item()) < 0.05 and abs(melody.std().item() - 1) < 0.05
+    assert (chords < 0).any()   # the book's U[0,1) never is
+
+
+# --- tokenizer --------------------------------------------------------------------------------------
+
+def test_decode_keeps_voices_apart_the_books_bug_is_fixed():
+    tok = PianoRollTokenizer()
+    roll = -torch.ones(2, 4, 2, 16, 84)
+    pitches = [72, 64, 55, 48]
+    for v, p in enumerate(pitches):
+        roll[:, v, :, :, p] = 1.0
+    midi = tok.decode(roll)
+    assert [i.name for i in midi.instruments] == ["Soprano", "Alto", "Tenor", "Bass"]
+    step = 60 / 66 / 4
+    for inst, p in zip(midi.instruments, pitches):
+        # one held note per voice over both pieces (2 x 32 steps), not S, A, T, B in turn
+        assert [(n.pitch, round(n.start / step), round(n.end / step)) for n in inst.notes] == [(p, 0, 64)]
+    assert midi.get_tempo_changes()[1][0] == pytest.approx(66)
+
+
+def test_rests_and_held_notes():
+    tok = PianoRollTokenizer()
+    grid = np.full((4, 32), REST)
+    grid[0, 0:4] = 60
+    grid[0, 4:8] = 62
+    grid[0, 12:32] = 62      # after a rest of 4 steps
+    roll = tok.grid_to_roll(grid)
+    assert roll.shape == (1, 4, 2, 16, 84) and set(roll.unique().tolist()) == {-1.0, 1.0}
+    assert (roll[0, 1:] == -1).all()          # silent voices are rests
+    back = tok.roll_to_grid(roll)
+    np.testing.assert_array_equal(back, grid)
+    assert grid_to_notes(back[0]) == [(60, 0, 4), (62, 4, 8), (62, 12, 32)]
+    midi = tok.decode(roll)
+    assert [len(i.notes) for i in midi.instruments] == [3, 0, 0, 0]
+
+
+def test_decode_never_crashes_on_model_output():
+    tok = PianoRollTokenizer()
+    weird = torch.randn(3, 4, 2, 16, 84) * 1e6
+    weird[0, 0, 0, 0, :3] = float("nan")
+    weird[1, 2, 1, 5, 7] = float("inf")
+    weird[2] = -float("inf")
+    for x in (weird, weird[0], torch.zeros(1, 4, 2, 16, 84), weird.double(), weird.half()):
+        midi = tok.decode(x)
+        assert len(midi.instruments) == 4
+    with pytest.raises(MidiError, match="shape"):
+        tok.decode(torch.zeros(4, 2, 16, 80))
+
+
+def test_tokenizer_saves_as_json(tmp_path):
+    from zoo.tokenizer import load_tokenizer
+
+    tok = PianoRollTokenizer(tempo=80, threshold=0.2)
+    tok.save(tmp_path / "tokenizer.json")
+    assert json.loads((tmp_path / "tokenizer.json").read_text())["tokenizer"] == "pianoroll"
+    back = load_tokenizer(tmp_path / "tokenizer.json")
+    assert back.to_dict() == tok.to_dict()
+
+
+@pytest.fixture(scope="module")
+def chorale_midi(tmp_path_factory):
+    """A real chorale from music21's corpus, written as MIDI by music21 (no network)."""
+    music21 = pytest.importorskip("music21")
+    score = music21.corpus.parse("bach/bwv66.6")
+    path = tmp_path_factory.mktemp("chorale") / "bwv66.6.mid"
+    score.write("midi", fp=str(path))
+    return score, path
+
+
+def test_encode_decode_a_real_chorale_note_for_note(chorale_midi):
+    import pretty_midi
+
+    score, path = chorale_midi
+    original = pretty_midi.PrettyMIDI(str(path))
+    tok = PianoRollTokenizer()
+    roll = tok.encode(original)
+    assert roll.shape[1:] == (4, 2, 16, 84)
+    decoded = tok.decode(roll)
+    assert [i.name for i in decoded.instruments] == ["Soprano", "Alto", "Tenor", "Bass"]
+    # the original's notes in 16th steps, voice by voice; repeated pitches merged (the format's one lossy step)
+    per_step = original.resolution / 4
+    step = 60 / 66 / 4
+    voices = {i.name: i for i in original.instruments}
+    for inst in decoded.instruments:
+        src = sorted(voices[inst.name].notes, key=lambda n: n.start)
+        want = []
+        for n in src:
+            s, e = round(original.time_to_tick(n.start) / per_step), round(original.time_to_tick(n.end) / per_step)
+            if want and want[-1][0] == n.pitch and want[-1][2] == s:
+                want[-1] = (n.pitch, want[-1][1], e)
+            else:
+                want.append((n.pitch, s, e))
+        got = [(n.pitch, round(n.start / step), round(n.end / step)) for n in inst.notes]
+        assert got == want, inst.name
+    # and against music21's own notes of the soprano: same pitches in the same order
+    soprano = [p.pitch.midi for p in score.parts[0].stripTies().flatten().notes]
+    merged = [p for k, p in enumerate(soprano) if k == 0 or p != soprano[k - 1]]
+    assert [n.pitch for n in decoded.instruments[0].notes] == merged
+
+
+def test_voices_by_name_else_by_order():
+    import pretty_midi
+
+    from zoo_musegan.tokenizer import select_voices
+
+    insts = [pretty_midi.Instrument(0, name=n) for n in ("Bass", "Tenor", "Alto", "Soprano")]
+    assert [i.name for i in select_voices(insts)] == ["Soprano", "Alto", "Tenor", "Bass"]
+    plain = [pretty_midi.Instrument(0, name=f"Track {k}") for k in range(5)]
+    assert select_voices(plain) == plain[:4]
+    with pytest.raises(MidiError, match="4"):
+        select_voices(plain[:3])
+
+
+# --- data ------------------------------------------------------------------------------------------
+
+def test_chorale_pipeline_on_a_small_subset():
+    names = ["bach/bwv66.6", "bach/bwv269", "bach/bwv66.6", "bach/no-such-chorale"]
+    d = mdata.build_chorales(names)
+    s = d.stats
+    assert (s["listed"], s["unique"], s["used"], s["skipped"]) == (4, 3, 1, 2)
+    assert "no full 4/4 bars" in s["skipped_by_reason"]          # bwv269 is in 3/4
+    assert "unreadable" in s["skipped_by_reason"]
+    windows = np.concatenate([d.splits[k] for k in mdata.SPLITS])
+    assert windows.shape[1:] == (4, 32) and len(windows) >= 5
+    split = mdata.split_of(mdata.bwv_key("bach/bwv66.6"))
+    assert len(d.splits[split]) == len(windows)                  # one BWV, one split
+    notes = windows[windows != REST]
+    assert 36 <= notes.min() and notes.max() <= 84
+    mean = np.array([[np.mean(w[v][w[v] != REST]) for v in range(4)] for w in windows])
+    assert np.all(np.diff(mean, axis=1) < 0)                     # S above A above T above B
+
+
+def test_windows_are_bar_aligned_with_a_one_bar_hop():
+    grid = np.arange(4 * 80).reshape(4, 80) % 60 + 20
+    bars = [4, 20, 36, 52]                                       # a 4-step pickup, then full bars; last bar cut short
+    wins = mdata.cut_windows(grid, bars, 2, 16)
+    assert [w[0, 0] for w in wins] == [grid[0, 4], grid[0, 20], grid[0, 36]]
+    assert all(w.shape == (4, 32) for w in wins)
+
+
+def test_split_is_deterministic_and_roughly_80_10_10():
+    splits = [mdata.split_of(f"bwv{n}") for n in range(1, 1001)]
+    assert splits == [mdata.split_of(f"bwv{n}") for n in range(1, 1001)]
+    share = {s: splits.count(s) / len(splits) for s in mdata.SPLITS}
+    assert 0.75 < share["train"] < 0.85 and 0.06 < share["valid"] < 0.14 and 0.06 < share["test"] < 0.14
+
+
+def test_cache_round_trip(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def fake_build(**kw):
+        calls.append(kw)
+        return mdata.WindowData({s: np.full((2, 4, 32), 60, dtype=np.int16) for s in mdata.SPLITS},
+                                {s: ["x", "x"] for s in mdata.SPLITS}, {"source": "fake", "used": 1})
+
+    monkeypatch.setattr(mdata, "build_chorales", fake_build)
+    a = mdata.load_chorales()
+    b = mdata.load_chorales()
+    assert len(calls) == 1                                       # parsed once, then read from the cache
+    files = list((tmp_path / "musegan").glob("chorales-v*.npz"))
+    assert len(files) == 1 and f"v{mdata.DATA_VERSION}" in files[0].name
+    np.testing.assert_array_equal(a.splits["train"], b.splits["train"])
+    files[0].write_bytes(b"garbage")                             # a damaged cache is rebuilt, not fatal
+    mdata.load_chorales()
+    assert len(calls) == 2
+
+
+def write_jsb(path, pickled=True):
+    """A small file in the book's Jsb16thSeparated.npz layout: object arrays of (T, 4) pitches, NaN rests."""
+    rng = np.random.default_rng(0)
+
+    def piece(t):
+        a = (np.array([72.0, 65, 57, 48]) + rng.integers(-3, 4, size=(t, 4))).astype(float)
+        a[rng.random((t, 4)) < 0.1] = np.nan
+        return a
+
+    arrays = {}
+    for split, n in (("train", 4), ("valid", 2), ("test", 2)):
+        arr = np.empty(n, dtype=object)
+        for i in range(n):
+            arr[i] = piece(48 + 16 * i)
+        arr[0] = arr[0] if pickled else arr[0]
+        arrays[split] = arr
+    arrays["train"][1] = np.zeros((10, 4))        # shorter than a window: skipped, counted
+    np.savez(path, **arrays)
+    return path
+
+
+def test_jsb_npz_format(tmp_path):
+    d = mdata.load_jsb_npz(write_jsb(tmp_path / "Jsb16thSeparated.npz"))
+    assert d.stats["used"] == 7 and d.stats["skipped"] == 1
+    assert d.splits["train"].shape[1:] == (4, 32)
+    # windows from step 0 with a one-bar hop: a 48-step piece gives 2, a 64-step piece 3
+    assert len(d.splits["valid"]) == 2 + 3
+    w = d.splits["train"][0]
+    assert np.nanmean(np.where(w[0] >= 0, w[0], np.nan)) > np.nanmean(np.where(w[3] >= 0, w[3], np.nan))
+    assert (d.splits["train"] == REST).any()                     # NaN became a rest
+    with pytest.raises(DataError):
+        mdata.load_jsb_npz(tmp_path / "nothing.npz")
+
+
+def test_midi_folder_skips_bad_files(tmp_path, chorale_midi):
+    import shutil
+
+    _, path = chorale_midi
+    shutil.copy(path, tmp_path / "good.mid")
+    (tmp_path / "corrupt.mid").write_bytes(b"MThd not really")
+    import pretty_midi
+
+    two = pretty_midi.PrettyMIDI()
+    two.instruments = [pretty_midi.Instrument(0), pretty_midi.Instrument(0)]
+    two.instruments[0].notes.append(pretty_midi.Note(80, 60, 0, 1))
+    two.write(str(tmp_path / "two-voices.mid"))
+    d = mdata.load_midi_folder(tmp_path)
+    assert d.stats["used"] == 1 and d.stats["skipped"] == 2
+    assert sum(len(d.splits[s]) for s in mdata.SPLITS) > 5
+    with pytest.raises(DataError, match="no .mid"):
+        mdata.load_midi_folder(tmp_path / "empty-does-not-exist")
+
+
+def test_transposition_stays_inside_each_voice_range():
+    grids = np.full((3, 4, 32), REST, dtype=np.int16)
+    for v, p in enumerate((70, 62, 55, 45)):
+        grids[:, v, :16] = p
+    grids[0, 0, :4] = 76                                          # the soprano's top note: no room upwards
+    ds = mdata.WindowDataset(grids, transpose=5, ranges=[(60, 76), (55, 70), (48, 62), (40, 55)], seed=1)
+    shifts = set()
+    for epoch in range(8):
+        ds.set_epoch(epoch)
+        for i in range(3):
+            s = ds.shift_for(i)
+            shifts.add((i, s))
+            roll = ds[i]
+            assert roll.shape == (4, 2, 16, 84)
+            if i == 0:
+                assert s <= 0
+    assert any(s > 0 for i, s in shifts if i > 0) and any(s < 0 for _, s in shifts)
+    ds.set_epoch(3)
+    first = [ds.shift_for(i) for i in range(3)]
+    ds.set_epoch(3)
+    assert first == [ds.shift_for(i) for i in range(3)]           # (seed, epoch, index) decides
+
+
+# --- metrics on hand-made inputs -------------------------------------------------------------------
+
+def test_metrics_known_answers():
+    g = np.full((1, 4, 32), REST)
+    g[0, 0, :16] = 72          # C5, whole bar
+    g[0, 1, :16] = 67          # G4
+    g[0, 2, :16] = 64          # E4
+    g[0, 3, :16] = 48          # C3
+    m = all_metrics(g)
+    assert m["rest_rate_S"] == 0.5
+    assert m["upc_per_bar"] == 1.5       # {C, G, E} in bar 1, nothing in bar 2
+    assert m["in_scale"] == 1.0
+    assert m["note_length"] == 16.0
+    assert m["tonal_distance_SB"] == pytest.approx(0.0)          # both voices C
+    assert m["in_range_S"] == 1.0 and m["voice_crossing"] == 0.0
+    crossed = g.copy()
+    crossed[0, 0, :16] = 40             # soprano below everyone: S<A crossing, and out of range
+    assert voice_crossing_rate(crossed) == pytest.approx(1 / 3)
+    assert all_metrics(crossed)["in_range_S"] == 0.0
+    chromatic = np.arange(60, 72).reshape(1, 1, 12)
+    assert in_scale_rate(chromatic) == pytest.approx(7 / 12)
+    fifth = np.array([[[60] * 16, [67] * 16]])
+    d = tonal_distance(fifth)[(0, 1)]
+    # single pitch classes 0 and 7: each circle contributes r^2 * (2 - 2 cos(7 * angle))
+    want = np.sqrt(sum(r * r * (2 - 2 * np.cos(7 * a)) for r, a in ((1, 7 * np.pi / 6), (1, 3 * np.pi / 2), (0.5, 2 * np.pi / 3))))
+    assert d == pytest.approx(want)
+
+
+# --- training end to end ---------------------------------------------------------------------------
+
+def test_train_a_tiny_model_end_to_end(tmp_path):
+    import zoo
+    from zoo.trainer import train
+
+    data = write_jsb(tmp_path / "jsb.npz")
+    values = dict(steps=2, batch_size=4, eval_samples=8, metrics_every=1, **TINY)
+    final = train("musegan", out=tmp_path / "run", data=str(data), values=values, device="cpu")
+    names = {p.name for p in final.iterdir()}
+    assert {"config.json", "model.safetensors", "critic.safetensors", "tokenizer.json", "README.md"} <= names
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2]
+    assert {"critic_loss", "gen_loss", "gp", "wasserstein"} <= set(lines[-1])
+    card = (final / "README.md").read_text()
+    assert "| metric | generated | test data |" in card and "in_scale" in card and "Differences from the book" in card
+    model = zoo.load(str(final), device="cpu")
+    assert not model.generator.training
+    a = model.generate(num=2, seed=3)
+    b = zoo.load(str(final), device="cpu").generate(num=2, seed=3)
+    assert [[(n.pitch, n.start) for n in i.notes] for i in a[1].instruments] == \
+        [[(n.pitch, n.start) for n in i.notes] for i in b[1].instruments]
+    # resume continues from the checkpoint written at the end, with the critic restored
+    final2 = train("musegan", out=tmp_path / "run", data=str(data), values={"steps": 3}, resume=True, device="cpu")
+    assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 3
+    assert final2 == final
+
+
+# --- the shipped weights ---------------------------------------------------------------------------
+
+@pytest.mark.skipif(not (REPO / "weights" / "musegan-bach" / "config.json").is_file(), reason="weights not shipped yet")
+def test_shipped_musegan_bach(tmp_path, zoo_cli):
+    import zoo
+
+    model = zoo.load("musegan-bach", device="cpu")
+    assert model.arch == "musegan"
+    midis = model.generate(num=2, seed=0)
+    assert [i.name for i in midis[0].instruments] == ["Soprano", "Alto", "Tenor", "Bass"]
+    assert sum(len(i.notes) for i in midis[0].instruments) > 4
+    card = (REPO / "weights" / "musegan-bach" / "README.md").read_text()
+    assert "Training time" in card and "| metric | generated | test data |" in card
+    out = tmp_path / "x.mid"
+    r = zoo_cli("generate", "musegan-bach", "-o", out, "--num", "2", "--seed", "7", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "x-1.mid").is_file() and (tmp_path / "x-2.mid").is_file()
