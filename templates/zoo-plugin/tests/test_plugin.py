@@ -11,8 +11,9 @@ import pytest
 import torch
 
 import zoo
-from zoo.errors import CheckpointError, ConfigError
+from zoo.errors import CheckpointError, ConfigError, DataError
 from zoo.trainer import train
+from zoo_yourarch.data import build_dataset
 from zoo_yourarch.tokenizer import HOLD, REST, MelodyTokenizer
 
 
@@ -46,6 +47,18 @@ def test_tokenizer_decodes_anything():
     short.instruments.append(pretty_midi.Instrument(0))
     short.instruments[0].notes.append(pretty_midi.Note(80, 64, 1.0, 1.05))  # shorter than a step
     assert tok.encode(short).tolist() == [REST, REST, REST, REST, 64]
+
+
+def test_a_folder_of_midi_files_is_split_three_ways(tmp_path):
+    tok = MelodyTokenizer()
+    for i in range(20):
+        tok.decode(torch.tensor([60 + i % 12, HOLD, 64, REST])).write(str(tmp_path / f"song{i}.mid"))
+    sizes = {split: len(build_dataset(str(tmp_path), split, tok, context=4)) for split in ("train", "valid", "test")}
+    assert sum(sizes.values()) == 20 * 3   # one window per token; the trailing rest is not encoded
+    assert sizes["train"] > sizes["valid"] + sizes["test"] > 0
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no .mid files"):
+        build_dataset(str(tmp_path / "empty"), "train", tok, context=4)
 
 
 def test_bad_config_is_a_clear_error():
