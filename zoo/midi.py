@@ -13,6 +13,7 @@ MAX_MIDI_BYTES = 32 * 1024 * 1024  # far above any real score; guards memory on 
 # pretty_midi parses ~25,000 events a second: this many events (a long piano piece has
 # ~50,000) keeps any read under ~10 s, where a 6 MB file of 10^6 notes would take minutes.
 MAX_MIDI_EVENTS = 250_000
+MAX_MIDI_SECONDS = 24 * 3600  # a slow tempo and long deltas can claim months in a few bytes
 
 
 def check_midi_file(path) -> Path:
@@ -88,9 +89,14 @@ def read_midi(path):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pretty_midi.PrettyMIDI(str(path))
+            midi = pretty_midi.PrettyMIDI(str(path))
+            end = midi.get_end_time()
     except Exception as exc:  # mido/pretty_midi raise many types on corrupt data
         raise MidiError(f"{path}: corrupt MIDI file ({type(exc).__name__}: {exc})") from None
+    if not end <= MAX_MIDI_SECONDS:
+        raise MidiError(f"{path}: the piece lasts {end / 3600:.3g} hours; pieces longer than "
+                        f"{MAX_MIDI_SECONDS // 3600} hours are refused (is the file corrupt?)")
+    return midi
 
 
 def write_midi(midi, path) -> Path:
