@@ -198,7 +198,7 @@ def cmd_generate(args) -> int:
         result = model.generate(num=args.num, seed=args.seed, **given)
     pieces = result if isinstance(result, list) else [result]
     for midi, path in zip(pieces, output_paths(args.output, len(pieces))):
-        print(write_midi(midi, path))
+        print(printable(write_midi(midi, path)))
     _extras(args, pieces)
     return 0
 
@@ -223,13 +223,13 @@ def _extras(args, pieces) -> None:
     from zoo import render
     from zoo.midi import output_paths
 
-    for opt, fn in (("plot", lambda m, p: render.plot_pianoroll(m, p, title=p.stem)),
+    for opt, fn in (("plot", lambda m, p: render.plot_pianoroll(m, p, title=printable(p.stem))),
                     ("render", lambda m, p: render.render_audio(m, p, soundfont=args.soundfont)),
-                    ("score", lambda m, p: render.write_score(m, p, title=p.stem))):
+                    ("score", lambda m, p: render.write_score(m, p, title=printable(p.stem)))):
         target = getattr(args, opt)
         if target:
             for midi, path in zip(pieces, output_paths(target, len(pieces))):
-                print(fn(midi, path))
+                print(printable(fn(midi, path)))
 
 
 def cmd_plot(args) -> int:
@@ -237,8 +237,15 @@ def cmd_plot(args) -> int:
 
     from zoo.render import plot_pianoroll
 
-    print(plot_pianoroll(args.midi, args.output, time=args.time, title=args.title or Path(args.midi).name))
+    title = args.title or printable(Path(args.midi).name)
+    print(printable(plot_pianoroll(args.midi, args.output, time=args.time, title=title)))
     return 0
+
+
+def printable(text) -> str:
+    """A path for stdout or a title: bytes of a non-UTF-8 file name (surrogate-escaped by Python) as \\xNN,
+    where print() or matplotlib would raise UnicodeEncodeError/TypeError."""
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def cmd_train(args) -> int:
