@@ -18,11 +18,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from zoo.checkpoint import MODEL_FILE_PATTERNS  # exactly what a model is: never caches, .git, logs or strays
 from zoo.errors import CheckpointError, HubError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-# Exactly what a model is on the Hub; caches, .git, logs and stray files are never sent or fetched.
-MODEL_FILE_PATTERNS = ("config.json", "*.safetensors", "tokenizer.json", "README.md", "manifest.json")
 CARD_TAGS = ("music-generation", "symbolic-music", "midi")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _BEGIN, _END = "<!-- musezoo:begin -->", "<!-- musezoo:end -->"
