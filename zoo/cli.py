@@ -84,15 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", default=None, help="also write the results as JSON to this file")
 
     s = sub.add_parser("push", help="publish a model folder or pretrained name to the Hugging Face Hub")
-    s.add_argument("src")
-    s.add_argument("repo_id")
-    s.add_argument("--revision", default=None, help="branch to push to")
-    s.add_argument("--private", action="store_true")
+    s.add_argument("src", help="a saved model folder (a run's final/), a pretrained name or hf://org/repo")
+    s.add_argument("repo_id", help="org/name on the Hub (created if needed)")
+    s.add_argument("--revision", default=None, help="branch to push to (created from main if needed)")
+    s.add_argument("--private", action="store_true", help="create the repo as private")
     s.add_argument("--message", default=None, help="commit message")
     s.add_argument("--metrics", default=None, metavar="JSON", help="metrics for the model card (the file `zoo eval --json` writes)")
 
     s = sub.add_parser("pull", help="download a model from the Hugging Face Hub into its cache")
-    s.add_argument("repo", help="org/repo[@revision]")
+    s.add_argument("repo", help="org/repo[@revision]: a branch, a tag or a commit id (default main)")
 
     s = sub.add_parser("convert", help="convert a TRUSTED pickle state dict (.pt/.bin) to a safetensors folder")
     s.add_argument("src", help="the .pt/.bin/.ckpt state dict file (only ever loaded with weights_only=True)")
