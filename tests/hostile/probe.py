@@ -41,10 +41,23 @@ def _mt_encode_path(path):
     return f"{len(ids)} tokens"
 
 
+_PARSED: dict = {}
+
+
 def _read(path):
+    """zoo.midi.read_midi, parsed once per file and shared by the paths that take a PrettyMIDI."""
+    from zoo.errors import ZooError
     from zoo.midi import read_midi
 
-    return read_midi(path)
+    if path not in _PARSED:
+        _PARSED.clear()
+        try:
+            _PARSED[path] = read_midi(path)
+        except ZooError as exc:
+            _PARSED[path] = exc
+    if isinstance(_PARSED[path], ZooError):
+        raise _PARSED[path]
+    return _PARSED[path]
 
 
 def _mt_encode_midi(path):
@@ -67,12 +80,88 @@ def _read_midi(path):
     return f"{sum(len(i.notes) for i in m.instruments)} notes, end {m.get_end_time():.1f} s"
 
 
+def _plot(path):
+    from zoo.render import plot_pianoroll
+
+    out = Path(os.environ["PROBE_TMP"]) / "plot.png"
+    plot_pianoroll(path, out)
+    assert out.stat().st_size > 0
+    return "plotted"
+
+
+def _cli_generate(path):
+    """`zoo generate MODEL --prompt FILE` through zoo.cli.main (the console script's function), in-process."""
+    import contextlib
+    import io
+
+    from zoo.cli import main
+
+    out = Path(os.environ["PROBE_TMP"]) / "gen.mid"
+    out.unlink(missing_ok=True)
+    err, stdout = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(stdout):
+        rc = main(["generate", os.environ["PROBE_MODEL"], "--prompt", str(path), "-o", str(out),
+                   "--length", "4", "--device", "cpu", "--seed", "1"])
+    lines = err.getvalue().strip().splitlines()
+    if rc == 0 and out.is_file():
+        return "wrote MIDI"
+    if rc == 2 and len(lines) == 1 and lines[0].startswith("zoo: error:") and not out.exists():
+        from zoo.errors import ZooError
+
+        raise ZooError(lines[0])  # the clean outcome, reported like the others
+    raise AssertionError(f"exit {rc}, output {'left' if out.exists() else 'absent'}, stderr: {err.getvalue()[-800:]}")
+
+
 PATHS = {
     "read_midi": _read_midi,                  # zoo.midi.read_midi: prompts, `zoo plot`, anything in the core
     "mt.encode(path)": _mt_encode_path,       # music-transformer prompt / data path (symusic)
     "mt.encode(midi)": _mt_encode_midi,       # music-transformer tokenizer on a PrettyMIDI
     "musegan.encode(midi)": _musegan_encode_midi,
+    "zoo plot": _plot,                        # zoo.render.plot_pianoroll, what `zoo plot` runs
+    "zoo generate --prompt": _cli_generate,   # zoo.cli.main with a tiny music-transformer
 }
+
+
+def _mt_folder(corpus: Path):
+    from zoo_music_transformer.data import midi_folder_corpus
+
+    c = midi_folder_corpus(corpus, workers=1)
+    return {"used": sorted(c.names), "skipped": sorted(c.skipped), "stats": c.stats()}
+
+
+def _musegan_folder(corpus: Path):
+    from zoo_musegan.data import load_midi_folder
+
+    d = load_midi_folder(corpus)
+    used = sorted({n for names in d.sources.values() for n in names})
+    return {"used": used, "skipped": sorted(n for v in d.stats["skipped_by_reason"].values() for n in v),
+            "stats": {k: v for k, v in d.stats.items() if k != "skipped_by_reason"}}
+
+
+DATASETS = {"mt.midi_folder_corpus": _mt_folder, "musegan.load_midi_folder": _musegan_folder}
+
+
+def run_datasets(corpus: Path, out, limit_s: float) -> None:
+    """Each plugin's MIDI-folder loader over the whole corpus: it must skip and count the bad files."""
+    for dname, fn in DATASETS.items():
+        out.write(json.dumps({"file": "*", "path": dname, "outcome": "start"}) + "\n")
+        out.flush()
+        t0 = time.monotonic()
+        signal.setitimer(signal.ITIMER_REAL, limit_s)
+        try:
+            result, outcome = fn(corpus), "ok"
+        except Timeout:
+            result, outcome = f"over {limit_s} s", "timeout"
+        except BaseException as exc:
+            from zoo.errors import ZooError
+
+            outcome = "zoo-error" if isinstance(exc, ZooError) else "other-error"
+            result = f"{type(exc).__name__}: {exc}"
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        out.write(json.dumps({"file": "*", "path": dname, "outcome": outcome, "message": result,
+                              "seconds": round(time.monotonic() - t0, 3)}) + "\n")
+        out.flush()
 
 
 def run(corpus: Path, out, per_file_s: float, only: list[str] | None = None) -> None:
@@ -119,12 +208,15 @@ def main(argv=None) -> int:
     p.add_argument("--mem-mb", type=int, default=3072)
     p.add_argument("--per-file-s", type=float, default=10.0)
     p.add_argument("--only", action="append")
+    p.add_argument("--datasets-s", type=float, default=0, help="also run the folder loaders, bounded by this many s")
     a = p.parse_args(argv)
     import torch  # noqa: F401  (import before the cap: it maps a lot of address space once)
 
     limit_memory(a.mem_mb)
     with open(a.results, "w") as out:
         run(Path(a.corpus), out, a.per_file_s, a.only)
+        if a.datasets_s:
+            run_datasets(Path(a.corpus), out, a.datasets_s)
     return 0
 
 
