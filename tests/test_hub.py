@@ -10,7 +10,6 @@ a full round trip through the real client. Nothing leaves 127.0.0.1.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -384,3 +383,30 @@ def test_interrupted_download_leaves_nothing_under_a_final_name(hub_env, olah, s
                 if p.name.endswith(".incomplete")]
     monkeypatch.setattr(_snapshot_download, "hf_hub_download", real)
     assert hub.pull(repo) == snapshots / commit  # and running it again completes it
+
+
+def test_push_a_pretrained_name_carries_its_license_and_data(hub_env, olah, standin, saved, tmp_path, request,
+                                                             monkeypatch):
+    import shutil
+
+    import zoo
+    from zoo import hub, registry
+
+    class Spec:
+        @zoo.hookimpl
+        def register_pretrained(register):
+            register(zoo.PretrainedSpec(name="tiny-bach", arch="tiny-lm", description="Scales, Bach-style.",
+                                        license="mit", data="jsb-chorales"))
+
+    shutil.copytree(saved, tmp_path / "weights" / "tiny-bach")
+    monkeypatch.setenv("ZOO_WEIGHTS_DIR", str(tmp_path / "weights"))
+    registry.register_plugin(Spec, "spec-plugin")
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", standin.url)
+        result = hub.push_to_hub("tiny-bach", _repo(request), token=TOKEN)
+    finally:
+        registry._EXTRA.remove(("spec-plugin", Spec))
+        registry.reset()
+    card = gitrepo.git(olah.repo_dir(_repo(request)), "show", f"{result.commit_id}:README.md")
+    assert "license: mit" in card and "datasets:\n- jsb-chorales" in card
+    assert (tmp_path / "weights" / "tiny-bach" / "README.md").read_bytes() == (saved / "README.md").read_bytes()
