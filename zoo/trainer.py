@@ -552,7 +552,8 @@ def hardware(device) -> str:
 def default_card(summary: dict) -> str:
     """A model card from a training summary: what, data, steps, hardware, time, losses, metrics."""
     rows = "\n".join(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |"
-                     for k, v in {**summary["last"], **summary["test_metrics"]}.items())
+                     for k, v in {**{f"train_{k}": v for k, v in summary["last"].items()},
+                                 **{f"test_{k}": v for k, v in summary["test_metrics"].items()}}.items())
     return f"""# {summary['arch']} trained with musezoo
 
 - Architecture: `{summary['arch']}` ({summary['parameters']:,} parameters)
