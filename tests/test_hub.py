@@ -106,6 +106,10 @@ def test_pull_and_generate_match_local_weights(hub_env, olah, saved, zoo_cli, tm
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in saved.iterdir())
     for p in saved.iterdir():
         assert (folder / p.name).read_bytes() == p.read_bytes(), p.name
+    # The weights came through git LFS, as from huggingface.co: the cache names their blob by sha256.
+    from zoo.checkpoint import sha256_file
+
+    assert (folder / "model.safetensors").resolve().name == sha256_file(saved / "model.safetensors")
 
     assert _generate(zoo_cli, f"hf://{repo}@{commit}", tmp_path / "hub.mid") == _local_midi(zoo_cli, saved, tmp_path)
 

@@ -1,11 +1,22 @@
-"""Write Hub-style git repos (what olah's mirrors-path serves) with git plumbing only."""
+"""Write Hub-style git repos (what olah's mirrors-path serves) with git plumbing only.
+
+As on the Hub, `*.safetensors` files are stored through git LFS: the commit holds a pointer
+and the bytes live in `.git/lfs/objects/`, where olah serves them from (so downloads take
+huggingface_hub's LFS path, with sha256 etags and blob names, as they do from huggingface.co).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import subprocess
 import tempfile
+from fnmatch import fnmatchcase
 from pathlib import Path
+
+LFS_PATTERNS = ("*.safetensors",)
+_POINTER = re.compile(rb"^version https://git-lfs\.github\.com/spec/v1\noid sha256:([0-9a-f]{64})\nsize [0-9]+\n$")
 
 _GIT_ENV = {
     "GIT_AUTHOR_NAME": "hub-test", "GIT_AUTHOR_EMAIL": "hub-test@localhost",
@@ -58,12 +69,45 @@ def commit(path, branch: str, adds: dict[str, bytes], deletes=(), message: str =
         for fname in deletes:
             git(path, "update-index", "--force-remove", "--", fname, env=env)
         for fname, data in adds.items():
-            blob = git(path, "hash-object", "-w", "--stdin", input=data)
+            blob = git(path, "hash-object", "-w", "--stdin", input=_lfs_store(path, fname, data))
             git(path, "update-index", "--add", "--cacheinfo", f"100644,{blob},{fname}", env=env)
         tree = git(path, "write-tree", env=env)
         sha = git(path, "commit-tree", tree, "-m", message, *(["-p", head] if head else []))
         git(path, "update-ref", f"refs/heads/{branch}", sha, *([head] if head else []))
         return sha
+
+
+def _lfs_store(path, fname: str, data: bytes) -> bytes:
+    """The bytes git should hold for a file: an LFS pointer (content stored aside) or the content."""
+    if not any(fnmatchcase(fname, p) for p in LFS_PATTERNS):
+        return data
+    oid = hashlib.sha256(data).hexdigest()
+    obj = Path(path) / ".git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
+    if not obj.is_file():
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        tmp = obj.with_name(obj.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, obj)
+    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {len(data)}\n".encode()
+
+
+def read_file(path, rev: str, fname: str) -> bytes:
+    """A file's content at a revision, through its LFS pointer if it has one."""
+    proc = subprocess.run(["git", "-C", str(path), "show", f"{rev}:{fname}"], capture_output=True, timeout=30,
+                          env={**os.environ, **_GIT_ENV})
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.decode(errors="replace").strip())
+    m = _POINTER.match(proc.stdout)
+    if m is None:
+        return proc.stdout
+    oid = m.group(1).decode()
+    return (Path(path) / ".git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid).read_bytes()
+
+
+def content_oid(path, rev: str, fname: str) -> str:
+    """The git blob id of a file's real content (what huggingface_hub compares for regular uploads)."""
+    data = read_file(path, rev, fname)
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 def tag(path, name: str, rev: str) -> None:

@@ -8,8 +8,9 @@ every commit in a git repository under olah's mirrors-path
 push -> olah -> pull runs through the real client end to end.
 
 Simplifications, on purpose:
-- every file is committed as a regular git blob (preupload answers "regular"), so the LFS/Xet
-  upload protocol is not exercised;
+- the client is asked to send every file as a regular upload (preupload answers "regular"),
+  so the LFS/Xet *upload* protocol is not exercised; the stand-in then stores `*.safetensors`
+  through git LFS as the Hub does, so *downloads* from olah take the LFS path;
 - visibility ("private") and the caller's token are recorded, not enforced per reader;
 - one lock serialises all writes.
 
@@ -182,7 +183,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path is None:
             return None
         existing = gitrepo.files_at(path, rev) if gitrepo.resolve(path, rev) else {}
-        files = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": existing.get(f["path"])}
+        files = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
+                  "oid": gitrepo.content_oid(path, rev, f["path"]) if f["path"] in existing else None}
                  for f in payload.get("files", [])]
         return self._send(200, {"files": files, "commitOid": gitrepo.resolve(path, rev)})
 
