@@ -291,6 +291,16 @@ def test_chorale_pipeline_on_a_small_subset():
     assert np.all(np.diff(mean, axis=1) < 0)                     # S above A above T above B
 
 
+def test_humdrum_chorale_voices_in_score_order():
+    music21 = pytest.importorskip("music21")
+    score = music21.corpus.parse("bach/bwv277")                  # a .krn file: parts are spine_6 ... spine_0
+    voices = mdata.chorale_voices(score)
+    assert [p.id for p in voices] == [p.id for p in score.parts]
+    grid, bars = mdata.chorale_grid(score)
+    means = [np.mean(row[row != REST]) for row in grid]
+    assert means == sorted(means, reverse=True)
+
+
 def test_windows_are_bar_aligned_with_a_one_bar_hop():
     grid = np.arange(4 * 80).reshape(4, 80) % 60 + 20
     bars = [4, 20, 36, 52]                                       # a 4-step pickup, then full bars; last bar cut short

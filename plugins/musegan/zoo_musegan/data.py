@@ -24,7 +24,7 @@ from zoo.errors import DataError
 
 from .tokenizer import REST, VOICES, notes_to_grid
 
-DATA_VERSION = 1
+DATA_VERSION = 2   # 2: the Humdrum chorales (parts spine_N) are read in score order
 SPLITS = ("train", "valid", "test")
 
 
@@ -78,7 +78,8 @@ class Skip(Exception):
 def chorale_voices(score, n_tracks: int = 4):
     """The four voice parts: by part name, or in score order for the Humdrum files whose parts are named spine_N."""
     parts = list(score.parts)
-    names = [(p.partName or "").strip().lower() for p in parts]
+    # Humdrum (.krn) files have no part names; music21 gives those parts the id spine_N
+    names = [str(p.partName or p.id or "").strip().lower() for p in parts]
     chosen = []
     for voice in VOICES[:n_tracks]:
         match = [p for p, n in zip(parts, names) if n.startswith(voice.lower())]
