@@ -130,6 +130,23 @@ def test_score_musicxml_is_a_readable_satb_score(tmp_path):
     assert len(parts[0].getElementsByClass("Measure")) == 2
 
 
+def test_score_keeps_a_silent_voice_and_writes_chords(tmp_path):
+    import music21
+
+    m = chorale()
+    m.instruments[1].notes = []                                  # the alto rests throughout
+    piano = pretty_midi.Instrument(0, name="Piano")
+    piano.notes = [pretty_midi.Note(80, p, 0.0, 1.0) for p in (60, 64, 67)]
+    score = render.to_score(m)
+    assert [p.partName for p in score.parts] == ["Soprano", "Alto", "Tenor", "Bass"]
+    assert not list(score.parts[1].recurse().notes) and len(score.parts[1].getElementsByClass("Measure")) == 2
+    solo = pretty_midi.PrettyMIDI(initial_tempo=120)
+    solo.instruments.append(piano)
+    first = next(iter(render.to_score(solo).parts[0].recurse().notes))
+    assert isinstance(first, music21.chord.Chord) and [p.midi for p in first.pitches] == [60, 64, 67]
+    assert first.quarterLength == 2.0                            # one second at 120 bpm
+
+
 def test_score_rejects_unknown_formats(tmp_path):
     with pytest.raises(ZooError, match="musicxml"):
         render.write_score(chorale(), tmp_path / "c.doc")

@@ -54,7 +54,7 @@ def plot_pianoroll(midi, path, time: str = "beats", title: str | None = None, dp
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    tracks = [i for i in midi.instruments if i.notes]
+    tracks = list(midi.instruments)   # silent ones too: each voice keeps its colour and its legend entry
     if time == "beats":
         beats = np.asarray(midi.get_beats(), dtype=float)
         step = beats[1] - beats[0] if len(beats) > 1 else 0.5
@@ -80,7 +80,8 @@ def plot_pianoroll(midi, path, time: str = "beats", title: str | None = None, dp
             ax.add_patch(plt.Rectangle((s, n.pitch - 0.4), max(e - s, 1e-3), 0.8, facecolor=color,
                                        edgecolor="black", linewidth=0.3, alpha=0.85))
         label = inst.name.strip() or (f"drums" if inst.is_drum else f"track {k + 1}")
-        handles.append(Patch(facecolor=color, edgecolor="black", label=f"{label} ({len(inst.notes)} notes)"))
+        count = f"{len(inst.notes)} note{'' if len(inst.notes) == 1 else 's'}"
+        handles.append(Patch(facecolor=color, edgecolor="black", label=f"{label} ({count})"))
     ax.set_xlim(0, max(span_end, 1e-3))
     ax.set_ylim(lo - 1.5, hi + 1.5)
     # pitch names on the axis: every semitone for small ranges, every C (and G) otherwise
@@ -208,55 +209,92 @@ def engraver() -> tuple[str, str] | None:
 _SATB = (("Soprano", "treble"), ("Alto", "treble"), ("Tenor", "treble8vb"), ("Bass", "bass"))
 
 
+def _quarters(midi, seconds: float, grid: int = 4) -> float:
+    """Seconds -> quarter notes through the tempo map, rounded to 1/grid of a quarter (16ths by default)."""
+    return round(midi.time_to_tick(seconds) / midi.resolution * grid) / grid
+
+
+def _part(midi, inst, end_q: float):
+    """One instrument -> a music21 Part on a 16th grid: notes sharing an onset form a chord, a note still
+    sounding at the next onset is cut there (a staff has one rhythm), gaps are rests."""
+    from music21 import chord, note, stream
+
+    part = stream.Part()
+    onsets: dict[float, list] = {}
+    for n in inst.notes:
+        s, e = _quarters(midi, n.start), _quarters(midi, n.end)
+        onsets.setdefault(s, []).append((n.pitch, max(e, s + 0.25)))
+    times = sorted(onsets)
+    pos = 0.0
+    for k, t in enumerate(times):
+        nxt = times[k + 1] if k + 1 < len(times) else float("inf")
+        if t > pos:
+            part.insert(pos, note.Rest(quarterLength=t - pos))
+        pitches = sorted({p for p, _ in onsets[t]})
+        dur = min(max(e for _, e in onsets[t]), nxt) - t
+        el = note.Note(pitches[0]) if len(pitches) == 1 else chord.Chord(pitches)
+        el.quarterLength = dur
+        part.insert(t, el)
+        pos = t + dur
+    if pos < end_q:
+        part.insert(pos, note.Rest(quarterLength=end_q - pos))
+    return part
+
+
 def to_score(midi, title: str | None = None):
-    """PrettyMIDI -> music21 Score: quantised to 16ths and triplet 8ths, ties and note values made readable,
-    the best-fitting key signature, one staff per track; four tracks become an SATB score on four staves."""
-    import music21
-    from music21 import clef, converter, key, metadata
+    """PrettyMIDI -> music21 Score a musician can read: a staff per track (four tracks: SATB with soprano,
+    alto, tenor (treble 8vb) and bass clefs), the best-fitting key signature with notes spelled in the key,
+    16th-note grid, measures, ties across bar lines and merged note values."""
+    from music21 import clef, key, meter, metadata, stream, tempo
 
     midi = _as_midi(midi)
-    with tempfile.TemporaryDirectory(prefix="zoo-score-") as tmp:
-        mid = Path(tmp) / "in.mid"
-        midi.write(str(mid))
-        score = converter.parse(str(mid), format="midi", quantizePost=True, quarterLengthDivisors=(4, 3))
-    parts = list(score.parts)
+    tracks = [i for i in midi.instruments if not i.is_drum]
+    ts = midi.time_signature_changes[0] if midi.time_signature_changes else None
+    num, den = (ts.numerator, ts.denominator) if ts else (4, 4)
+    bar_q = num * 4 / den
+    last = max((_quarters(midi, n.end) for i in tracks for n in i.notes), default=bar_q)
+    end_q = max(bar_q, -(-last // bar_q) * bar_q)   # whole bars
+    score = stream.Score()
+    satb = len(tracks) == 4
+    parts = [_part(midi, inst, end_q) for inst in tracks]
+    all_notes = stream.Stream()
+    for p in parts:
+        for n in p.notes:
+            all_notes.append(n.__deepcopy__())
     try:
-        k = score.analyze("key")
-    except Exception:   # an empty score has no key
+        k = all_notes.analyze("key") if len(all_notes.notes) else None
+    except Exception:   # music21 finds no key in some degenerate inputs
         k = None
-    satb = len(parts) == 4
-    for i, part in enumerate(parts):
-        name = (midi.instruments[i].name.strip() if i < len(midi.instruments) else "") or None
+    if k is not None:   # spell the key's pitch classes as the key does (Bb, not A#, in F major)
+        names = {q.pitchClass: q.name for q in k.pitches}
+        for p in parts:
+            for n in p.recurse().notes:
+                for pitch in n.pitches:
+                    want = names.get(pitch.pitchClass)
+                    if want and pitch.name != want:
+                        m = pitch.midi
+                        pitch.name = want
+                        pitch.octave = (pitch.octave if pitch.octave is not None else 4) + (m - pitch.midi) // 12
+    for i, (inst, part) in enumerate(zip(tracks, parts)):
         if satb:
             std, clef_name = _SATB[i]
-            name = name or std
-            new_clef = {"treble": clef.TrebleClef, "treble8vb": clef.Treble8vbClef, "bass": clef.BassClef}[clef_name]()
+            c = {"treble": clef.TrebleClef, "treble8vb": clef.Treble8vbClef, "bass": clef.BassClef}[clef_name]()
         else:
-            pitches = [p.midi for n in part.recurse().notes for p in n.pitches]
-            new_clef = clef.BassClef() if pitches and np.median(pitches) < 57 else clef.TrebleClef()
-        part.partName = name or f"Track {i + 1}"
-        measures = part.getElementsByClass("Measure")
-        first = measures[0] if measures else part
-        for old in list(first.recurse().getElementsByClass(clef.Clef)):
-            old.activeSite.remove(old)
-        first.insert(0, new_clef)
+            std = None
+            pitches = [p.midi for n in part.notes for p in n.pitches]
+            c = clef.BassClef() if pitches and float(np.median(pitches)) < 57 else clef.TrebleClef()
+        part.partName = inst.name.strip() or std or f"Track {i + 1}"
+        part.insert(0, c)
+        part.insert(0, meter.TimeSignature(f"{num}/{den}"))
         if k is not None:
-            for old in list(first.recurse().getElementsByClass(key.KeySignature)):
-                old.activeSite.remove(old)
-            first.insert(0, key.KeySignature(k.sharps))
-    # with the key known, spell the notes of its scale as the key does (Bb, not A#, in F major)
-    if k is not None:
-        names = {q.pitchClass: q.name for q in k.pitches}
-        for n in score.recurse().notes:
-            for p in n.pitches:
-                want = names.get(p.pitchClass)
-                if want and p.name != want:
-                    m = p.midi
-                    p.name = want
-                    p.octave = (p.octave if p.octave is not None else 4) + (m - p.midi) // 12
-    score = score.makeNotation() if not score.hasMeasures() else score
+            part.insert(0, key.KeySignature(k.sharps))
+        if i == 0:
+            part.insert(0, tempo.MetronomeMark(number=round(midi.get_tempo_changes()[1][0]) if len(midi.get_tempo_changes()[1]) else 120))
+        score.insert(0, part)
+    score = score.makeNotation()
     score.metadata = metadata.Metadata()
     score.metadata.title = title or ""
+    score.metadata.movementName = ""
     score.metadata.composer = "musezoo"
     return score
 
