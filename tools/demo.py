@@ -8,6 +8,21 @@ from zoo.errors import ZooError
 from zoo.midi import write_midi
 
 
+README_IMAGES = ("musegan-bach",)   # the README shows this model's chorale
+
+
+def readme_images(name: str, midi) -> None:
+    """docs/img/NAME.png (piano roll) and, with an engraver installed, docs/img/NAME-score.png (first system)."""
+    from zoo import render
+
+    img = Path("docs/img")
+    print(f"{name}: {render.plot_pianoroll(midi, img / f'{name}.png', title=f'{name} (seed 0)')}")
+    if render.engraver() is None:
+        print(f"demo: no engraver (apt-get install lilypond): skipping {img / f'{name}-score.png'}", file=sys.stderr)
+        return
+    print(f"{name}: {render.write_score(midi, img / f'{name}-score.png', title=f'{name} (seed 0)', first_system=True)}")
+
+
 def main() -> int:
     out = Path("out")
     names = zoo.list_models()
@@ -21,7 +36,10 @@ def main() -> int:
             continue
         try:
             model = zoo.load(name)
-            path = write_midi(model.generate(num=1, seed=0), out / f"{name}.mid")
+            midi = model.generate(num=1, seed=0)
+            path = write_midi(midi, out / f"{name}.mid")
+            if name in README_IMAGES:
+                readme_images(name, midi)
         except ZooError as exc:
             print(f"demo: {name}: {exc}", file=sys.stderr)
             missing.append(name)
