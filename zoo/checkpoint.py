@@ -17,6 +17,7 @@ from pathlib import Path
 from zoo.errors import CheckpointError
 
 MANIFEST = "manifest.json"
+CONFIG_FIELDS = ("arch", "arch_version", "zoo_version", "config")  # the fields of config.json
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 # The files that make a model; anything else in a folder (caches, .git) is never shared.
 MODEL_FILE_PATTERNS = ("config.json", "*.safetensors", "tokenizer.json", "README.md", MANIFEST)
@@ -48,8 +49,16 @@ def verify(folder) -> None:
         raise CheckpointError(f"{folder}: no {MANIFEST}; this folder was not saved by musezoo (re-save it with save_pretrained)")
     try:
         expected = json.loads(manifest.read_text())["sha256"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise CheckpointError(f"{manifest}: unreadable manifest; re-download or re-save the model") from None
+    if not isinstance(expected, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in expected.items()):
+        raise CheckpointError(f"{manifest}: 'sha256' must map file names to hex digests; re-download or re-save the model")
+    # every file a load reads must be covered: an empty or partial manifest would check nothing
+    unlisted = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in expected
+                      and (p.name in ("config.json", "tokenizer.json") or p.suffix == ".safetensors"))
+    if unlisted:
+        raise CheckpointError(f"{manifest}: does not list {', '.join(unlisted)}; the folder was modified after saving "
+                              f"(re-download or re-save the model)")
     for name, digest in expected.items():
         path = folder / name
         if "/" in name or "\\" in name or name.startswith("."):
@@ -133,14 +142,10 @@ def check_state(module, tensors: dict, filename: str) -> None:
     kinds = [f"{k} {tensors[k].dtype} != {expected[k].dtype}" for k in sorted(set(expected) & set(tensors))
              if tensors[k].dtype.is_floating_point != expected[k].dtype.is_floating_point]
     problems = []
-    if missing:
-        problems.append("missing: " + ", ".join(missing))
-    if unexpected:
-        problems.append("unexpected: " + ", ".join(unexpected))
-    if shapes:
-        problems.append("wrong shape: " + ", ".join(shapes))
-    if kinds:
-        problems.append("wrong dtype: " + ", ".join(kinds))
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes), ("wrong dtype", kinds)):
+        if items:  # a checkpoint of another architecture lists hundreds: keep the line readable
+            more = f" and {len(items) - 8} more" if len(items) > 8 else ""
+            problems.append(f"{label}: {', '.join(items[:8])}{more}")
     if problems:
         raise CheckpointError(f"{filename} does not fit the model ({'; '.join(problems)}); is it for another config?")
 
@@ -152,11 +157,24 @@ def read_config(folder) -> dict:
         raise CheckpointError(f"{folder}: no config.json; give a folder saved by musezoo")
     try:
         data = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({str(exc)[:200]})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: must be a JSON object with arch, arch_version and config; re-save the model")
     for key in ("arch", "arch_version", "config"):
         if key not in data:
             raise CheckpointError(f"{path}: no {key!r} field; re-save the model with save_pretrained")
+    unknown = sorted(set(data) - set(CONFIG_FIELDS))
+    if unknown:
+        raise CheckpointError(f"{path}: unknown field(s) {', '.join(map(repr, unknown))} (valid: {', '.join(CONFIG_FIELDS)}); "
+                              f"was it saved by a newer musezoo? upgrade it")
+    for key, kind, what in (("arch", str, "a string"), ("arch_version", int, "an integer"), ("config", dict, "an object"),
+                            ("zoo_version", str, "a string")):
+        if key not in data and key == "zoo_version":
+            continue  # optional
+        value = data[key]
+        if not isinstance(value, kind) or isinstance(value, bool) or value in ("", None):
+            raise CheckpointError(f"{path}: {key!r} must be {what}, got {value!r}; re-save the model with save_pretrained")
     return data
 
 
@@ -192,21 +210,34 @@ def load_model(folder, device="auto", dtype=None):
 
     from zoo.config import config_from_dict
     from zoo.device import resolve_device, resolve_dtype
+    from zoo.errors import ConfigError, UnknownNameError, ZooError
     from zoo.registry import get_registry
     from zoo.tokenizer import load_tokenizer
 
     folder = Path(folder)
     verify(folder)
     data = read_config(folder)
-    cls = get_registry().architecture(data["arch"])
+    try:
+        cls = get_registry().architecture(data["arch"])
+    except UnknownNameError as exc:
+        raise UnknownNameError(f"{folder / 'config.json'}: {exc}; install the plugin that provides it") from None
     version = data["arch_version"]
     if not isinstance(version, int) or version > cls.arch_version or version < getattr(cls, "min_arch_version", 1):
         raise CheckpointError(
             f"{folder}: {data['arch']} arch_version {version!r} is not supported by the installed plugin "
             f"(supports {getattr(cls, 'min_arch_version', 1)}..{cls.arch_version}); upgrade the plugin"
         )
-    config = config_from_dict(cls.config_class, data["config"], what=f"{data['arch']} config")
-    tokenizer = load_tokenizer(folder / "tokenizer.json")
+    try:
+        config = config_from_dict(cls.config_class, data["config"], what=f"{data['arch']} config")
+    except ConfigError as exc:
+        raise ConfigError(f"{folder / 'config.json'}: {exc}") from None
+    tok_path = folder / "tokenizer.json"
+    try:
+        tokenizer = load_tokenizer(tok_path)
+    except ZooError as exc:
+        raise (exc if str(tok_path) in str(exc) else type(exc)(f"{tok_path}: {exc}")) from None
+    except (TypeError, AttributeError, RecursionError) as exc:  # e.g. {"tokenizer": 5}
+        raise CheckpointError(f"{tok_path}: not a valid tokenizer.json ({type(exc).__name__}: {exc}); re-save the model") from None
     device, dtype = resolve_device(device), resolve_dtype(dtype)
     with torch.device(device):
         model = cls(config, tokenizer)
