@@ -1,0 +1,228 @@
+"""Hostile and broken weights folders (issue 8): every case a clear error naming the file or tensor.
+
+Truncated safetensors, a flipped byte, wrong shape, missing/extra tensor, a newer arch_version and
+a pickle sentinel are in tests/test_core_checkpoint.py; this file adds the rest (see
+docs/reliability.md for the table).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import zoo
+from zoo.checkpoint import write_manifest
+from zoo.errors import CheckpointError, ConfigError, UnknownNameError, ZooError
+
+
+@pytest.fixture
+def folder(tiny_model, tmp_path) -> Path:
+    return tiny_model.save_pretrained(tmp_path / "m")
+
+
+def _load(folder):
+    return zoo.load(str(folder), device="cpu")
+
+
+def _edit_config(folder: Path, fn) -> None:
+    data = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(fn(data)))
+    write_manifest(folder)  # a consistent but wrong folder: the manifest agrees with the bad file
+
+
+def _write(folder: Path, name: str, data: bytes) -> None:
+    (folder / name).write_bytes(data)
+    write_manifest(folder)
+
+
+def _edit_tensors(folder: Path, fn) -> None:
+    tensors = load_file(folder / "model.safetensors")
+    fn(tensors)
+    save_file(tensors, folder / "model.safetensors")
+    write_manifest(folder)
+
+
+# ---- tensors -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.uint8])
+def test_wrong_dtype_names_the_tensor(folder, dtype):
+    _edit_tensors(folder, lambda t: t.__setitem__("head.weight", t["head.weight"].to(dtype)))
+    with pytest.raises(CheckpointError, match=rf"model.safetensors does not fit.*wrong dtype: head.weight {dtype}"):
+        _load(folder)
+
+
+def test_lower_float_precision_is_cast_not_refused(folder, tiny_model):
+    """fp16/bf16 weights load into an fp32 model (a plain cast, as --dtype does): by design, not an error."""
+    _edit_tensors(folder, lambda t: t.__setitem__("head.weight", t["head.weight"].to(torch.bfloat16)))
+    model = _load(folder)
+    assert model.head.weight.dtype == torch.float32
+    assert torch.allclose(model.head.weight, tiny_model.head.weight, atol=1e-2)
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("header-8eb", struct.pack("<Q", 2**63) + b"{}", "header too large"),
+    ("header-not-json", struct.pack("<Q", 10) + b"{not json}", "invalid JSON"),
+    ("offsets-past-end", None, "offset"),
+    ("a-pickle-named-safetensors", "pickle", "header too large"),
+])
+def test_hostile_safetensors_headers_are_clear_errors(folder, tmp_path, name, data, message):
+    sentinel = tmp_path / "pwned"
+    if data is None:
+        header = json.dumps({"head.bias": {"dtype": "F32", "shape": [129], "data_offsets": [0, 10**12]}}).encode()
+        data = struct.pack("<Q", len(header)) + header
+    elif data == "pickle":
+        data = pickle.dumps(_Sentinel(str(sentinel)))
+    _write(folder, "model.safetensors", data)
+    with pytest.raises(CheckpointError, match=rf"model.safetensors: not a readable safetensors file.*{message}"):
+        _load(folder)
+    assert not sentinel.exists()
+
+
+class _Sentinel:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_checkpoint_of_another_architecture_lists_a_bounded_line(tiny, tmp_path):
+    """Tensors of a much bigger model: the error is one readable line, not hundreds of names."""
+    folder = zoo.create("tiny-lm").save_pretrained(tmp_path / "m")
+    big = {f"blocks.{i}.attn.weight": torch.zeros(2) for i in range(300)}
+    save_file(big, folder / "model.safetensors")
+    write_manifest(folder)
+    with pytest.raises(CheckpointError) as info:
+        _load(folder)
+    msg = str(info.value)
+    assert "missing: embed.weight, head.bias, head.weight" in msg and "and 292 more" in msg
+    assert len(msg) < 800 and "\n" not in msg
+
+
+# ---- config.json -----------------------------------------------------------------------------------
+
+def test_config_for_an_arch_that_is_not_installed(folder):
+    _edit_config(folder, lambda c: {**c, "arch": "musegan"})  # only zoo-tiny is installed here
+    with pytest.raises(UnknownNameError, match=r"config.json: unknown architecture 'musegan'.*install the plugin"):
+        _load(folder)
+
+
+def test_config_for_another_installed_arch(monkeypatch, tiny_path, tmp_path):
+    """A music-transformer config.json over tiny-lm files, with every plugin installed."""
+    from zoo import registry
+
+    monkeypatch.syspath_prepend(str(tiny_path))
+    monkeypatch.delenv("ZOO_PLUGINS", raising=False)
+    registry.reset()
+    try:
+        folder = zoo.create("tiny-lm").save_pretrained(tmp_path / "m")
+        _edit_config(folder, lambda c: {**c, "arch": "music-transformer"})
+        with pytest.raises(ConfigError, match=r"config.json: unknown music-transformer config key\(s\) context"):
+            _load(folder)
+        # the config fits the other arch, but the tensors do not: named, on one line
+        mt = zoo.create("music-transformer", block_size=8, n_layer=1, n_head=1, n_embd=8)
+        mt_folder = mt.save_pretrained(tmp_path / "mt")
+        (mt_folder / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes())
+        write_manifest(mt_folder)
+        with pytest.raises(CheckpointError, match=r"model.safetensors does not fit the model \(missing: .*unexpected: "
+                                                  r"embed.weight, head.bias, head.weight"):
+            _load(mt_folder)
+    finally:
+        registry.reset()
+
+
+@pytest.mark.parametrize("edit, error, message", [
+    (lambda c: {**c, "config": {**c["config"], "width": 3}}, ConfigError,
+     r"config.json: unknown tiny-lm config key\(s\) width; valid keys: n_embd, context"),
+    (lambda c: {**c, "config": {**c["config"], "n_embd": "wide"}}, ConfigError, r"config.json: .*'n_embd' must be an integer"),
+    (lambda c: {**c, "config": {**c["config"], "n_embd": 16.5}}, ConfigError, r"'n_embd' must be an integer, got 16.5"),
+    (lambda c: {**c, "config": {**c["config"], "n_embd": True}}, ConfigError, r"'n_embd' must be an integer, got True"),
+    (lambda c: {**c, "config": {**c["config"], "n_embd": -4}}, ConfigError, r"config.json: .*at least 1"),
+    (lambda c: {**c, "config": None}, CheckpointError, r"config.json: 'config' must be an object, got None"),
+    (lambda c: {**c, "config": [1]}, CheckpointError, r"'config' must be an object"),
+    (lambda c: {**c, "arch": 5}, CheckpointError, r"config.json: 'arch' must be a string, got 5"),
+    (lambda c: {**c, "arch": ["tiny-lm"]}, CheckpointError, r"'arch' must be a string"),
+    (lambda c: {**c, "arch_version": "1"}, CheckpointError, r"'arch_version' must be an integer, got '1'"),
+    (lambda c: {**c, "arch_version": True}, CheckpointError, r"'arch_version' must be an integer, got True"),
+    (lambda c: {**c, "arch_version": 0}, CheckpointError, r"arch_version 0 is not supported"),
+    (lambda c: {**c, "zoo_version": 1}, CheckpointError, r"'zoo_version' must be a string"),
+    (lambda c: {**c, "colour": "red"}, CheckpointError, r"config.json: unknown field\(s\) 'colour'.*newer musezoo"),
+    (lambda c: {k: v for k, v in c.items() if k != "arch"}, CheckpointError, r"config.json: no 'arch' field"),
+])
+def test_config_json_with_unknown_or_ill_typed_fields(folder, edit, error, message):
+    _edit_config(folder, edit)
+    with pytest.raises(error, match=message):
+        _load(folder)
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"null", "must be a JSON object"),
+    (b"[1, 2]", "must be a JSON object"),
+    (b'{"arch": "\xff"}', "not valid JSON"),
+    (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),   # RecursionError inside json
+    (b'{"arch": 1' + b"0" * 5000 + b"}", "not valid JSON"),  # int digits limit
+    (b"", "not valid JSON"),
+])
+def test_config_json_that_is_not_a_config(folder, data, message):
+    _write(folder, "config.json", data)
+    with pytest.raises(CheckpointError, match=rf"config.json: {message}"):
+        _load(folder)
+
+
+# ---- tokenizer.json and manifest.json ---------------------------------------------------------------
+
+@pytest.mark.parametrize("data, error, message", [
+    (b'{"tokenizer": 5}', CheckpointError, "not a valid tokenizer.json"),
+    (b"null", CheckpointError, "not a valid tokenizer.json"),
+    (b'{"tokenizer": "tiny-melody", "params": "x"}', ConfigError, "bad tiny-melody tokenizer parameters"),
+    (b'{"tokenizer": "tiny-melody", "params": {"bogus": 1}}', ConfigError, "unexpected keyword argument 'bogus'"),
+    (b'{"tokenizer": "performance"}', UnknownNameError, "unknown tokenizer 'performance'"),
+])
+def test_bad_tokenizer_json_names_the_file(folder, data, error, message):
+    _write(folder, "tokenizer.json", data)
+    with pytest.raises(error, match=rf"tokenizer.json: .*{message}"):
+        _load(folder)
+
+
+@pytest.mark.parametrize("data, message", [
+    (b'{"sha256": []}', "'sha256' must map file names to hex digests"),
+    (b'{"sha256": "abc"}', "'sha256' must map file names to hex digests"),
+    (b'{"sha256": {"config.json": 5}}', "'sha256' must map file names to hex digests"),
+    (b"null", "unreadable manifest"),
+    (b'{"sha256": {}}', "does not list config.json, model.safetensors, tokenizer.json"),  # would check nothing
+])
+def test_bad_manifest_is_refused(folder, data, message):
+    (folder / "manifest.json").write_bytes(data)
+    with pytest.raises(CheckpointError, match=rf"manifest.json: {message}"):
+        _load(folder)
+
+
+def test_a_file_added_after_saving_is_not_loaded_unchecked(folder, tmp_path):
+    """An extra safetensors file dropped into a folder (e.g. a critic) must be in the manifest to be read."""
+    save_file({"x": torch.zeros(1)}, folder / "critic.safetensors")
+    with pytest.raises(CheckpointError, match="manifest.json: does not list critic.safetensors"):
+        _load(folder)
+
+
+@pytest.mark.parametrize("suffix", [".bin", ".pt", ".pth", ".ckpt", ".pkl", ".PT"])
+def test_every_pickle_suffix_is_refused_without_unpickling(folder, tmp_path, suffix):
+    sentinel = tmp_path / "pwned"
+    (folder / f"weights{suffix}").write_bytes(pickle.dumps(_Sentinel(str(sentinel))))
+    with pytest.raises(CheckpointError, match=f"weights{suffix}: pickle weights are refused"):
+        _load(folder)
+    assert not sentinel.exists()
+
+
+def test_every_weights_error_is_one_line_through_the_cli(tiny, zoo_cli, folder, tmp_path):
+    """The CLI shows any of these as one line and exit 2 (one subprocess: the shape is the same for all)."""
+    _edit_config(folder, lambda c: {**c, "config": None})
+    done = zoo_cli("generate", folder, "-o", tmp_path / "x.mid")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "config.json: 'config' must be an object" in done.stderr and not (tmp_path / "x.mid").exists()
+    assert issubclass(CheckpointError, ZooError)
