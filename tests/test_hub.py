@@ -118,9 +118,10 @@ def test_only_model_files_are_fetched(hub_env, olah, saved, tmp_path, request):
     from zoo import hub
 
     repo = _repo(request)
-    olah.publish_folder(repo, saved, overrides={"notes.txt": b"stray", "weights.bin": b"pickle!", ".gitattributes": b""})
+    olah.publish_folder(repo, saved, overrides={"notes.txt": b"stray", "weights.bin": b"pickle!", ".gitattributes": b"",
+                                                "unlisted.safetensors": b"not in the manifest"})
     folder = hub.pull(repo)
-    assert not {"notes.txt", "weights.bin", ".gitattributes"} & {p.name for p in folder.iterdir()}
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in saved.iterdir())
 
 
 def test_revision_pinned_to_a_commit_never_changes(hub_env, olah, saved, tiny, tmp_path, request):
@@ -324,6 +325,16 @@ def test_push_python_api_branch_private_and_card_update(hub_env, olah, standin, 
     assert again.commit_id == first.commit_id  # same files and card: nothing new to commit
     from_object = zoo.push_to_hub(tiny_model, repo, token=TOKEN)  # a model object, not a folder, to main
     assert gitrepo.resolve(olah.repo_dir(repo), "refs/heads/main") == from_object.commit_id != first.commit_id
+
+    # A model file an earlier upload had and this one lacks is removed: the repo is exactly the model.
+    (saved / "critic.safetensors").write_bytes((saved / "model.safetensors").read_bytes())
+    write_manifest(saved)
+    with_critic = zoo.push_to_hub(saved, repo, revision="v1", token=TOKEN, metrics={"nll": 1.25})
+    assert "critic.safetensors" in gitrepo.files_at(olah.repo_dir(repo), with_critic.commit_id)
+    (saved / "critic.safetensors").unlink()
+    write_manifest(saved)
+    without = zoo.push_to_hub(saved, repo, revision="v1", token=TOKEN, metrics={"nll": 1.25})
+    assert "critic.safetensors" not in gitrepo.files_at(olah.repo_dir(repo), without.commit_id)
 
     monkeypatch.setenv("HF_ENDPOINT", olah.url)
     folder = hub.pull(repo, "v1")

@@ -9,6 +9,7 @@ what to do.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from zoo.checkpoint import MODEL_FILE_PATTERNS  # exactly what a model is: never
 from zoo.errors import CheckpointError, HubError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
+_HEAD_FILES = ("manifest.json", "config.json")  # fetched first; the manifest lists the rest
 CARD_TAGS = ("music-generation", "symbolic-music", "midi")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _BEGIN, _END = "<!-- musezoo:begin -->", "<!-- musezoo:end -->"
@@ -153,22 +155,39 @@ def pull(repo_id: str, revision: str | None = None, *, token=None) -> Path:
     return folder
 
 
-def _snapshot(repo_id: str, revision: str | None, token, **kwargs) -> Path:
+def _snapshot(repo_id: str, revision: str | None, token, names, **kwargs) -> Path:
     from huggingface_hub import snapshot_download
 
     return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir(), endpoint=endpoint(),
-                                  allow_patterns=list(MODEL_FILE_PATTERNS), token=token, **kwargs))
+                                  allow_patterns=[glob.escape(n) for n in names], token=token, **kwargs))
+
+
+def _listed(folder: Path) -> list[str] | None:
+    """The model files a snapshot's manifest lists, with the manifest itself; None without a readable one."""
+    from zoo.checkpoint import MANIFEST
+
+    try:
+        digests = json.loads((folder / MANIFEST).read_text())["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(digests, dict):
+        return None
+    return sorted({MANIFEST, *(n for n in digests if isinstance(n, str) and "/" not in n and _is_model_file(n))})
 
 
 def _from_cache(repo_id: str, revision: str | None, token) -> Path | None:
-    """The complete cached snapshot for a revision, or None."""
+    """The cached snapshot for a revision if it holds every file its manifest lists, else None."""
     from huggingface_hub import errors
 
     incomplete = getattr(errors, "IncompleteSnapshotError", errors.LocalEntryNotFoundError)  # huggingface_hub >= 2
     try:
-        return _snapshot(repo_id, revision, token, local_files_only=True)
+        folder = _snapshot(repo_id, revision, token, _HEAD_FILES, local_files_only=True)
     except (errors.LocalEntryNotFoundError, incomplete, FileNotFoundError):
         return None
+    listed = _listed(folder)
+    if listed is not None and not all((folder / n).is_file() for n in listed):
+        return None
+    return folder  # (without a manifest, _verify says it is not a musezoo model)
 
 
 def _download(repo_id: str, revision: str | None, name: str, token) -> Path:
@@ -214,7 +233,14 @@ def _download(repo_id: str, revision: str | None, name: str, token) -> Path:
     snapshot = cache_dir() / f"models--{repo_id.replace('/', '--')}" / "snapshots" / commit
     existed = snapshot.is_dir()
     try:
-        folder = _snapshot(repo_id, commit, token)
+        # The manifest first: it names the files to fetch, so nothing else in the repo is downloaded.
+        folder = _snapshot(repo_id, commit, token, _HEAD_FILES)
+        listed = _listed(folder)
+        if listed is None:
+            if not existed:
+                shutil.rmtree(snapshot, ignore_errors=True)
+            return folder  # _verify: not a musezoo model
+        folder = _snapshot(repo_id, commit, token, listed)
     except BaseException as exc:
         # huggingface_hub renames each file into place only when complete; also drop a snapshot
         # folder this call started, so no half model sits under a final name.
@@ -366,7 +392,7 @@ def _metrics(metrics, folder: Path) -> dict:
 
 
 def _upload(staged: Path, repo_id: str, revision: str | None, private: bool, message: str, token) -> PushResult:
-    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
     api = HfApi(endpoint=endpoint(), token=token, library_name="musezoo")
@@ -376,6 +402,11 @@ def _upload(staged: Path, repo_id: str, revision: str | None, private: bool, mes
         if branch != "main":
             api.create_branch(repo_id, branch=branch, exist_ok=True)
         ops = [CommitOperationAdd(path_in_repo=p.name, path_or_fileobj=str(p)) for p in sorted(staged.iterdir())]
+        # Model files of an earlier upload that this one lacks (a dropped critic, say) go, so the
+        # repo is exactly this model; README edits and other files made on the Hub stay.
+        remote = api.repo_info(repo_id, revision=branch, timeout=TIMEOUT_S).siblings or []
+        ops += [CommitOperationDelete(path_in_repo=f.rfilename) for f in remote
+                if "/" not in f.rfilename and _is_model_file(f.rfilename) and not (staged / f.rfilename).exists()]
         info = api.create_commit(repo_id, ops, commit_message=message, revision=branch)
     except Exception as exc:
         if _is_unreachable(exc):
