@@ -74,10 +74,12 @@ def test_cli_generate_with_prompt_and_eval(trained, midi_folder, zoo_cli, tmp_pa
                 "--temperature", "0.9", "--top-p", "0.95", "--seed", "1", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert pretty_midi.PrettyMIDI(str(target)).instruments[0].notes
-    r = zoo_cli("eval", final, "--data", midi_folder, "--device", "cpu", "--json", tmp_path / "eval.json")
+    r = zoo_cli("eval", final, "--data", midi_folder, "--device", "cpu", "--num", "4", "--length", "32",
+                "--json", tmp_path / "eval.json")
     assert r.returncode == 0, r.stderr
     results = json.loads((tmp_path / "eval.json").read_text())
-    assert set(results) == {"nll", "ppl", "tokens"} and 0 < results["nll"] < math.log(390) + 1
+    assert {"nll", "ppl", "tokens", "samples", "gen_in_scale", "test_in_scale"} <= set(results)
+    assert 0 < results["nll"] < math.log(390) + 1 and results["samples"] == 4
 
 
 def test_book_preset_is_a_valid_config():
