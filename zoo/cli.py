@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 
 from zoo.errors import ZooError
+
+# OSErrors a user fixes (full disk, quota, read-only or forbidden folder): one line and exit 2, no traceback
+_DISK_ERRNOS = {errno.ENOSPC: "free some disk space", errno.EDQUOT: "free some disk space (quota exceeded)",
+                errno.EFBIG: "the file system refused a file that large; free space or choose another folder",
+                errno.EROFS: "choose a writable folder", errno.EACCES: "check the permissions or choose another folder",
+                errno.EPERM: "check the permissions or choose another folder"}
 
 GENERATE_OPTIONS = ("prompt", "length", "temperature", "top_k", "top_p")
 
@@ -119,9 +126,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except Exception:
+    except Exception as exc:
         if args.debug:
             raise
+        if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:  # the machine, not a bug: say so in one line
+            where = f" ({printable(exc.filename)})" if exc.filename else ""
+            print(f"zoo: error: {exc.strerror or exc}{where}; {_DISK_ERRNOS[exc.errno]}, then run the command again",
+                  file=sys.stderr)
+            return 2
         import traceback
 
         traceback.print_exc()
