@@ -71,14 +71,15 @@ def test_plot_pianoroll_draws_every_track_with_a_legend(tmp_path, time, monkeypa
     assert seen["xlim"][1] == pytest.approx(8.0 if time == "beats" else 32 * STEP, rel=1e-3)
 
 
-def test_zoo_plot_cli(tmp_path, zoo_cli):
+def test_zoo_plot_cli(tmp_path, capsys):
+    from zoo.cli import main
+
     mid = tmp_path / "c.mid"
     chorale().write(str(mid))
-    done = zoo_cli("plot", mid, "-o", tmp_path / "c.png", "--time", "seconds")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == str(tmp_path / "c.png") and png_size(tmp_path / "c.png")[0] > 400
-    bad = zoo_cli("plot", tmp_path / "missing.mid", "-o", tmp_path / "x.png")
-    assert bad.returncode == 2 and "no such MIDI file" in bad.stderr
+    assert main(["plot", str(mid), "-o", str(tmp_path / "c.png"), "--time", "seconds"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "c.png") and png_size(tmp_path / "c.png")[0] > 400
+    assert main(["plot", str(tmp_path / "missing.mid"), "-o", str(tmp_path / "x.png")]) == 2
+    assert "no such MIDI file" in capsys.readouterr().err
 
 
 def test_missing_fluidsynth_says_how_to_install(tmp_path, monkeypatch):
