@@ -254,8 +254,15 @@ def main(argv=None) -> int:
             other = json.loads(extra.read_text())
             runs.append((f"{other['machine'].get('gpu') or other['machine']['device']} "
                          f"(recorded by `benchmarks/run.py --json {extra.relative_to(ROOT)}`)", other))
+        text = page(runs, "python benchmarks/run.py")
+        if not any(r["machine"].get("gpu") for _, r in runs):
+            text += ("\n## GPU\n\nNo GPU was at hand for this page. On a CUDA machine, "
+                     "`python benchmarks/run.py --device cuda --only generate,musegan,cold --json "
+                     "benchmarks/results/gpu.json` runs benchmarks 1-3 at the issue's sizes and measures the achieved "
+                     "memory bandwidth of batch-1 decoding against the card's device-to-device copy bandwidth; the next "
+                     "`make bench` includes that file as its own section.\n")
         Path(args.page).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.page).write_text(page(runs, "python benchmarks/run.py"))
+        Path(args.page).write_text(text)
         print(f"wrote {args.page}")
     return 0
 

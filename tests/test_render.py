@@ -3,7 +3,6 @@
 import shutil
 import struct
 import wave
-import zlib
 
 import numpy as np
 import pretty_midi
