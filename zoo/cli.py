@@ -6,6 +6,7 @@ import argparse
 import errno
 import json
 import sys
+import warnings
 
 from zoo.errors import ZooError
 
@@ -113,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # a skipped plugin is reported once, as one line, by `zoo list` and in full by `zoo plugins`; Python's own
+    # two-line RuntimeWarning on every command would break the one-line-error contract of all the others
+    warnings.filterwarnings("ignore", message="zoo plugin .* skipped", category=RuntimeWarning)
     if not args.command:
         parser.print_help()
         return 2
