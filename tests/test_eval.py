@@ -81,3 +81,16 @@ def test_generate_extras_fail_before_generating(tiny, saved, capsys, tmp_path, m
     code, _, err = cli(capsys, "generate", saved, "-o", tmp_path / "g.mid", "--render", tmp_path / "g.wav")
     assert code == 2 and "apt-get install fluidsynth" in err
     assert not (tmp_path / "g.mid").exists()
+
+
+def test_a_plugin_without_a_trainer_gets_the_generated_column(tiny, saved, monkeypatch):
+    from zoo.errors import UnknownNameError
+    from zoo.registry import Registry
+
+    def no_trainer(self, arch):
+        raise UnknownNameError(f"unknown trainer {arch!r}")
+
+    monkeypatch.setattr(Registry, "trainer", no_trainer)
+    res = evaluation.evaluate(str(saved), num=2, device="cpu", length=4)
+    assert res["test_pieces"] == 0 and res["scores"] == {}
+    assert math.isnan(res["table"]["in_scale"]["test"]) and res["table"]["in_scale"]["generated"] <= 1.0

@@ -73,9 +73,18 @@ def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", 
         if "length" not in model.generate_options:
             raise ConfigError(f"{model.arch} does not take --length")
         options["length"] = length
-    trainer, has_eval = _trainer(model, data, num)
-    with status("loading the test split"):
-        dataset = trainer.build_dataset(data, "test")
+    from zoo.errors import UnknownNameError
+
+    try:
+        trainer, has_eval = _trainer(model, data, num)
+    except UnknownNameError:   # a plugin without a trainer has no test split: generated column only
+        if data is not None:
+            raise ConfigError(f"the {model.arch} plugin registers no trainer, so it cannot read --data") from None
+        trainer, has_eval = None, False
+    dataset = []
+    if trainer is not None:
+        with status("loading the test split"):
+            dataset = trainer.build_dataset(data, "test")
     plugin = {}
     if has_eval:
         with status("the plugin's evaluation"), torch.no_grad():
