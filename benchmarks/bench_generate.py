@@ -94,22 +94,22 @@ def bandwidth(device: torch.device, params: int, tok_s_b1: float, prompt: int, n
     from zoo_music_transformer.model import MusicTransformerConfig
 
     cfg = cfg or MusicTransformerConfig()
-    n = 256 * 1024 * 1024   # 1 GiB of fp32
+    n = 256 * 1024 * 1024 if device.type == "cuda" else 16 * 1024 * 1024   # 1 GiB of fp32 on a GPU
     a = torch.empty(n, device=device)
     b = torch.empty_like(a)
     for _ in range(3):
         b.copy_(a)
-    torch.cuda.synchronize()
+    _sync(device)
     t0 = time.perf_counter()
     reps = 20
     for _ in range(reps):
         b.copy_(a)
-    torch.cuda.synchronize()
+    _sync(device)
     copy_bw = 2 * a.numel() * 4 * reps / (time.perf_counter() - t0)   # read + write
     del a, b
     mean_ctx = prompt + new / 2
     kv_bytes = 2 * cfg.n_layer * mean_ctx * cfg.n_embd * 4
     per_token = params * 4 + kv_bytes
     achieved = per_token * tok_s_b1
-    return {"copy_GBs": copy_bw / 1e9, "achieved_GBs": achieved / 1e9, "bytes_per_token_MB": per_token / 1e6,
+    return {"device": device.type, "copy_GBs": copy_bw / 1e9, "achieved_GBs": achieved / 1e9, "bytes_per_token_MB": per_token / 1e6,
             "fraction": achieved / copy_bw}
