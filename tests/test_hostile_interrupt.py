@@ -123,13 +123,12 @@ def _wait_for(pred, proc, what, timeout=90):
 
 
 def test_ctrl_c_and_sigkill_during_generate_leave_no_output(slowgen, tmp_path):
-    """Four runs at once: SIGINT/SIGKILL while generate() runs, and while the MIDI file is being written."""
+    """Three runs at once: SIGINT while generate() runs; SIGINT and SIGKILL while the MIDI file is written."""
     root, models = slowgen
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
            "ZOO_PLUGINS": "zoo-slowgen"}
     runs = {}
-    for mode, sig in (("sleep", signal.SIGINT), ("sleep", signal.SIGKILL), ("big", signal.SIGINT),
-                      ("big", signal.SIGKILL)):
+    for mode, sig in (("sleep", signal.SIGINT), ("big", signal.SIGINT), ("big", signal.SIGKILL)):
         out = tmp_path / f"{mode}-{sig.name}"
         out.mkdir()
         marker = out.parent / f"{out.name}.marker"
@@ -226,7 +225,7 @@ def test_full_disk_while_saving_a_checkpoint_keeps_the_previous_one(tiny, tmp_pa
     assert (out / "final" / "manifest.json").read_text() == final  # the finished model is untouched
 
 
-def test_file_size_limit_in_a_real_process_is_a_clean_error(tiny, zoo_cli, tmp_path):
+def test_file_size_limit_in_a_real_process_is_a_clean_error(tiny, tmp_path):
     """A real write failure, no mocks: RLIMIT_FSIZE makes the optimizer file's write fail with EFBIG."""
     out = tmp_path / "run"
     _first_run(out)
@@ -248,8 +247,10 @@ def test_file_size_limit_in_a_real_process_is_a_clean_error(tiny, zoo_cli, tmp_p
     for ckpt in checkpoint_dirs(out):
         verify(ckpt)
     assert not [p for p in (out / "checkpoints").iterdir() if p.name.startswith(".")]
-    done = zoo_cli("train", "tiny-lm", "--out", out, "--resume", "--steps", 6)  # space again: it resumes
-    assert done.returncode == 0 and "resuming" in done.stderr, done.stderr
+    from zoo.trainer import train
+
+    train("tiny-lm", out, values={"steps": 6}, resume=True, device="cpu")  # space again: it resumes
+    assert [p.name for p in checkpoint_dirs(out)][-1] == "step-000006"
 
 
 def test_write_midi_interrupted_mid_write_leaves_nothing(tmp_path, monkeypatch):

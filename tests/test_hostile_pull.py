@@ -77,7 +77,9 @@ def test_signal_during_pull_leaves_no_partial_model_and_the_next_pull_completes(
         # nothing can clean up after SIGKILL: files that landed are complete, the weights are not there at all
         for f in finals:
             assert f.name != "model.safetensors" and f.read_bytes() == (saved / f.name).read_bytes(), f
-    assert incomplete == []  # (the stalled file never started writing)
+    if sig == signal.SIGINT:
+        assert incomplete == []
+    # (after SIGKILL a blob being fetched may stay as *.incomplete: a temp name, resumed by the next pull)
     if sig == signal.SIGKILL:
         assert finals, "expected the other files to have landed before the kill"
         folder = hub.pull(repo, commit)  # pinned to the commit: the partial snapshot must not be taken as cached

@@ -84,7 +84,7 @@ def _plot(path):
     from zoo.render import plot_pianoroll
 
     out = Path(os.environ["PROBE_TMP"]) / "plot.png"
-    plot_pianoroll(path, out)
+    plot_pianoroll(path, out, dpi=20)  # a small raster: reading and bounding the input is what is tested
     assert out.stat().st_size > 0
     return "plotted"
 
@@ -138,7 +138,23 @@ def _musegan_folder(corpus: Path):
             "stats": {k: v for k, v in d.stats.items() if k != "skipped_by_reason"}}
 
 
-DATASETS = {"mt.midi_folder_corpus": _mt_folder, "musegan.load_midi_folder": _musegan_folder}
+def _cli_eval(corpus: Path):
+    """`zoo eval MODEL --data CORPUS` through zoo.cli.main, in-process: exit code and stderr."""
+    import contextlib
+    import io
+
+    from zoo.cli import main
+
+    os.environ["ZOO_CACHE_DIR"] = str(Path(os.environ["PROBE_TMP"]) / "eval-cache")  # read the files afresh
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        rc = main(["eval", os.environ["PROBE_MODEL"], "--data", str(corpus), "--num", "2", "--batch-size", "2",
+                   "--length", "4", "--device", "cpu"])
+    return {"rc": rc, "stderr": err.getvalue()[-3000:], "stdout": out.getvalue()[-3000:]}
+
+
+DATASETS = {"mt.midi_folder_corpus": _mt_folder, "musegan.load_midi_folder": _musegan_folder,
+            "zoo eval --data": _cli_eval}
 
 
 def run_datasets(corpus: Path, out, limit_s: float) -> None:
