@@ -130,6 +130,23 @@ def test_score_musicxml_is_a_readable_satb_score(tmp_path):
     assert len(parts[0].getElementsByClass("Measure")) == 2
 
 
+def test_score_on_two_staves_puts_two_voices_on_each(tmp_path):
+    import music21
+
+    out = render.write_score(chorale(), tmp_path / "c2.musicxml", staves=2)
+    score = music21.converter.parse(str(out))
+    assert [p.partName for p in score.parts] == ["S A", "T B"]
+    first = score.parts[0].getElementsByClass("Measure")[0]
+    soprano, alto = [[n.nameWithOctave for n in v.notes] for v in first.voices]
+    assert soprano == ["C5", "B-4", "A4"] and alto == ["F4", "F4"]
+    assert {n.stemDirection for n in first.voices[0].notes} == {"up"}
+    assert first.voices[0].duration.quarterLength == first.voices[1].duration.quarterLength == 4.0
+    lower = score.parts[1].recurse().getElementsByClass(music21.clef.Clef).first()
+    assert isinstance(lower, music21.clef.BassClef)
+    with pytest.raises(ZooError, match="staves must be 2 or 4"):
+        render.to_score(chorale(), staves=3)
+
+
 def test_score_keeps_a_silent_voice_and_writes_chords(tmp_path):
     import music21
 

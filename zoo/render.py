@@ -241,10 +241,13 @@ def _part(midi, inst, end_q: float):
     return part
 
 
-def to_score(midi, title: str | None = None):
+def to_score(midi, title: str | None = None, staves: int = 4):
     """PrettyMIDI -> music21 Score a musician can read: a staff per track (four tracks: SATB with soprano,
-    alto, tenor (treble 8vb) and bass clefs), the best-fitting key signature with notes spelled in the key,
-    16th-note grid, measures, ties across bar lines and merged note values."""
+    alto, tenor (treble 8vb) and bass clefs, or with staves=2 soprano and alto on a treble staff, tenor and
+    bass on a bass staff, stems up for the upper voice), the best-fitting key signature with notes spelled in
+    the key, 16th-note grid, measures, ties across bar lines and merged note values."""
+    if staves not in (2, 4):
+        raise RenderError(f"staves must be 2 or 4, got {staves}")
     from music21 import clef, key, meter, metadata, stream, tempo
 
     midi = _as_midi(midi)
@@ -292,11 +295,42 @@ def to_score(midi, title: str | None = None):
             part.insert(0, tempo.MetronomeMark(number=round(midi.get_tempo_changes()[1][0]) if len(midi.get_tempo_changes()[1]) else 120))
         score.insert(0, part)
     score = score.makeNotation()
+    if satb and staves == 2:
+        score = _two_staves(score)
     score.metadata = metadata.Metadata()
     score.metadata.title = title or ""
     score.metadata.movementName = ""
     score.metadata.composer = "musezoo"
     return score
+
+
+def _two_staves(score):
+    """An SATB score on four staves -> two: S+A on a treble staff, T+B on a bass staff, as voices per measure."""
+    from music21 import clef, stream
+
+    parts = list(score.parts)
+    out = stream.Score()
+    for (upper, lower), name, new_clef in (((parts[0], parts[1]), "S A", clef.TrebleClef),
+                                           ((parts[2], parts[3]), "T B", clef.BassClef)):
+        staff = stream.Part()
+        staff.partName = name
+        for m_up, m_low in zip(upper.getElementsByClass("Measure"), lower.getElementsByClass("Measure")):
+            m = stream.Measure(number=m_up.number)
+            if m_up.number == 1 or m_up.offset == 0:
+                m.insert(0, new_clef())
+                for el in m_up.getElementsByClass(("KeySignature", "TimeSignature", "MetronomeMark")):
+                    m.insert(0, el.__deepcopy__())
+            for k, (src, stem) in enumerate(((m_up, "up"), (m_low, "down"))):
+                v = stream.Voice(id=str(k + 1))
+                for el in src.notesAndRests:
+                    offset, el = el.offset, el.__deepcopy__()   # a copy forgets its offset in the measure
+                    if el.isNote or el.isChord:
+                        el.stemDirection = stem
+                    v.insert(offset, el)
+                m.insert(0, v)
+            staff.insert(m_up.offset, m)
+        out.insert(0, staff)
+    return out
 
 
 def check_score_target(path) -> tuple[str, str] | None:
@@ -314,7 +348,7 @@ def check_score_target(path) -> tuple[str, str] | None:
     return None
 
 
-def write_score(midi, path, title: str | None = None, first_system: bool = False) -> Path:
+def write_score(midi, path, title: str | None = None, first_system: bool = False, staves: int = 4) -> Path:
     """Sheet music: .musicxml/.xml/.mxl through music21; .pdf/.png engraved by LilyPond or MuseScore.
 
     first_system=True (PNG from LilyPond) crops the picture to the first system, for a README.
@@ -322,7 +356,7 @@ def write_score(midi, path, title: str | None = None, first_system: bool = False
     path = Path(path)
     suffix = path.suffix.lower()
     tool = check_score_target(path)
-    score = to_score(midi, title)
+    score = to_score(midi, title, staves=staves)
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix in (".musicxml", ".xml", ".mxl"):
         score.write("mxl" if suffix == ".mxl" else "musicxml", fp=str(path))
