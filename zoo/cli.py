@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "of fluid-soundfont-gm, or $ZOO_SOUNDFONT)")
     s.add_argument("--score", default=None, metavar="OUT.musicxml|OUT.pdf|OUT.png",
                    help="also write sheet music (PDF/PNG need LilyPond or MuseScore)")
+    s.add_argument("--staves", type=int, choices=(2, 4), default=4,
+                   help="--score of four-part music: 4 staves (default) or 2 (S+A, T+B)")
 
     s = sub.add_parser("plot", help="draw a piano roll of a MIDI file")
     s.add_argument("midi", help="a .mid file")
@@ -241,7 +243,7 @@ def _extras(args, pieces) -> None:
 
     for opt, fn in (("plot", lambda m, p: render.plot_pianoroll(m, p, title=printable(p.stem))),
                     ("render", lambda m, p: render.render_audio(m, p, soundfont=args.soundfont)),
-                    ("score", lambda m, p: render.write_score(m, p, title=printable(p.stem)))):
+                    ("score", lambda m, p: render.write_score(m, p, title=printable(p.stem), staves=args.staves))):
         target = getattr(args, opt)
         if target:
             for midi, path in zip(pieces, output_paths(target, len(pieces))):
