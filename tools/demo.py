@@ -20,7 +20,7 @@ def readme_images(name: str, midi) -> None:
     if render.engraver() is None:
         print(f"demo: no engraver (apt-get install lilypond): skipping {img / f'{name}-score.png'}", file=sys.stderr)
         return
-    print(f"{name}: {render.write_score(midi, img / f'{name}-score.png', title=f'{name} (seed 0)', first_system=True)}")
+    print(f"{name}: {render.write_score(midi, img / f'{name}-score.png', title=f'{name} (seed 0)', first_system=True, staves=2)}")
 
 
 def main() -> int:
