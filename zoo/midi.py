@@ -17,8 +17,8 @@ MAX_MIDI_SECONDS = 24 * 3600  # a slow tempo and long deltas can claim months in
 
 
 def check_midi_file(path) -> Path:
-    """Cheap checks before any parser touches a file: it exists, is small enough, starts with MThd,
-    and does not hold more than MAX_MIDI_EVENTS events. Returns the path; raises MidiError."""
+    """Cheap checks before any parser touches a file: it exists, is small enough, starts with MThd, its
+    chunks fit in the file, and it holds at most MAX_MIDI_EVENTS events. Returns the path; raises MidiError."""
     path = Path(path)
     if not path.is_file():
         raise MidiError(f"{path}: no such MIDI file")
@@ -29,6 +29,16 @@ def check_midi_file(path) -> Path:
         data = f.read(MAX_MIDI_BYTES + 1)
     if data[:4] != b"MThd":
         raise MidiError(f"{path}: not a MIDI file (no MThd header)")
+    # a chunk that claims more bytes than the file holds is truncated or hostile: the parser would try to
+    # allocate what it claims (a 4 GB length made mido ask for 4 GB)
+    pos, chunks = 0, 1 + int.from_bytes(data[10:12], "big")  # the header, then the tracks it announces
+    while pos + 8 <= len(data) and chunks:  # (bytes after the last track are ignored, as parsers do)
+        chunks -= 1
+        length = int.from_bytes(data[pos + 4:pos + 8], "big")
+        if pos == 0 and length < 6 or pos + 8 + length > len(data):
+            raise MidiError(f"{path}: truncated or corrupt MIDI file (a {data[pos:pos + 4]!r} chunk at byte {pos} claims "
+                            f"{length:,} bytes, {max(len(data) - pos - 8, 0):,} remain)")
+        pos += 8 + length
     if count_events(data, MAX_MIDI_EVENTS) > MAX_MIDI_EVENTS:
         raise MidiError(f"{path}: more than {MAX_MIDI_EVENTS:,} MIDI events, too many to read safely; "
                         f"split the file or give a shorter piece")
