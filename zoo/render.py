@@ -52,13 +52,13 @@ def plot_pianoroll(midi, path, time: str = "beats", title: str | None = None, dp
 
     matplotlib.use("Agg", force=True)   # no display needed, and never a GUI window
     import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
     from matplotlib.patches import Patch
 
     tracks = list(midi.instruments)   # silent ones too: each voice keeps its colour and its legend entry
     if time == "beats":
         beats = np.asarray(midi.get_beats(), dtype=float)
         step = beats[1] - beats[0] if len(beats) > 1 else 0.5
-        end = midi.get_end_time()
         beats = np.append(beats, np.arange(1, 3) * step + (beats[-1] if len(beats) else 0.0))
 
         def conv(t):   # seconds -> beats through the tempo map (piecewise linear between beats)
@@ -74,12 +74,15 @@ def plot_pianoroll(midi, path, time: str = "beats", title: str | None = None, dp
     handles = []
     for k, inst in enumerate(tracks):
         color = colors[k % len(colors)]
-        starts = conv(np.array([n.start for n in inst.notes]))
-        ends = conv(np.array([n.end for n in inst.notes]))
-        for s, e, n in zip(starts, ends, inst.notes):
-            ax.add_patch(plt.Rectangle((s, n.pitch - 0.4), max(e - s, 1e-3), 0.8, facecolor=color,
-                                       edgecolor="black", linewidth=0.3, alpha=0.85))
-        label = inst.name.strip() or (f"drums" if inst.is_drum else f"track {k + 1}")
+        if inst.notes:   # one collection per track: fast for tens of thousands of notes
+            starts = conv(np.array([n.start for n in inst.notes], dtype=float))
+            ends = np.maximum(conv(np.array([n.end for n in inst.notes], dtype=float)), starts + 1e-3)
+            pitch = np.array([n.pitch for n in inst.notes], dtype=float)
+            verts = np.stack([np.stack([starts, pitch - 0.4], 1), np.stack([starts, pitch + 0.4], 1),
+                              np.stack([ends, pitch + 0.4], 1), np.stack([ends, pitch - 0.4], 1)], 1)
+            ax.add_collection(PolyCollection(verts, facecolors=color, edgecolors="black", linewidths=0.3,
+                                             alpha=0.85))
+        label = inst.name.strip() or ("drums" if inst.is_drum else f"track {k + 1}")
         count = f"{len(inst.notes)} note{'' if len(inst.notes) == 1 else 's'}"
         handles.append(Patch(facecolor=color, edgecolor="black", label=f"{label} ({count})"))
     ax.set_xlim(0, max(span_end, 1e-3))
@@ -104,7 +107,7 @@ def plot_pianoroll(midi, path, time: str = "beats", title: str | None = None, dp
     if title:
         ax.set_title(title)
     if handles:
-        ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.85)
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)  # beside, never over notes
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
