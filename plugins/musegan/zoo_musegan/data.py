@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import tempfile
 import warnings
+import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,16 +232,16 @@ def load_jsb_npz(path, n_tracks: int = 4, n_bars: int = 2, steps_per_bar: int = 
 
     Its own split is kept. Its pieces carry no bar lines, so windows start at step 0 and hop one
     bar. Voices are ordered high to low by mean pitch. The file stores object arrays, which numpy
-    can only read by unpickling: load only a file you trust.
+    reads by unpickling: they are read with an unpickler that builds numpy arrays and nothing else
+    (a hostile .npz cannot run code).
     """
     path = Path(path)
     try:
         try:
             f = np.load(path, allow_pickle=False, encoding="latin1")
             parts = {s: list(f[s]) for s in SPLITS}
-        except ValueError:   # object arrays: the original file's layout
-            f = np.load(path, allow_pickle=True, encoding="latin1")
-            parts = {s: list(f[s]) for s in SPLITS}
+        except ValueError:   # object arrays: the original file's layout, never np.load(allow_pickle=True)
+            parts = {s: list(read_npz_object_array(path, s)) for s in SPLITS}
     except KeyError as exc:
         raise DataError(f"{path}: no {exc} array; a Jsb16thSeparated-style .npz has train, valid and test") from None
     except Exception as exc:
@@ -278,6 +280,33 @@ def load_jsb_npz(path, n_tracks: int = 4, n_bars: int = 2, steps_per_bar: int = 
     stats = {"source": str(path), "used": used, "skipped": sum(len(v) for v in skipped.values()),
              "skipped_by_reason": skipped, "windows_per_split": {s: len(splits[s]) for s in SPLITS}}
     return WindowData(splits, sources, stats)
+
+
+# numpy's pickle of an (object) array needs exactly these; anything else in a pickle is code and refused
+_NUMPY_PICKLE_GLOBALS = {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+                         for n in ("_reconstruct", "scalar")} | {("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays, dtypes, scalars and plain containers, and refuses every other global."""
+
+    def find_class(self, module, name):
+        if (module, name) in _NUMPY_PICKLE_GLOBALS:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # numpy.core in old (py2) pickles
+                return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}: only numpy arrays may be in this file")
+
+
+def read_npz_object_array(path, key: str) -> np.ndarray:
+    """One member of an .npz that holds a pickled object array, unpickled without running code."""
+    with zipfile.ZipFile(path) as z, z.open(f"{key}.npy") as fp:
+        version = np.lib.format.read_magic(fp)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        _, _, dtype = read_header(fp)
+        if not dtype.hasobject:
+            raise ValueError(f"{key} is not an object array")
+        return np.asarray(_ArraysOnlyUnpickler(fp, encoding="latin1").load(), dtype=object)
 
 
 # --- a folder of 4-track MIDI files -------------------------------------------------------------
