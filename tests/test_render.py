@@ -162,6 +162,10 @@ def test_score_keeps_a_silent_voice_and_writes_chords(tmp_path):
     first = next(iter(render.to_score(solo).parts[0].recurse().notes))
     assert isinstance(first, music21.chord.Chord) and [p.midi for p in first.pitches] == [60, 64, 67]
     assert first.quarterLength == 2.0                            # one second at 120 bpm
+    piano.notes.append(pretty_midi.Note(80, 36, 0.0, 1.0))      # C2: too wide for one staff -> a grand staff
+    grand = render.to_score(solo)
+    assert [p.partName for p in grand.parts] == ["Piano (right hand)", "Piano (left hand)"]
+    assert isinstance(grand.parts[1].recurse().getElementsByClass(music21.clef.Clef).first(), music21.clef.BassClef)
 
 
 def test_score_rejects_unknown_formats(tmp_path):

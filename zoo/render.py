@@ -244,6 +244,21 @@ def _part(midi, inst, end_q: float):
     return part
 
 
+def _grand_staff(inst, split: int = 60, span: int = 19):
+    """[inst], or its notes from `split` up and below it as two tracks when they span more than one staff holds."""
+    import pretty_midi
+
+    pitches = [n.pitch for n in inst.notes]
+    if not pitches or max(pitches) - min(pitches) <= span or min(pitches) >= split or max(pitches) < split:
+        return [inst]
+    name = inst.name.strip() or "Piano"
+    upper = pretty_midi.Instrument(inst.program, name=f"{name} (right hand)")
+    lower = pretty_midi.Instrument(inst.program, name=f"{name} (left hand)")
+    upper.notes = [n for n in inst.notes if n.pitch >= split]
+    lower.notes = [n for n in inst.notes if n.pitch < split]
+    return [upper, lower]
+
+
 def to_score(midi, title: str | None = None, staves: int = 4):
     """PrettyMIDI -> music21 Score a musician can read: a staff per track (four tracks: SATB with soprano,
     alto, tenor (treble 8vb) and bass clefs, or with staves=2 soprano and alto on a treble staff, tenor and
@@ -262,6 +277,8 @@ def to_score(midi, title: str | None = None, staves: int = 4):
     end_q = max(bar_q, -(-last // bar_q) * bar_q)   # whole bars
     score = stream.Score()
     satb = len(tracks) == 4
+    if not satb:   # a wide-ranging track (a piano) goes on a grand staff: right hand from middle C up
+        tracks = [half for inst in tracks for half in _grand_staff(inst)]
     parts = [_part(midi, inst, end_q) for inst in tracks]
     all_notes = stream.Stream()
     for p in parts:
@@ -288,7 +305,8 @@ def to_score(midi, title: str | None = None, staves: int = 4):
         else:
             std = None
             pitches = [p.midi for n in part.notes for p in n.pitches]
-            c = clef.BassClef() if pitches and float(np.median(pitches)) < 57 else clef.TrebleClef()
+            low = inst.name.endswith("(left hand)") or (pitches and float(np.median(pitches)) < 57)
+            c = clef.BassClef() if low else clef.TrebleClef()
         part.partName = inst.name.strip() or std or f"Track {i + 1}"
         part.insert(0, c)
         part.insert(0, meter.TimeSignature(f"{num}/{den}"))
