@@ -284,7 +284,8 @@ def load_jsb_npz(path, n_tracks: int = 4, n_bars: int = 2, steps_per_bar: int = 
 
 # numpy's pickle of an (object) array needs exactly these; anything else in a pickle is code and refused
 _NUMPY_PICKLE_GLOBALS = {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
-                         for n in ("_reconstruct", "scalar")} | {("numpy", "ndarray"), ("numpy", "dtype")}
+                         for n in ("_reconstruct", "scalar")} | {("numpy", "ndarray"), ("numpy", "dtype"),
+                                                                  ("_codecs", "encode")}  # bytes in protocol-2 pickles
 
 
 class _ArraysOnlyUnpickler(pickle.Unpickler):
