@@ -283,9 +283,9 @@ def load_jsb_npz(path, n_tracks: int = 4, n_bars: int = 2, steps_per_bar: int = 
 
 
 # numpy's pickle of an (object) array needs exactly these; anything else in a pickle is code and refused
-_NUMPY_PICKLE_GLOBALS = {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
-                         for n in ("_reconstruct", "scalar")} | {("numpy", "ndarray"), ("numpy", "dtype"),
-                                                                  ("_codecs", "encode")}  # bytes in protocol-2 pickles
+_NUMPY_PICKLE_GLOBALS = ({(f"numpy.{c}.multiarray", n) for c in ("core", "_core") for n in ("_reconstruct", "scalar")}
+                         | {(f"numpy.{c}.numeric", "_frombuffer") for c in ("core", "_core")}  # protocol 5
+                         | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")})  # bytes in protocol 2
 
 
 class _ArraysOnlyUnpickler(pickle.Unpickler):
