@@ -20,6 +20,15 @@ MUSIC21 = Path(__import__("music21").__file__).parent
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread, and the suite shares two cores with other work."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def midi_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mt-midi")
@@ -70,12 +79,13 @@ def test_zoo_train_end_to_end_learns_and_saves_a_loadable_model(trained):
 def test_cli_generate_with_prompt_and_eval(trained, midi_folder, zoo_cli, tmp_path):
     _, final = trained
     target = tmp_path / "cont.mid"
+    env = {"env": {"OMP_NUM_THREADS": "1"}}
     r = zoo_cli("generate", final, "-o", target, "--prompt", MUSIC21 / "omr" / "k525short.mid", "--length", "64",
-                "--temperature", "0.9", "--top-p", "0.95", "--seed", "1", "--device", "cpu")
+                "--temperature", "0.9", "--top-p", "0.95", "--seed", "1", "--device", "cpu", **env)
     assert r.returncode == 0, r.stderr
     assert pretty_midi.PrettyMIDI(str(target)).instruments[0].notes
     r = zoo_cli("eval", final, "--data", midi_folder, "--device", "cpu", "--num", "4", "--length", "32",
-                "--json", tmp_path / "eval.json")
+                "--json", tmp_path / "eval.json", **env)
     assert r.returncode == 0, r.stderr
     results = json.loads((tmp_path / "eval.json").read_text())
     assert {"nll", "ppl", "tokens", "samples", "gen_in_scale", "test_in_scale"} <= set(results)
@@ -93,3 +103,20 @@ def test_book_preset_is_a_valid_config():
     trainer = MusicTransformerTrainer(MusicTransformer(model_cfg), train_cfg)
     opt = trainer.configure_optimizers()["main"]
     assert type(opt) is torch.optim.Adam
+
+
+SHIPPED = ROOT / "weights" / "music-transformer-classical"
+
+
+@pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reason="weights not shipped in this checkout")
+def test_shipped_weights_load_by_name_and_continue_their_prompt():
+    model = zoo.load("music-transformer-classical", device="cpu")
+    assert isinstance(model, MusicTransformer)
+    midi = model.generate(prompt=str(SHIPPED / "prompt.mid"), length=48, seed=0, top_p=0.95)
+    prompt_notes = pretty_midi.PrettyMIDI(str(SHIPPED / "prompt.mid")).instruments[0].notes
+    notes = midi.instruments[0].notes
+    assert len(notes) > len(prompt_notes)  # prompt kept, continuation added
+    assert max(n.end for n in notes) > max(n.end for n in prompt_notes)
+    card = (SHIPPED / "README.md").read_text()
+    for needle in ("Steps:", "Hardware:", "NLL", "test", "Differences from the book", "sample.mid"):
+        assert needle in card
