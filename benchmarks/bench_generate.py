@@ -113,3 +113,52 @@ def bandwidth(device: torch.device, params: int, tok_s_b1: float, prompt: int, n
     achieved = per_token * tok_s_b1
     return {"device": device.type, "copy_GBs": copy_bw / 1e9, "achieved_GBs": achieved / 1e9, "bytes_per_token_MB": per_token / 1e6,
             "fraction": achieved / copy_bw}
+
+
+def estimate_full(bench, device: torch.device, batch: int = 1, prompt: int = 256, new: int = 768, points: int = 4):
+    """Both implementations at the issue's sizes, estimated where running them whole is too slow (a CPU).
+
+    Times single steps at `points` context lengths from prompt to prompt+new-1 (medians), interpolates
+    linearly over every length and sums: the book's step is a forward over the whole prefix; ours is a
+    one-token forward against the KV cache, after one prefill of the prompt. Sampling is left out of both.
+    """
+    import numpy as np
+    from zoo_music_transformer.model import KVCache, MusicTransformer, MusicTransformerConfig
+
+    torch.manual_seed(0)
+    cfg = MusicTransformerConfig()
+    model = MusicTransformer(cfg).to(device).eval()
+    dtype = next(model.parameters()).dtype
+    ids = torch.randint(0, 356, (batch, prompt + new), device=device)
+    lengths = np.linspace(prompt, prompt + new - 1, points).round().astype(int)
+    book_t, ours_t = [], []
+    with torch.no_grad():
+        for L in lengths:
+            L = int(L)
+
+            def book_step():
+                model(ids[:, :L])
+                _sync(device)
+
+            book_t.append(bench.median(book_step, f"est b{batch} book step @{L}"))
+            cache = KVCache(cfg, batch, device, dtype)
+            model(ids[:, :L], cache)
+
+            def ours_step():
+                cache.length = L
+                model(ids[:, L:L + 1], cache)
+                _sync(device)
+
+            ours_t.append(bench.median(ours_step, f"est b{batch} ours step @{L}"))
+
+        def prefill():
+            model(ids[:, :prompt], KVCache(cfg, batch, device, dtype))
+            _sync(device)
+
+        t_prefill = bench.median(prefill, f"est b{batch} ours prefill")
+    every = np.arange(prompt, prompt + new)
+    book_total = float(np.interp(every, lengths, book_t).sum())
+    ours_total = t_prefill + float(np.interp(every[1:], lengths, ours_t).sum())   # token 1 comes from the prefill
+    return {"batch": batch, "prompt": prompt, "new": new, "lengths": [int(x) for x in lengths],
+            "ours_tok_s": batch * new / ours_total, "book_tok_s": batch * new / book_total,
+            "ratio": book_total / ours_total}

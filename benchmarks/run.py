@@ -106,6 +106,8 @@ def run_all(args) -> dict:
 
                 res = bench_generate.run(bench, device, batches=tuple(args.batches), prompt=args.prompt,
                                          new=args.new, book_new=args.book_new)
+                if (args.prompt, args.new, args.book_new) != (256, 768, 768) and 1 in args.batches:
+                    res["estimate"] = bench_generate.estimate_full(bench, device, batch=1)
                 b1 = [r for r in res["rows"] if r["batch"] == 1 and r["impl"].startswith("ours")]
                 if b1:
                     res["bandwidth"] = bench_generate.bandwidth(device, res["params"], b1[0]["tok_s"], args.prompt,
@@ -161,6 +163,12 @@ def section(name: str, res: dict, repeats: int) -> list[str]:
     if name == "generate":
         lines += _table(["batch", "implementation", "tokens/s (median)", "ours is × faster"],
                         [(r["batch"], r["impl"], f"{r['tok_s']:.1f}", f"{r['ratio']:.2f}") for r in res["rows"]])
+        est = res.get("estimate")
+        if est:
+            lines += ["", f"At the issue's sizes (batch {est['batch']}, {est['prompt']} + {est['new']} tokens), "
+                      f"estimated from single steps timed at context lengths {', '.join(map(str, est['lengths']))} "
+                      f"(medians, interpolated and summed; sampling left out): ours {est['ours_tok_s']:.1f} tokens/s, "
+                      f"the book's recompute {est['book_tok_s']:.2f} tokens/s: ours is {est['ratio']:.1f}× faster."]
         bw = res.get("bandwidth")
         if bw:
             what = "device-to-device copy (1 GiB)" if bw.get("device", "cuda") == "cuda" else "memory copy (64 MiB buffers)"
