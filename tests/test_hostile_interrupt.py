@@ -75,7 +75,7 @@ SLOWGEN = {
                         time.sleep(0.01)
                 midi = pretty_midi.PrettyMIDI()
                 inst = pretty_midi.Instrument(0)
-                inst.notes = [pretty_midi.Note(80, 48 + i % 36, i * 0.01, i * 0.01 + 0.005) for i in range(150_000)]
+                inst.notes = [pretty_midi.Note(80, 48 + i % 36, i * 0.01, i * 0.01 + 0.005) for i in range(100_000)]
                 midi.instruments.append(inst)
                 return midi
         """,
@@ -138,7 +138,7 @@ def test_ctrl_c_and_sigkill_during_generate_leave_no_output(slowgen, tmp_path):
     for (mode, sig), (proc, out, marker) in runs.items():
         if mode == "sleep":
             _wait_for(marker.exists, proc, "generate() started")
-        else:  # write_midi's temp file exists while pretty_midi builds and writes 300,000 events
+        else:  # write_midi's temp file exists while pretty_midi builds and writes 200,000 events
             _wait_for(lambda: any(p.name.endswith(".tmp") for p in out.iterdir()), proc, "the MIDI write started")
         time.sleep(0.1)
         proc.send_signal(sig)
