@@ -47,6 +47,7 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, default=256)
     ap.add_argument("--length", type=int, default=512)
     ap.add_argument("--train-windows", type=int, default=200)
+    ap.add_argument("--note", default="", help="extra text for the Training section (e.g. how the run was resumed)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     run = Path(args.run)
@@ -131,6 +132,7 @@ where there are none) and velocity from dynamics (mf where there are none). Spli
 - Hardware: {summary['hardware']}.
 - Training time: {summary['train_time_s'] / 60:.1f} min (wall clock, on a 2-core machine shared with other jobs).
 - Training loss (NLL/token, with dropout and augmentation): first logged {losses[0]:.3f}, last {losses[-1]:.3f}.
+{args.note}
 
 Validation NLL per token during training (the first {tc['eval_windows'] or 'all'} windows of the valid split):
 
