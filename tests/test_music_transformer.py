@@ -209,6 +209,9 @@ def test_prompt_from_midi_file_or_token_ids(tiny_model):
     assert len(from_ids.instruments[0].notes) >= n_prompt - 5  # the prompt is in the output
     cont = tiny_model.generate(seed=2, prompt=str(REAL_MIDI[0]), length=16, include_prompt=False)
     assert isinstance(cont, pretty_midi.PrettyMIDI)
+    # a prompt longer than block_size is kept whole in the output; the model sees its end
+    whole = tiny_model.generate(seed=2, prompt=str(REAL_MIDI[0]), length=16)
+    assert len(whole.instruments[0].notes) >= len(T.read_midi_notes(REAL_MIDI[0])) - 50
     with pytest.raises(ConfigError):
         tiny_model.generate(prompt=[388, 389])
     with pytest.raises(ConfigError):

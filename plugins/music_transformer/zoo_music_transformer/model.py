@@ -255,7 +255,8 @@ class MusicTransformer(Model):
         if not isinstance(length, int) or length < 1:
             raise ConfigError(f"length must be a positive integer, got {length!r}")
         check_sampling(temperature, top_k, top_p)
-        ids = self._prompt_ids(prompt)[-(self.config.block_size - 1):]
+        prompt_ids = self._prompt_ids(prompt)
+        ids = prompt_ids[-(self.config.block_size - 1):]  # the context the model sees
         generator = None
         if seed is not None:
             generator = torch.Generator(device=self.device)
@@ -267,7 +268,7 @@ class MusicTransformer(Model):
                                        generator, allow_eos=allow_eos)
         finally:
             self.train(was_training)
-        full = torch.cat([ids[None].expand(num, -1).to(new.device), new], 1) if include_prompt else new
+        full = torch.cat([prompt_ids[None].expand(num, -1).to(new.device), new], 1) if include_prompt else new
         midis = [self.tokenizer.decode(row.cpu()) for row in full]
         return midis[0] if num == 1 else midis
 
