@@ -198,11 +198,13 @@ def cmd_plugins(args) -> int:
 def cmd_generate(args) -> int:
     import zoo
     from zoo.errors import ConfigError
-    from zoo.midi import output_paths, write_midi
+    from zoo.midi import check_output_path, output_paths, write_midi
     from zoo.progress import status
 
     if args.num < 1:
         raise ConfigError("--num must be at least 1")
+    for path in output_paths(args.output, args.num):  # a bad -o fails now, not after a long generation
+        check_output_path(path)
     _check_extras(args)
     given = {k: getattr(args, k) for k in GENERATE_OPTIONS if getattr(args, k) is not None}
     with status(f"loading {args.name}"):
@@ -255,6 +257,9 @@ def cmd_plot(args) -> int:
 
     from zoo.render import plot_pianoroll
 
+    from zoo.midi import check_output_path
+
+    check_output_path(args.output, example="roll.png")
     title = args.title or printable(Path(args.midi).name)
     print(printable(plot_pianoroll(args.midi, args.output, time=args.time, title=title)))
     return 0

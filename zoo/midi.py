@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 import warnings
@@ -109,11 +110,29 @@ def read_midi(path):
     return midi
 
 
+def check_output_path(path, example: str = "out.mid") -> Path:
+    """Fail before any work when a file cannot be written at `path` (a folder, or under a file)."""
+    path = Path(path)
+    if not path.name or path.is_dir():
+        raise MidiError(f"{path}: is a folder; give a file name such as {path / example}")
+    for parent in path.parents:  # the nearest existing ancestor must be a folder
+        if parent.exists():
+            if not parent.is_dir():
+                raise MidiError(f"{path}: cannot write here, {parent} is a file, not a folder")
+            break
+    return path
+
+
 def write_midi(midi, path) -> Path:
     """Write atomically: a temp file in the same folder, then one rename. No half-written MIDI."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    path = check_output_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.EINVAL, errno.EBUSY):
+            raise MidiError(f"{path}: cannot write a file here ({exc.strerror})") from None
+        raise  # full disk, permissions: the CLI reports those itself
     os.close(fd)
     try:
         midi.write(tmp)
