@@ -266,3 +266,43 @@ def test_write_midi_interrupted_mid_write_leaves_nothing(tmp_path, monkeypatch):
         write_midi(Midi(), tmp_path / "old.mid")
     assert [p.name for p in tmp_path.iterdir()] == ["old.mid"]
     assert (tmp_path / "old.mid").read_bytes() == b"previous take"  # the old file is untouched
+
+
+# ---- outputs that cannot be written -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("output, message", [
+    ("{tmp}/adir", "is a folder; give a file name such as"),
+    ("{tmp}/afile/x.mid", "afile is a file, not a folder"),
+    ("", "is a folder"),
+])
+def test_bad_output_paths_fail_before_generating_in_one_line(tiny, tiny_model, tmp_path, capsys, monkeypatch,
+                                                            output, message):
+    """(A traceback after the whole generation before.) The model is never asked to generate."""
+    from zoo.cli import main
+    from zoo_tiny.model import TinyLM
+
+    folder = tiny_model.save_pretrained(tmp_path / "m")
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(TinyLM, "generate", lambda self, **kw: pytest.fail("generated before checking -o"))
+    rc = main(["generate", str(folder), "-o", output.format(tmp=tmp_path), "--device", "cpu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_read_only_output_folder_is_one_line(tiny, tiny_model, tmp_path, capsys, monkeypatch):
+    """EACCES when creating the output (mocked: the tests may run as root, who can write anywhere)."""
+    import zoo.midi
+    from zoo.cli import main
+
+    folder = tiny_model.save_pretrained(tmp_path / "m")
+
+    def denied(*a, dir=None, **k):
+        raise PermissionError(errno.EACCES, "Permission denied", str(dir))
+
+    monkeypatch.setattr(zoo.midi.tempfile, "mkstemp", denied)
+    rc = main(["generate", str(folder), "-o", str(tmp_path / "ro" / "x.mid"), "--device", "cpu", "--length", "4"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "Permission denied" in err[0] and "check the permissions" in err[0], err
+    assert not (tmp_path / "ro" / "x.mid").exists()
