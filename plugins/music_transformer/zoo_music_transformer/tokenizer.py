@@ -122,24 +122,27 @@ def notes_to_tokens(notes: np.ndarray) -> np.ndarray:
     order = np.lexsort((pitches, kinds, times))
     times, kinds, pitches, vels = times[order], kinds[order], pitches[order], vels[order]
 
-    out: list[int] = []
-    now, cur_bin = 0, -1
-    for t, k, p, v in zip(times.tolist(), kinds.tolist(), pitches.tolist(), vels.tolist()):
-        gap = t - now
-        while gap > 0:
-            s = min(gap, N_SHIFTS)
-            out.append(TIME_SHIFT + s - 1)
-            gap -= s
-        now = t
-        if k == 1:
-            b = velocity_bin(v)
-            if b != cur_bin:  # the book emitted one before almost every note
-                out.append(VELOCITY + b)
-                cur_bin = b
-            out.append(NOTE_ON + p)
-        else:
-            out.append(NOTE_OFF + p)
-    return np.asarray(out, dtype=np.int64)
+    # Vectorised emission (a Python loop here was the bottleneck of preparing a MIDI folder).
+    # Each event becomes: its run of time shifts, a velocity token if the bin changed, the event.
+    gaps = np.diff(times, prepend=0)
+    n_shift = -(-gaps // N_SHIFTS)  # ceil: full 1 s shifts, then the remainder
+    on = kinds == 1
+    bins = np.clip(vels, 0, 127) // 4
+    vel_flag = np.zeros(len(times), dtype=np.int64)
+    on_bins = bins[on]
+    vel_flag[on] = np.concatenate([[True], on_bins[1:] != on_bins[:-1]]) if len(on_bins) else []
+    count = n_shift + vel_flag + 1
+    start = np.cumsum(count) - count
+    out = np.empty(int(count.sum()), dtype=np.int64)
+    ev = np.repeat(np.arange(len(times)), n_shift)
+    within = np.arange(len(ev)) - np.repeat(np.cumsum(n_shift) - n_shift, n_shift)
+    last = within == n_shift[ev] - 1
+    out[start[ev] + within] = np.where(last, TIME_SHIFT + gaps[ev] - N_SHIFTS * (n_shift[ev] - 1) - 1,
+                                       TIME_SHIFT + N_SHIFTS - 1)
+    flagged = vel_flag == 1
+    out[start[flagged] + n_shift[flagged]] = VELOCITY + bins[flagged]
+    out[start + n_shift + vel_flag] = np.where(on, NOTE_ON + pitches, NOTE_OFF + pitches)
+    return out
 
 
 def tokens_to_notes(tokens) -> np.ndarray:
