@@ -19,6 +19,17 @@ _DISK_ERRNOS = {errno.ENOSPC: "free some disk space", errno.EDQUOT: "free some d
 GENERATE_OPTIONS = ("prompt", "length", "temperature", "top_k", "top_p")
 
 
+def finite_float(text: str) -> float:
+    """An argparse type: a float that is not nan or inf (they pass every `x < 0` check and crash later)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         # One line, exit 2, like every other user error.
@@ -50,9 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--revision", default=None, help="Hub revision for hf:// names")
     s.add_argument("--prompt", default=None, help="MIDI file to continue (models that take a prompt)")
     s.add_argument("--length", type=int, default=None, help="number of new tokens (sequence models)")
-    s.add_argument("--temperature", type=float, default=None, help="sampling temperature")
+    s.add_argument("--temperature", type=finite_float, default=None, help="sampling temperature")
     s.add_argument("--top-k", dest="top_k", type=int, default=None, help="sample from the k most likely tokens")
-    s.add_argument("--top-p", dest="top_p", type=float, default=None, help="nucleus sampling mass")
+    s.add_argument("--top-p", dest="top_p", type=finite_float, default=None, help="nucleus sampling mass")
     s.add_argument("--plot", default=None, metavar="OUT.png", help="also draw a piano roll (PNG/SVG/PDF)")
     s.add_argument("--render", default=None, metavar="OUT.wav", help="also render audio with FluidSynth")
     s.add_argument("--soundfont", default=None, metavar="SF2", help="soundfont for --render (default: the GM soundfont "
@@ -74,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run folder")
     s.add_argument("--steps", type=int, default=None)
     s.add_argument("--batch-size", dest="batch_size", type=int, default=None)
-    s.add_argument("--lr", type=float, default=None)
+    s.add_argument("--lr", type=finite_float, default=None)
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="model or training config value (repeatable)")
     s.add_argument("--config", default=None, help="JSON file of config values (a preset)")
