@@ -151,3 +151,18 @@ def test_broken_plugins_through_the_real_console_script(installed, zoo_cli, tmp_
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "unknown model 'no-such-model'" in lines[0], done.stderr
     assert "RuntimeWarning" not in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("generate", "m", "-o", "x.mid", "--temperature", "nan"),
+    ("generate", "m", "-o", "x.mid", "--temperature=-inf"),
+    ("generate", "m", "-o", "x.mid", "--top-p", "inf"),
+    ("generate", "m", "-o", "x.mid", "--top-p", "1e999"),
+    ("train", "tiny-lm", "--out", "r", "--lr", "nan"),
+])
+def test_non_finite_numbers_on_the_command_line_are_refused(capsys, args):
+    """nan/inf pass every `x < 0` check in a plugin: the music-transformer crashed on --temperature nan."""
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1 and "must be a finite number" in err[0], err
