@@ -29,7 +29,7 @@ from tests.hostile import midi_corpus
 ROOT = Path(__file__).resolve().parent.parent
 PER_FILE_S = 20        # any one file on any one path
 PROBE_TIMEOUT_S = 240  # the whole probe: a native hang is killed here
-MEM_MB = 3072          # RLIMIT_AS of the probe (torch alone maps ~1.5 GB of address space)
+MEM_MB = 2048          # RLIMIT_AS of the probe beyond what it maps after importing torch
 
 # Files that are valid music and must give a result on the music-transformer paths.
 VALID = {"valid-melody.mid", "valid-four-voices.mid", os.fsdecode(midi_corpus.NON_UTF8_NAME)}
@@ -68,7 +68,7 @@ def probe(corpus, tiny_mt, cli, tmp_path_factory) -> dict[tuple[str, str], dict]
     env = {k: v for k, v in os.environ.items() if k != "ZOO_PLUGINS"}
     env.update(ZOO_CACHE_DIR=str(work / "cache"), PROBE_TMP=str(work), PROBE_MODEL=str(tiny_mt),
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-               MPLBACKEND="Agg", OMP_NUM_THREADS="1")
+               MPLBACKEND="Agg", OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     try:
         done = subprocess.run([sys.executable, "-m", "tests.hostile.probe", str(folder), str(results),
                                "--per-file-s", str(PER_FILE_S), "--mem-mb", str(MEM_MB), "--datasets-s", "90"],
@@ -169,10 +169,10 @@ class _Zoo:
         def cap():
             import resource
 
-            resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+            resource.setrlimit(resource.RLIMIT_AS, (12 << 30, 12 << 30))  # room for a CUDA build's mappings
 
         env = {k: v for k, v in os.environ.items() if k != "ZOO_PLUGINS"}
-        env.update(OMP_NUM_THREADS="1", ZOO_CACHE_DIR=str(cwd / "cache"), MPLBACKEND="Agg")
+        env.update(OMP_NUM_THREADS="1", ZOO_CACHE_DIR=str(cwd / "cache"), MPLBACKEND="Agg", CUDA_VISIBLE_DEVICES="")
         cwd.mkdir(parents=True, exist_ok=True)
         self.timeout = timeout
         self.proc = subprocess.Popen([ZOO, *(a if isinstance(a, bytes) else os.fsencode(str(a)) for a in args)],

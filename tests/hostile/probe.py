@@ -212,8 +212,14 @@ def run(corpus: Path, out, per_file_s: float, only: list[str] | None = None) -> 
 
 
 def limit_memory(mb: int) -> None:
-    """Cap this process's address space (torch's import alone maps ~1-2 GB of it)."""
-    limit = mb * 1024 * 1024
+    """Cap this process's address space at what it maps now plus `mb` MiB (a CUDA build of torch maps
+    several GB at import, a CPU build ~1 GB, so the cap is relative)."""
+    mapped = 0
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                mapped = int(line.split()[1]) * 1024
+    limit = mapped + mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
@@ -221,7 +227,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("corpus")
     p.add_argument("results")
-    p.add_argument("--mem-mb", type=int, default=3072)
+    p.add_argument("--mem-mb", type=int, default=2048, help="address space allowed beyond what torch maps")
     p.add_argument("--per-file-s", type=float, default=10.0)
     p.add_argument("--only", action="append")
     p.add_argument("--datasets-s", type=float, default=0, help="also run the folder loaders, bounded by this many s")
