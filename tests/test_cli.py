@@ -74,3 +74,12 @@ def test_convert_via_cli(tiny, zoo_cli, tiny_model, tmp_path):
     assert (tmp_path / "new" / "model.safetensors").is_file()
     line = _one_line_error(zoo_cli("generate", tmp_path, "-o", tmp_path / "y.mid"))
     assert "old.pt: pickle weights are refused" in line
+
+
+def test_non_finite_numbers_and_deeply_nested_config_are_one_line(tiny, zoo_cli, tmp_path):
+    line = _one_line_error(zoo_cli("train", "tiny-lm", "--out", tmp_path / "r", "--set", "lr=inf"))
+    assert "lr' must be a finite number" in line
+    (tmp_path / "deep.json").write_text("[" * 100000 + "]" * 100000)
+    line = _one_line_error(zoo_cli("train", "tiny-lm", "--out", tmp_path / "r", "--config", tmp_path / "deep.json"))
+    assert "cannot read config file" in line
+    assert not (tmp_path / "r").exists()

@@ -21,7 +21,10 @@ def plugin_dir(tmp_path, monkeypatch, tiny_path):
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv("ZOO_PLUGINS", raising=False)
     registry.reset()
+    before = set(sys.modules)
     yield tmp_path
+    for name in set(sys.modules) - before:  # other tests may reuse a module name for another fake plugin
+        del sys.modules[name]
     registry.reset()
 
 
@@ -53,8 +56,8 @@ def test_create_gives_fresh_model_with_overrides(tiny):
 
 
 def test_plugin_that_fails_to_import_is_skipped(plugin_dir, monkeypatch):
-    make_distribution(plugin_dir, "zoo-broken", {"broken": "zoo_broken"},
-                      {"zoo_broken/__init__.py": "raise ImportError('no such dependency: banana')\n"})
+    make_distribution(plugin_dir, "zoo-broken", {"broken": "zoo_core_broken"},
+                      {"zoo_core_broken/__init__.py": "raise ImportError('no such dependency: banana')\n"})
     _only(monkeypatch, "zoo-broken", "zoo-tiny")
     with pytest.warns(RuntimeWarning, match="zoo-broken"):
         reg = registry.get_registry()
@@ -64,7 +67,7 @@ def test_plugin_that_fails_to_import_is_skipped(plugin_dir, monkeypatch):
 
 
 def test_plugin_whose_hook_raises_is_skipped_whole(plugin_dir, monkeypatch):
-    make_distribution(plugin_dir, "zoo-hookfail", {"hookfail": "zoo_hookfail"}, {"zoo_hookfail/__init__.py": """
+    make_distribution(plugin_dir, "zoo-hookfail", {"hookfail": "zoo_core_hookfail"}, {"zoo_core_hookfail/__init__.py": """
         from zoo import hookimpl, PretrainedSpec
         @hookimpl
         def register_architectures(register):
@@ -81,11 +84,11 @@ def test_plugin_whose_hook_raises_is_skipped_whole(plugin_dir, monkeypatch):
 
 
 def test_same_name_from_two_plugins_names_both(plugin_dir, monkeypatch):
-    make_distribution(plugin_dir, "zoo-copycat", {"copycat": "zoo_copycat"}, {"zoo_copycat/__init__.py": """
+    make_distribution(plugin_dir, "zoo-copycat", {"copycat": "zoo_core_copycat"}, {"zoo_core_copycat/__init__.py": """
         from zoo import hookimpl
         @hookimpl
         def register_architectures(register):
-            register("tiny-lm", "zoo_copycat:Nope")
+            register("tiny-lm", "zoo_core_copycat:Nope")
         """})
     _only(monkeypatch, "zoo-copycat", "zoo-tiny")
     with pytest.warns(RuntimeWarning):
@@ -96,15 +99,15 @@ def test_same_name_from_two_plugins_names_both(plugin_dir, monkeypatch):
 
 
 def test_architecture_without_tokenizer_is_a_clear_error(plugin_dir, monkeypatch):
-    make_distribution(plugin_dir, "zoo-notok", {"notok": "zoo_notok.plugin"}, {
-        "zoo_notok/__init__.py": "",
-        "zoo_notok/plugin.py": """
+    make_distribution(plugin_dir, "zoo-notok", {"notok": "zoo_core_notok.plugin"}, {
+        "zoo_core_notok/__init__.py": "",
+        "zoo_core_notok/plugin.py": """
             from zoo import hookimpl
             @hookimpl
             def register_architectures(register):
-                register("notok", "zoo_notok.model:NoTok")
+                register("notok", "zoo_core_notok.model:NoTok")
             """,
-        "zoo_notok/model.py": """
+        "zoo_core_notok/model.py": """
             from zoo.model import Model
             class NoTok(Model):
                 arch = "notok"

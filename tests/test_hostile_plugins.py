@@ -7,6 +7,7 @@ healthy plugin still working beside it. A few more hostile plugins are added.
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -78,7 +79,10 @@ def installed(tmp_path, tiny_path, monkeypatch):
                                                                     os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("ZOO_PLUGINS", ",".join([*BROKEN, "zoo-tiny"]))
     registry.reset()
+    before = set(sys.modules)
     yield tmp_path
+    for name in set(sys.modules) - before:  # fake plugin modules must not leak into other tests
+        del sys.modules[name]
     registry.reset()
 
 

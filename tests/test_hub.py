@@ -42,8 +42,8 @@ def hub_env(olah, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", "5")
-    monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", "5")
+    monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", "60")  # generous: CI machines can be busy
+    monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", "60")
     # huggingface_hub reads some settings once, at import: make this process hermetic too
     # (no telemetry look-ups sent towards the default endpoint, no offline mode left over).
     from huggingface_hub import constants

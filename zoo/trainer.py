@@ -320,8 +320,8 @@ def split_overrides(values: dict, model_cls, trainer_cls) -> tuple[dict, dict]:
 def _read_config_file(path) -> dict:
     try:
         data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {type(exc).__name__}: {str(exc)[:200]}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must be a JSON object of key: value")
     flat = {}
