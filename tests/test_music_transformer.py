@@ -202,6 +202,15 @@ def test_pad_never_sampled_and_eos_only_when_allowed():
     assert len(model.generate(length=20, allow_eos=True, temperature=0, include_prompt=False).instruments[0].notes) == 0
 
 
+def test_stuck_notes_are_cut_unless_asked_not_to():
+    model = MusicTransformer(MusicTransformerConfig(**TINY)).eval()
+    prompt = [356 + 20, 60] + [355] * 9  # C4 on, then 9 s of silence and never an off
+    long = model.generate(prompt=prompt, length=1, temperature=0, max_note_s=None).instruments[0].notes
+    cut = model.generate(prompt=prompt, length=1, temperature=0).instruments[0].notes
+    c4 = lambda notes: next(n for n in notes if n.pitch == 60 and n.start == 0)
+    assert c4(long).end >= 9.0 and c4(cut).end == pytest.approx(5.0)
+
+
 def test_prompt_from_midi_file_or_token_ids(tiny_model):
     prompt_ids = PerformanceTokenizer().encode(REAL_MIDI[0])[:40]
     from_ids = tiny_model.generate(seed=2, prompt=prompt_ids.tolist(), length=16)

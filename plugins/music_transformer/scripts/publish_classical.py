@@ -63,7 +63,7 @@ def main():
     t0 = time.time()
     train_m = nll(trainer, corpus.split("train"), cfg.block_size, args.train_windows)
     valid_m = nll(trainer, corpus.split("valid"), cfg.block_size)
-    test_m = summary["test_metrics"]
+    test_m = nll(trainer, corpus.split("test"), cfg.block_size)  # every token (the run's own may be capped)
     eval_s = time.time() - t0
 
     # the prompt: the opening of a test-split piece (a Bach chorale if one is there: short and familiar)
@@ -102,7 +102,7 @@ $ zoo generate music-transformer-classical --prompt some.mid --length 512 --temp
 ```
 
 **Differences from the book:** no GPU was available, so this is a smaller model trained for
-about an hour on one CPU thread: {diffs}. The book trains its 20.4 M-parameter model
+{summary['train_time_s'] / 60:.0f} minutes on one CPU thread: {diffs}. The book trains its 20.4 M-parameter model
 (6 layers, 512 wide, block 2048) with Adam at lr 1e-4, batch 2, no schedule, on the first
 2,048 tokens of each file; here AdamW (lr {tc['lr']}, {tc['warmup_steps']} warmup steps then cosine to
 {tc['min_lr_ratio']} x lr, weight decay {tc['weight_decay']}, clipping {tc['grad_clip']}), batch {tc['batch_size']}, random crops
@@ -131,10 +131,11 @@ where there are none) and velocity from dynamics (mf where there are none). Spli
   {token_positions:,} token positions seen (PAD positions of short pieces are not scored).
 - Hardware: {summary['hardware']}.
 - Training time: {summary['train_time_s'] / 60:.1f} min (wall clock, on a 2-core machine shared with other jobs).
-- Training loss (NLL/token, with dropout and augmentation): first logged {losses[0]:.3f}, last {losses[-1]:.3f}.
+- Training loss (NLL/token on augmented crops, as logged): first logged {losses[0]:.3f}, last {losses[-1]:.3f}.
 {args.note}
 
-Validation NLL per token during training (the first {tc['eval_windows'] or 'all'} windows of the valid split):
+Validation NLL per token during training (on the first {tc['eval_windows'] or 'all'} windows of the valid split; the
+table below scores every token):
 
 | step | valid NLL (nats) |
 | --- | --- |
@@ -154,15 +155,20 @@ A uniform guess over the 388 sampled events scores ln 388 = 5.96 nats.
 
 `prompt.mid` is the first {args.prompt_tokens} tokens of the test-split piece `{name}`;
 `sample.mid` is that prompt followed by {args.length} generated tokens
-(`temperature=0.9, top_p=0.95, seed=0`; {gen_s:.1f} s on one CPU thread). Reproduce:
+(`temperature=0.9, top_p=0.95, seed=0`, notes cut at 5 s by `generate`'s default stuck-note
+guard `max_note_s=5.0`; {gen_s:.1f} s on one CPU thread). This small model sometimes never
+releases a note; without the guard such notes would sound to the end. Reproduce:
 
 ```python
 import zoo
+from zoo_music_transformer.data import load_corpus
+corpus = load_corpus()  # parses and caches the music21 corpus on first use
+ids = corpus.tokens[corpus.names.index("{name}")][:{args.prompt_tokens}]
 model = zoo.load("music-transformer-classical")
-model.generate(prompt="prompt.mid", length={args.length}, temperature=0.9, top_p=0.95, seed=0).write("x.mid")
+model.generate(prompt=ids.tolist(), length={args.length}, temperature=0.9, top_p=0.95, seed=0).write("x.mid")
 ```
 
-(Encoding `prompt.mid` back gives the same {args.prompt_tokens} tokens up to note order within 10 ms.)
+Or continue the prompt file: `zoo generate music-transformer-classical --prompt prompt.mid --length 512 -o cont.mid`.
 
 ## Licence
 

@@ -246,10 +246,12 @@ class MusicTransformer(Model):
     @torch.no_grad()
     def generate(self, num: int = 1, seed: int | None = None, prompt=None, length: int = 1024,
                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                 allow_eos: bool = False, include_prompt: bool = True):
+                 allow_eos: bool = False, include_prompt: bool = True, max_note_s: float | None = 5.0):
         """Sample `num` continuations of `prompt` (a MIDI path, PrettyMIDI or token ids; None = from
         scratch), each `length` new tokens. Returns a PrettyMIDI, or a list of them when num > 1.
-        The output contains the prompt followed by the continuation unless include_prompt=False."""
+        The output contains the prompt followed by the continuation unless include_prompt=False.
+        Notes longer than max_note_s seconds are cut to that length (a small model sometimes never
+        emits a note's off event, which would hold it to the end); None keeps every note whole."""
         if not isinstance(num, int) or num < 1:
             raise ConfigError(f"num must be a positive integer, got {num!r}")
         if not isinstance(length, int) or length < 1:
@@ -270,6 +272,10 @@ class MusicTransformer(Model):
             self.train(was_training)
         full = torch.cat([prompt_ids[None].expand(num, -1).to(new.device), new], 1) if include_prompt else new
         midis = [self.tokenizer.decode(row.cpu()) for row in full]
+        if max_note_s is not None:  # stuck-note guard
+            for midi in midis:
+                for note in midi.instruments[0].notes:
+                    note.end = min(note.end, note.start + max_note_s)
         return midis[0] if num == 1 else midis
 
 
