@@ -50,6 +50,9 @@ def model_card(summary: dict) -> str:
     last = summary.get("last", {})
     losses = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k in ("critic_loss", "gen_loss", "wasserstein", "gp"))
     metrics = summary.get("test_metrics", {})
+    data = summary["data"]
+    if data in (None, "embedded default"):
+        data = "the Bach chorales of music21's corpus (the plugin's default data; 2-bar windows, train split by BWV)"
     notes = "\n".join(f"- **{k}**: {v}" for k, v in METRIC_NOTES.items())
     extra = f"\nCritic's Wasserstein estimate, test data vs generated: {metrics['critic_w_distance']:.4f}\n" \
         if "critic_w_distance" in metrics else ""
@@ -68,7 +71,7 @@ U[0,1) noise at inference, generator not in eval mode), rests and held notes are
 
 - Parameters: {summary['parameters']:,} (generator and critic; the generator alone is `model.safetensors`,
   the critic is `critic.safetensors`, kept for resuming and fine-tuning)
-- Data: {summary['data']}
+- Data: {data}
 - Steps: {summary['steps']} (one step = {tc.get('n_critic', 5)} critic updates + 1 generator update, batch {tc['batch_size']})
 - Hardware: {summary['hardware']}
 - Training time: {summary['train_time_s']} s
