@@ -223,8 +223,10 @@ def test_prompt_from_midi_file_or_token_ids(tiny_model):
     assert len(whole.instruments[0].notes) >= len(T.read_midi_notes(REAL_MIDI[0])) - 50
     with pytest.raises(ConfigError):
         tiny_model.generate(prompt=[388, 389])
-    with pytest.raises(ConfigError):
-        tiny_model.generate(temperature=-1)
+    for bad in (dict(temperature=-1), dict(temperature=float("nan")), dict(top_p=float("nan")), dict(top_k=0),
+                dict(length=0), dict(num=0)):
+        with pytest.raises(ConfigError):
+            tiny_model.generate(**bad)
 
 
 def test_top_k_and_top_p_restrict_the_choice():

@@ -281,11 +281,11 @@ class MusicTransformer(Model):
 
 def check_sampling(temperature, top_k, top_p) -> None:
     """Validate sampling options, raising ConfigError with what is allowed."""
-    if not isinstance(temperature, (int, float)) or temperature < 0:
+    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
         raise ConfigError(f"temperature must be >= 0 (0 = greedy), got {temperature!r}")
     if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
         raise ConfigError(f"top_k must be a positive integer, got {top_k!r}")
-    if top_p is not None and (not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
+    if top_p is not None and (not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):  # nan fails too
         raise ConfigError(f"top_p must be in (0, 1], got {top_p!r}")
 
 
