@@ -90,7 +90,12 @@ def atomic_folder(dest, fill) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
         fill(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
         for f in tmp.iterdir():
+            if f.is_file():
+                os.chmod(f, 0o666 & ~umask)
             _fsync(f)
         old = None
         if dest.exists():
