@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from zoo.errors import MidiError
+from zoo.metrics import grid_to_notes  # one definition, shared with the metrics
 from zoo.tokenizer import Tokenizer
 
 VOICES = ("Soprano", "Alto", "Tenor", "Bass")
@@ -56,18 +57,6 @@ def notes_to_grid(voices: list[list[tuple[int, int, int]]], length: int | None =
             seg = grid[v, start:end]
             np.maximum(seg, pitch, out=seg)
     return grid
-
-
-def grid_to_notes(row: np.ndarray) -> list[tuple[int, int, int]]:
-    """One voice's pitch grid -> notes (pitch, start_step, end_step), merging repeated pitches into held notes."""
-    notes, start = [], 0
-    row = np.asarray(row)
-    for t in range(1, len(row) + 1):
-        if t == len(row) or row[t] != row[start]:
-            if row[start] != REST:
-                notes.append((int(row[start]), start, t))
-            start = t
-    return notes
 
 
 class PianoRollTokenizer(Tokenizer):

@@ -411,24 +411,24 @@ def pitch_range(tokens: np.ndarray) -> tuple[int, int] | None:
 def stretch_tokens(tokens: np.ndarray, factor: float) -> np.ndarray:
     """Scale every gap between events by factor, re-emitting runs of time shifts."""
     out, gap = [], 0
-    for t in tokens.tolist():
-        if TIME_SHIFT <= t < VELOCITY:
-            gap += t - TIME_SHIFT + 1
-            continue
-        if gap:
-            g = max(1, round(gap * factor))
-            while g > 0:
-                s = min(g, N_SHIFTS)
-                out.append(TIME_SHIFT + s - 1)
-                g -= s
-            gap = 0
-        out.append(t)
-    if gap:
+
+    def flush_gap():
         g = max(1, round(gap * factor))
         while g > 0:
             s = min(g, N_SHIFTS)
             out.append(TIME_SHIFT + s - 1)
             g -= s
+
+    for t in tokens.tolist():
+        if TIME_SHIFT <= t < VELOCITY:
+            gap += t - TIME_SHIFT + 1
+            continue
+        if gap:
+            flush_gap()
+            gap = 0
+        out.append(t)
+    if gap:
+        flush_gap()
     return np.asarray(out, dtype=np.int64)
 
 
