@@ -51,6 +51,9 @@ def hub_env(olah, tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", olah.url)
+    # file downloads build their URL from a template fixed at import time, whatever endpoint= says:
+    # without this, a second olah (another test module) would be asked at the first one's dead port
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", olah.url + "/{repo_id}/resolve/{revision}/{filename}")
     return tmp_path / "hf-cache"
 
 

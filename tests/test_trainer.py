@@ -55,25 +55,25 @@ def test_existing_out_without_resume_is_refused(tiny, zoo_cli, tmp_path):
 
 
 def test_sigkill_at_random_moments_then_resume_matches_uninterrupted(tiny, zoo_cli, tmp_path):
-    steps = 150
+    steps = 400
     common = ("--set", "ckpt_every=5", "--set", "metrics_every=1")
     _train(zoo_cli, tmp_path / "straight", *common, steps=steps)
 
     out = tmp_path / "killed"
     rng = random.Random(1234)
-    env = {**os.environ}
     resumed_from = []
     for attempt in range(3):
         args = [ZOO, "train", "tiny-lm", "--out", str(out), "--steps", str(steps), "--seed", "3", *common]
         if attempt:
             args.append("--resume")
-        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        # wait until training has visibly started (the first metrics line of this attempt), then a random delay
-        deadline = time.monotonic() + 60
-        start_lines = _metric_steps(out)
-        while time.monotonic() < deadline and proc.poll() is None and len(_metric_steps(out)) <= len(start_lines):
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 1.5))
+        # kill at a random step of this attempt's stretch (a random moment, yet surely mid-run however
+        # fast the machine is), polled every few ms so the kill also lands between steps' writes
+        done_so_far = max(_metric_steps(out), default=0)
+        target = rng.randint(done_so_far + 3, done_so_far + 100)
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and max(_metric_steps(out), default=0) < target:
+            time.sleep(0.005)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         for ckpt in checkpoint_dirs(out):
