@@ -574,17 +574,3 @@ def default_card(summary: dict) -> str:
 | --- | --- |
 {rows}
 """
-
-
-def evaluate_model(name: str, data: str | None = None, device="auto") -> dict:
-    """`zoo eval`: the plugin's evaluate() on the test split of `data`."""
-    from zoo.registry import get_registry
-
-    model = zoo.load(name, device=device)
-    trainer_cls = get_registry().trainer(model.arch)
-    trainer = trainer_cls(model, config_from_dict(trainer_cls.config_class, dict(trainer_cls.defaults)),
-                          source=data, device=model.device)
-    if type(trainer).evaluate is Trainer.evaluate:
-        raise ConfigError(f"the {model.arch} plugin has no evaluate()")
-    with torch.no_grad():
-        return trainer.evaluate(trainer.build_dataset(data, "test"))
