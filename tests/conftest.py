@@ -70,3 +70,14 @@ def tiny_model(tiny):
 
     torch.manual_seed(0)
     return zoo.create("tiny-lm")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run fastest on one thread, and the suite shares two cores with other work."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

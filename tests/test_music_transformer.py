@@ -26,13 +26,7 @@ REAL_MIDI = [MUSIC21 / "omr" / "k525short.mid", MUSIC21 / "midi" / "testPrimitiv
 TINY = dict(block_size=32, n_layer=2, n_head=2, n_embd=32, dropout=0.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, and the suite shares two cores with other work."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_midi(notes, drums=(), pedal=()):
