@@ -11,7 +11,7 @@ import pytest
 import zoo
 from zoo import registry
 from zoo.errors import CheckpointError, PluginError, UnknownNameError
-from tests.conftest import make_distribution
+from tests.fake_plugins import install_fake
 
 
 @pytest.fixture
@@ -56,26 +56,17 @@ def test_create_gives_fresh_model_with_overrides(tiny):
 
 
 def test_plugin_that_fails_to_import_is_skipped(plugin_dir, monkeypatch):
-    make_distribution(plugin_dir, "zoo-broken", {"broken": "zoo_core_broken"},
-                      {"zoo_core_broken/__init__.py": "raise ImportError('no such dependency: banana')\n"})
-    _only(monkeypatch, "zoo-broken", "zoo-tiny")
-    with pytest.warns(RuntimeWarning, match="zoo-broken"):
+    install_fake(plugin_dir, "zoo-importfail")
+    _only(monkeypatch, "zoo-importfail", "zoo-tiny")
+    with pytest.warns(RuntimeWarning, match="zoo-importfail"):
         reg = registry.get_registry()
-    broken = next(p for p in reg.plugins if p.distribution == "zoo-broken")
+    broken = next(p for p in reg.plugins if p.distribution == "zoo-importfail")
     assert "banana" in broken.error
     assert zoo.list_models() == ["tiny-scales"]  # the other plugin keeps working
 
 
 def test_plugin_whose_hook_raises_is_skipped_whole(plugin_dir, monkeypatch):
-    make_distribution(plugin_dir, "zoo-hookfail", {"hookfail": "zoo_core_hookfail"}, {"zoo_core_hookfail/__init__.py": """
-        from zoo import hookimpl, PretrainedSpec
-        @hookimpl
-        def register_architectures(register):
-            register("half-registered", "x:y")
-        @hookimpl
-        def register_pretrained(register):
-            raise RuntimeError("hook exploded")
-        """})
+    install_fake(plugin_dir, "zoo-hookfail")
     _only(monkeypatch, "zoo-hookfail", "zoo-tiny")
     with pytest.warns(RuntimeWarning, match="hook exploded"):
         reg = registry.get_registry()
@@ -84,12 +75,7 @@ def test_plugin_whose_hook_raises_is_skipped_whole(plugin_dir, monkeypatch):
 
 
 def test_same_name_from_two_plugins_names_both(plugin_dir, monkeypatch):
-    make_distribution(plugin_dir, "zoo-copycat", {"copycat": "zoo_core_copycat"}, {"zoo_core_copycat/__init__.py": """
-        from zoo import hookimpl
-        @hookimpl
-        def register_architectures(register):
-            register("tiny-lm", "zoo_core_copycat:Nope")
-        """})
+    install_fake(plugin_dir, "zoo-copycat")
     _only(monkeypatch, "zoo-copycat", "zoo-tiny")
     with pytest.warns(RuntimeWarning):
         reg = registry.get_registry()
@@ -99,20 +85,7 @@ def test_same_name_from_two_plugins_names_both(plugin_dir, monkeypatch):
 
 
 def test_architecture_without_tokenizer_is_a_clear_error(plugin_dir, monkeypatch):
-    make_distribution(plugin_dir, "zoo-notok", {"notok": "zoo_core_notok.plugin"}, {
-        "zoo_core_notok/__init__.py": "",
-        "zoo_core_notok/plugin.py": """
-            from zoo import hookimpl
-            @hookimpl
-            def register_architectures(register):
-                register("notok", "zoo_core_notok.model:NoTok")
-            """,
-        "zoo_core_notok/model.py": """
-            from zoo.model import Model
-            class NoTok(Model):
-                arch = "notok"
-                tokenizer_name = "missing-tokenizer"
-            """})
+    install_fake(plugin_dir, "zoo-notok")
     _only(monkeypatch, "zoo-notok")
     with pytest.raises(PluginError, match="needs tokenizer 'missing-tokenizer'"):
         registry.get_registry().architecture("notok")

@@ -157,27 +157,32 @@ DATASETS = {"mt.midi_folder_corpus": _mt_folder, "musegan.load_midi_folder": _mu
             "zoo eval --data": _cli_eval}
 
 
+def probe_one(out, base: dict, fn, arg, limit_s: float) -> None:
+    """Run fn(arg) under a time limit and write its start and its classified outcome as JSON lines."""
+    out.write(json.dumps({**base, "outcome": "start"}) + "\n")
+    out.flush()
+    t0 = time.monotonic()
+    signal.setitimer(signal.ITIMER_REAL, limit_s)
+    try:
+        msg, outcome = fn(arg), "ok"
+    except Timeout:
+        msg, outcome = f"over {limit_s} s", "timeout"
+    except BaseException as exc:  # classify everything, including MemoryError
+        from zoo.errors import ZooError
+
+        outcome = "zoo-error" if isinstance(exc, ZooError) else "other-error"
+        msg = f"{type(exc).__name__}: {exc}"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    out.write(json.dumps({**base, "outcome": outcome, "message": msg,
+                          "seconds": round(time.monotonic() - t0, 3)}) + "\n")
+    out.flush()
+
+
 def run_datasets(corpus: Path, out, limit_s: float) -> None:
     """Each plugin's MIDI-folder loader over the whole corpus: it must skip and count the bad files."""
     for dname, fn in DATASETS.items():
-        out.write(json.dumps({"file": "*", "path": dname, "outcome": "start"}) + "\n")
-        out.flush()
-        t0 = time.monotonic()
-        signal.setitimer(signal.ITIMER_REAL, limit_s)
-        try:
-            result, outcome = fn(corpus), "ok"
-        except Timeout:
-            result, outcome = f"over {limit_s} s", "timeout"
-        except BaseException as exc:
-            from zoo.errors import ZooError
-
-            outcome = "zoo-error" if isinstance(exc, ZooError) else "other-error"
-            result = f"{type(exc).__name__}: {exc}"
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        out.write(json.dumps({"file": "*", "path": dname, "outcome": outcome, "message": result,
-                              "seconds": round(time.monotonic() - t0, 3)}) + "\n")
-        out.flush()
+        probe_one(out, {"file": "*", "path": dname}, fn, corpus, limit_s)
 
 
 def run(corpus: Path, out, per_file_s: float, only: list[str] | None = None) -> None:
@@ -190,25 +195,7 @@ def run(corpus: Path, out, per_file_s: float, only: list[str] | None = None) -> 
         for pname, fn in PATHS.items():
             if only and pname not in only:
                 continue
-            base = {"file": fname, "path": pname}
-            out.write(json.dumps({**base, "outcome": "start"}) + "\n")
-            out.flush()
-            t0 = time.monotonic()
-            signal.setitimer(signal.ITIMER_REAL, per_file_s)
-            try:
-                msg, outcome = fn(path), "ok"
-            except Timeout:
-                msg, outcome = f"over {per_file_s} s", "timeout"
-            except BaseException as exc:  # classify everything, including MemoryError
-                from zoo.errors import ZooError
-
-                outcome = "zoo-error" if isinstance(exc, ZooError) else "other-error"
-                msg = f"{type(exc).__name__}: {exc}"
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-            out.write(json.dumps({**base, "outcome": outcome, "message": msg,
-                                  "seconds": round(time.monotonic() - t0, 3)}) + "\n")
-            out.flush()
+            probe_one(out, {"file": fname, "path": pname}, fn, path, per_file_s)
 
 
 def limit_memory(mb: int) -> None:
