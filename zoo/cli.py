@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "of fluid-soundfont-gm, or $ZOO_SOUNDFONT)")
     s.add_argument("--score", default=None, metavar="OUT.musicxml|OUT.pdf|OUT.png",
                    help="also write sheet music (PDF/PNG need LilyPond or MuseScore)")
+    s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $ZOO_THREADS, else half the logical CPUs; 1 is best on a busy 2-core machine)")
     s.add_argument("--staves", type=int, choices=(2, 4), default=4,
                    help="--score of four-part music: 4 staves (default) or 2 (S+A, T+B)")
 
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--log-every", dest="log_every", type=int, default=None, help="plain log line every N steps (stderr)")
+    s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $ZOO_THREADS, else half the logical CPUs; 1 is best on a busy 2-core machine)")
 
     s = sub.add_parser("eval", help="metrics of generated pieces beside the held-out test data (and NLL)")
     s.add_argument("name")
@@ -103,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", dest="batch_size", type=int, default=32, help="pieces per generate() call")
     s.add_argument("--length", type=int, default=None, help="new tokens per piece (sequence models)")
     s.add_argument("--json", default=None, help="also write the results as JSON to this file")
+    s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $ZOO_THREADS, else half the logical CPUs; 1 is best on a busy 2-core machine)")
 
     s = sub.add_parser("push", help="publish a model folder or pretrained name to the Hugging Face Hub")
     s.add_argument("src", help="a saved model folder (a run's final/), a pretrained name or hf://org/repo")
@@ -218,6 +221,9 @@ def cmd_generate(args) -> int:
         check_output_path(path)
     _check_extras(args)
     given = {k: getattr(args, k) for k in GENERATE_OPTIONS if getattr(args, k) is not None}
+    from zoo.device import set_threads
+
+    set_threads(args.threads)
     with status(f"loading {args.name}"):
         model = zoo.load(args.name, device=args.device, dtype=args.dtype, revision=args.revision)
     refused = sorted(set(given) - set(model.generate_options))
@@ -290,8 +296,10 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from zoo.device import set_threads
     from zoo.evaluation import evaluate, flat, format_table
 
+    set_threads(args.threads)
     results = evaluate(args.name, num=args.num, data=args.data, device=args.device, seed=args.seed,
                        batch_size=args.batch_size, length=args.length)
     print(format_table(results))

@@ -44,7 +44,7 @@ class TrainConfig:
     grad_clip: float = 1.0          # max global grad norm; 0 turns clipping off
     grad_accum: int = 1             # micro-batches per optimizer step (single-loss steps only)
     seed: int = 0
-    amp: bool = True                # bf16 autocast on CUDA (ignored on CPU)
+    amp: bool = True                # bf16 autocast on CUDA, and on CPUs where it pays (AMX); fp32 elsewhere
     log_every: int = 0              # plain log line on stderr every N steps; 0 = off
     metrics_every: int = 10         # a metrics.jsonl line every N steps
     eval_every: int = 0             # evaluate on the valid split every N steps; 0 = only at the end
@@ -106,10 +106,24 @@ class Trainer:
         return default_card(summary)
 
     # ---- helpers a step uses ------------------------------------------------------
+    @property
+    def precision(self) -> str:
+        """What autocast() does on this device, in words (recorded in run.json and the card)."""
+        from zoo.device import cpu_bf16_pays
+
+        if not self.config.amp:
+            return "fp32 (amp off)"
+        if self.device.type == "cuda":
+            return "bf16 autocast (CUDA)"
+        if self.device.type == "cpu":
+            return cpu_bf16_pays()[1]
+        return f"fp32 (no autocast on {self.device.type})"
+
     def autocast(self):
-        """bf16 autocast on CUDA when amp is on; a no-op elsewhere."""
-        if self.device.type == "cuda" and self.config.amp:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        """bf16 autocast when amp is on and it pays (CUDA, or a CPU with AMX); a no-op elsewhere.
+        Parameters, gradients and optimizer state stay fp32 either way."""
+        if self.precision.startswith("bf16"):
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def optimize(self, name: str, loss: torch.Tensor) -> float:
@@ -340,6 +354,9 @@ def train_from_args(args) -> Path:
     for flag in ("steps", "batch_size", "lr", "seed", "log_every"):
         if getattr(args, flag, None) is not None:
             values[flag] = getattr(args, flag)
+    from zoo.device import set_threads
+
+    set_threads(getattr(args, "threads", None))
     return train(args.arch, out=args.out, data=args.data, values=values, resume=args.resume, device=args.device)
 
 
@@ -408,7 +425,9 @@ def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, 
     trainer._loop = loop
     if rank0:
         run.mkdir(parents=True, exist_ok=True)
-        _write_run_json(run, arch, model_config, config, data, trainer.world_size)
+        _write_run_json(run, arch, model_config, config, data, trainer.world_size, trainer.precision)
+        print(f"zoo: training {arch} ({model.num_parameters():,} parameters) on {hardware(device)}; "
+              f"{trainer.precision}", file=sys.stderr)
         _truncate_metrics(run / "metrics.jsonl", step)
     if resume and rank0:
         print(f"zoo: resuming {run} at step {step}" if info else f"zoo: no checkpoint in {run}; starting at step 0",
@@ -455,7 +474,8 @@ def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, 
     summary = {"arch": arch, "steps": config.steps, "model_config": to_dict(model_config),
                "train_config": to_dict(config), "data": data or "embedded default", "last": last,
                "test_metrics": final_metrics, "hardware": hardware(device), "world_size": trainer.world_size,
-               "train_time_s": round(elapsed, 1), "parameters": model.num_parameters()}
+               "train_time_s": round(elapsed, 1), "parameters": model.num_parameters(),
+               "precision": trainer.precision}
     final = run / "final"
     if rank0:
         model.eval()
@@ -501,7 +521,7 @@ def _evaluate(trainer: Trainer, data, split: str) -> dict:
         trainer.model.train(was_training)
 
 
-def _write_run_json(run: Path, arch, model_config, config, data, world) -> None:
+def _write_run_json(run: Path, arch, model_config, config, data, world, precision="fp32") -> None:
     from zoo.registry import get_registry
 
     plugin = get_registry().get("architectures", arch).plugin
@@ -513,7 +533,8 @@ def _write_run_json(run: Path, arch, model_config, config, data, world) -> None:
         plugin_version = None
     info = {"arch": arch, "model_config": to_dict(model_config), "train_config": to_dict(config), "data": data,
             "zoo_version": zoo.__version__, "plugin": plugin, "plugin_version": plugin_version,
-            "torch_version": torch.__version__, "world_size": world, "command": sys.argv}
+            "torch_version": torch.__version__, "world_size": world, "precision": precision,
+            "command": sys.argv}
     tmp = run / ".run.json.tmp"
     tmp.write_text(json.dumps(info, indent=2) + "\n")
     os.replace(tmp, run / "run.json")
@@ -560,6 +581,7 @@ def default_card(summary: dict) -> str:
 - Data: {summary['data']}
 - Steps: {summary['steps']} (batch {summary['train_config']['batch_size']}, {summary['world_size']} process(es))
 - Hardware: {summary['hardware']}
+- Precision: {summary.get('precision', 'fp32')}
 - Training time: {summary['train_time_s']} s
 
 ## Config

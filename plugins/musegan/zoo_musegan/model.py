@@ -12,6 +12,14 @@ neither changes the math (tests/musegan_reference.py proves it weight for weight
 
 Parameters keep the shapes of the book's nn.ConvTranspose2d / nn.Conv3d layers, so
 weights move between the two implementations unchanged.
+
+`output="categorical"` (not the book's) makes each voice at each 16th a categorical choice over
+its pitches plus a rest: the generator emits logits, and the critic sees what the decoder would
+play, a one-hot sample drawn with the Gumbel-max trick, with the straight-through Gumbel-softmax
+gradient (Jang et al. 2017). The book's linear output is scored against exact one-hot rolls, so a
+critic can tell real from fake by "one-hotness" alone; here fake and real rolls have the same form,
+and only the music is left to judge. Decoding samples the same categorical, so what the critic
+trained on is what a user hears.
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ class MuseGANConfig:
     bar_hidden_channels: int = 512    # channels of its first transposed convolution
     critic_hidden: int = 128          # channels of the critic's convolutions
     critic_hidden_features: int = 1024  # width of the critic's hidden linear layer
+    output: str = "linear"            # "linear" (the book: one value per pitch, >0 = on) or "categorical"
+    gumbel_tau: float = 1.0           # softmax temperature of the straight-through gradient (categorical)
 
     def __post_init__(self):
         for name in ("n_tracks", "n_bars", "steps_per_bar", "n_pitches", "z_dim", "temporal_hidden",
@@ -61,6 +71,10 @@ class MuseGANConfig:
             raise ConfigError(
                 f"musegan config steps_per_bar must be 8 * bar_hidden_features / bar_hidden_channels = {8 * rows} "
                 f"(three 2x upsamplings), got {self.steps_per_bar}; change the widths or steps_per_bar")
+        if self.output not in ("linear", "categorical"):
+            raise ConfigError(f"musegan config output must be 'linear' or 'categorical', got {self.output!r}")
+        if not isinstance(self.gumbel_tau, (int, float)) or isinstance(self.gumbel_tau, bool) or not 0.05 <= self.gumbel_tau <= 10:
+            raise ConfigError(f"musegan config gumbel_tau must be a number in [0.05, 10], got {self.gumbel_tau!r}")
         if _critic_steps_out(self.steps_per_bar) != 1:
             raise ConfigError(f"musegan config steps_per_bar must be 8 or 16 for the critic's strides, got {self.steps_per_bar}")
 
@@ -91,8 +105,7 @@ def batch_norm_per_bar(x: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm) -> 
     if not bn.training:
         return (x - bn.running_mean) * torch.rsqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
     dims = tuple(range(1, x.dim() - 1))
-    mean = x.mean(dim=dims, keepdim=True)
-    var = x.var(dim=dims, keepdim=True, unbiased=False)
+    var, mean = torch.var_mean(x, dim=dims, keepdim=True, correction=0)   # one pass over x, not two
     y = (x - mean) * torch.rsqrt(var + bn.eps) * bn.weight + bn.bias
     if bn.track_running_stats:
         n = math.prod(x.shape[1:-1])
@@ -137,7 +150,8 @@ class TemporalNetwork(nn.Module):
 class BarGenerator(nn.Module):
     """One bar of one voice: (bars, B, 4z) -> (bars, B, steps, pitches), all bars in one pass."""
 
-    def __init__(self, z_dim: int = 32, hidden_features: int = 1024, hidden_channels: int = 512, n_pitches: int = 84):
+    def __init__(self, z_dim: int = 32, hidden_features: int = 1024, hidden_channels: int = 512, n_pitches: int = 84,
+                 rest_logit: bool = False):
         super().__init__()
         c, half = hidden_channels, hidden_channels // 2
         self.rows = hidden_features // hidden_channels   # the reshape (c, rows, 1) after the linear layer
@@ -146,6 +160,8 @@ class BarGenerator(nn.Module):
         shapes = [(c, c, (2, 1)), (c, half, (2, 1)), (half, half, (2, 1)), (half, half, (1, n_pitches // 12)), (half, 1, (1, 12))]
         self.convs = nn.ModuleList(nn.ConvTranspose2d(i, o, k, stride=k) for i, o, k in shapes)
         self.bns = nn.ModuleList(nn.BatchNorm2d(o) for _, o, _ in shapes[:-1])
+        # categorical output: one more logit per step, "rest", from the features of all octaves
+        self.rest = nn.Linear(half, 1) if rest_logit else None
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         bars, b, _ = z.shape
@@ -155,8 +171,13 @@ class BarGenerator(nn.Module):
         for conv, bn in zip(self.convs[:-1], self.bns):
             x = conv_transpose_cl(x, conv)
             x = F.relu(batch_norm_per_bar(x.view(bars, b, *x.shape[1:]), bn)).view(bars * b, *x.shape[1:])
+        features = x                                      # (bars*B, steps, octaves, half)
         x = conv_transpose_cl(x, self.convs[-1])          # (bars*B, steps, pitches, 1), no activation
-        return x.view(bars, b, x.shape[1], x.shape[2])
+        x = x.view(bars, b, x.shape[1], x.shape[2])
+        if self.rest is not None:
+            rest = self.rest(features.mean(dim=2)).view(bars, b, -1, 1)
+            x = torch.cat([x, rest], dim=-1)              # (bars, B, steps, pitches + 1)
+        return x
 
 
 class MuseGenerator(nn.Module):
@@ -169,7 +190,8 @@ class MuseGenerator(nn.Module):
         self.chords_network = TemporalNetwork(c.z_dim, c.temporal_hidden, c.n_bars)
         self.melody_networks = nn.ModuleList(TemporalNetwork(c.z_dim, c.temporal_hidden, c.n_bars) for _ in range(c.n_tracks))
         self.bar_generators = nn.ModuleList(
-            BarGenerator(c.z_dim, c.bar_hidden_features, c.bar_hidden_channels, c.n_pitches) for _ in range(c.n_tracks))
+            BarGenerator(c.z_dim, c.bar_hidden_features, c.bar_hidden_channels, c.n_pitches,
+                         rest_logit=c.output == "categorical") for _ in range(c.n_tracks))
 
     def forward(self, chords, style, melody, groove) -> torch.Tensor:
         """chords, style: (B, z); melody, groove: (B, tracks, z)."""
@@ -238,11 +260,35 @@ class MuseCritic(nn.Module):
         return self.linear2(x)
 
 
+def gumbel_noise(shape, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    """Standard Gumbel noise -log(-log(U)); seeded draws happen on the CPU (the same music on every device)."""
+    if generator is None:
+        u = torch.rand(shape, device=device)
+    else:
+        u = torch.rand(shape, generator=generator).to(device)
+    tiny = torch.finfo(u.dtype).tiny
+    return -torch.log((-torch.log(u.clamp(tiny, 1.0))).clamp_min(tiny))
+
+
+def categorical_roll(logits: torch.Tensor, tau: float = 1.0, generator: torch.Generator | None = None,
+                     straight_through: bool = False) -> torch.Tensor:
+    """Logits (..., pitches + 1) -> a +1/-1 roll (..., pitches): one sampled pitch or a rest (the last logit)
+    per voice and step, by the Gumbel-max trick. With straight_through, the gradient is that of the
+    Gumbel-softmax at temperature tau (the forward value is the hard sample either way)."""
+    noisy = logits.float() + gumbel_noise(logits.shape, generator, logits.device)
+    hard = F.one_hot(noisy.argmax(dim=-1), logits.shape[-1]).to(logits.dtype)
+    if straight_through:
+        soft = torch.softmax(noisy / tau, dim=-1).to(logits.dtype)
+        hard = hard - soft.detach() + soft
+    return 2 * hard[..., :-1] - 1                          # the rest column is dropped: a rest is all -1
+
+
 class MuseGAN(Model):
     """MuseGAN (Dong et al. 2018) as in the book: four-voice, two-bar piano rolls from four noise inputs."""
 
     arch = "musegan"
-    arch_version = 1
+    arch_version = 2        # 2: config.output (categorical); version-1 folders are linear and load unchanged
+    min_arch_version = 1
     config_class = MuseGANConfig
     tokenizer_name = "pianoroll"
     optional_state_files = ("critic",)
@@ -269,19 +315,31 @@ class MuseGAN(Model):
         return tuple(torch.randn(s, generator=generator).to(self.device) for s in shapes)
 
     def forward(self, chords, style, melody, groove) -> torch.Tensor:
-        """Raw generator output (B, tracks, bars, steps, pitches), unbounded; positive means 'on'."""
+        """Raw generator output (B, tracks, bars, steps, pitches), unbounded; positive means 'on'.
+        With output="categorical" these are logits (B, tracks, bars, steps, pitches + 1), the last a rest."""
         return self.generator(chords, style, melody, groove)
+
+    def fake_rolls(self, *noise) -> torch.Tensor:
+        """What the critic judges in training: the linear output as is, or a straight-through categorical sample."""
+        out = self.generator(*noise)
+        if self.config.output == "categorical":
+            return categorical_roll(out, self.config.gumbel_tau, straight_through=True)
+        return out
 
     @torch.no_grad()
     def sample(self, num: int = 1, seed: int | None = None) -> torch.Tensor:
-        """Generator output for `num` pieces, in eval mode (running BN statistics), deterministic for a seed."""
+        """Rolls (num, tracks, bars, steps, pitches) in eval mode (running BN statistics), deterministic for a seed:
+        the linear output, or a +1/-1 categorical sample of the logits (the decoding rule of output="categorical")."""
         gen = torch.Generator()
         gen.manual_seed(int(seed) if seed is not None else int(torch.seed() % 2**63))
         was_training = self.generator.training
         self.generator.eval()
         try:
             noise = [t.to(dtype=next(self.generator.parameters()).dtype) for t in self.sample_noise(num, gen)]
-            return self.generator(*noise).float()
+            out = self.generator(*noise).float()
+            if self.config.output == "categorical":
+                out = categorical_roll(out, generator=gen)
+            return out
         finally:
             self.generator.train(was_training)
 
