@@ -495,7 +495,7 @@ def test_metrics_known_answers():
     assert m["in_range_S"] == 1.0 and m["voice_crossing"] == 0.0
     crossed = g.copy()
     crossed[0, 0, :8] = 40              # soprano below everyone for half the bar: S<A crossing, out of range
-    assert CM.crossing_rate(crossed) == pytest.approx(8 / 16)
+    assert CM.crossing_rate(crossed) == pytest.approx(8 / (3 * 16))   # 8 crossed of 3 pairs x 16 sounding steps
     assert all_metrics(crossed)["in_range_S"] == 0.5
     chromatic = np.arange(60, 72).reshape(1, 1, 12)
     assert CM.in_scale(chromatic) == pytest.approx(7 / 12)

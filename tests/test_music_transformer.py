@@ -377,3 +377,44 @@ def test_eval_dataset_scores_every_token_once():
 def test_plugin_module_does_not_import_torch():
     code = "import sys, zoo_music_transformer.plugin; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- continuation metrics on hand-made notes -------------------------------------------------------
+
+def _notes(*rows):
+    """Note array (start_s, end_s, pitch, velocity) from (start, end, pitch) rows."""
+    return np.array([(s, e, p, 64) for s, e, p in rows], dtype=float)
+
+
+def test_continuation_metrics_on_hand_made_notes():
+    from zoo_music_transformer import metrics as CM
+
+    chord = _notes((0, 1, 60), (0, 1, 64), (0, 1, 67), (1, 2, 62))     # a C major triad, then one D
+    assert CM.polyphony(chord) == pytest.approx((3 * 1 + 1 * 1) / 2)
+    assert CM.notes_per_second(chord) == pytest.approx(4 / 2)
+    stuck = _notes((0, 10, 60), (0, 1, 64), (1, 2, 65), (2, 3, 67))    # one note held 10 s
+    assert CM.long_note_rate(stuck) == pytest.approx(1 / 4)
+    c_major = CM.key_of(chord)
+    assert {0, 2, 4, 5, 7, 9, 11} == set(c_major)
+    assert CM.in_key_rate(_notes((0, 1, 60), (1, 2, 61)), c_major) == pytest.approx(0.5)
+    assert CM.total_variation(CM.pitch_class_histogram(chord), CM.pitch_class_histogram(chord)) == 0.0
+    assert CM.total_variation(CM.pitch_class_histogram(_notes((0, 1, 60))),
+                              CM.pitch_class_histogram(_notes((0, 1, 61)))) == 1.0
+    even = _notes(*[(0.5 * i, 0.5 * i + 0.4, 60) for i in range(5)])
+    hist = CM.ioi_histogram(even)
+    assert hist.sum() == pytest.approx(1.0) and hist[np.searchsorted(CM.IOI_BINS, 0.5, side="right") - 1] == 1.0
+    assert len(CM.continuation(chord, 1.0)) == 1                          # only the D starts after the prompt
+
+
+def test_continuation_metrics_of_a_tiny_model_run_without_the_guard(tiny_model):
+    from zoo.config import config_from_dict
+    from zoo_music_transformer.train import MusicTransformerTrainConfig, MusicTransformerTrainer
+
+    rng = np.random.default_rng(0)
+    pieces = [T.notes_to_tokens(np.array([(0.25 * i, 0.25 * i + 0.2, 60 + int(rng.integers(0, 12)), 64)
+                                          for i in range(80)]))]
+    config = config_from_dict(MusicTransformerTrainConfig, {"eval_samples": 3, "eval_prompt": 40, "eval_new": 30})
+    out = MusicTransformerTrainer(tiny_model, config, device="cpu").continuation_metrics(pieces)
+    assert out["continuations"] == 3.0
+    assert {"gen_long_notes", "data_long_notes", "gen_polyphony", "gen_in_key", "pitch_class_tv", "ioi_tv"} <= set(out)
+    assert out["data_long_notes"] == 0.0 and 0.0 <= out["pitch_class_tv"] <= 1.0

@@ -57,17 +57,15 @@ def chord_rate(grids: np.ndarray) -> float:
 
 
 def crossing_rate(grids: np.ndarray) -> float:
-    """Share of 16ths at which an adjacent pair of voices is crossed (S below A, A below T or T below B),
-    among the 16ths where at least one adjacent pair sounds together.
+    """Share of (16th, adjacent voice pair) cells, among those where both voices of the pair sound, in which
+    the upper voice is below the lower one (S below A, A below T or T below B).
 
     Source: the voice-crossing rule of part writing (Piston, "Harmony"); as a rate, DeepBach (above).
     """
     g = np.asarray(grids)
     upper, lower = g[:, :-1], g[:, 1:]
     both = (upper != REST) & (lower != REST)
-    crossed = ((upper < lower) & both).any(axis=1)
-    counted = both.any(axis=1)
-    return float(crossed.sum() / counted.sum()) if counted.sum() else 0.0
+    return float(((upper < lower) & both).sum() / both.sum()) if both.sum() else 0.0
 
 
 def _intervals(grids: np.ndarray) -> np.ndarray:

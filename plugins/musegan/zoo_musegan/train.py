@@ -155,6 +155,11 @@ class MuseGANTrainer(Trainer):
         out = {f"gen_{k}": v for k, v in gen_m.items()}
         out.update({f"data_{k}": v for k, v in data_m.items()})
         out["distance_to_data"] = distance_to_data(gen_m, data_m)
+        train = self._data(self.source).splits["train"]
+        if len(train) and len(dataset.grids):   # does it copy training windows? (held-out Bach as the yardstick)
+            from .metrics import copy_check
+
+            out.update(copy_check(gen, dataset.grids, train))
         # the critic's estimate of the Wasserstein distance between the split and generated pieces
         m = min(len(dataset), 512)
         real = torch.stack([dataset[i] for i in range(m)]).to(model.device)

@@ -489,6 +489,7 @@ class EvalDataset(torch.utils.data.Dataset):
     def __init__(self, pieces: list[np.ndarray], block_size: int):
         if not pieces:
             raise DataError("no pieces in this split; use more data")
+        self.pieces = pieces   # whole pieces, for continuation metrics (zoo eval)
         self.windows = []
         for p in pieces:
             p = np.concatenate([p.astype(np.int64), [EOS]])

@@ -37,6 +37,9 @@ class MusicTransformerTrainConfig(TrainConfig):
     max_pieces: int = 0              # cap on music21 pieces parsed (0 = all)
     eval_windows: int = 0            # evaluate on the first N windows of a split (0 = every token)
     eval_batch_size: int = 8
+    eval_samples: int = 0            # continuations of held-out prompts to measure (zoo eval sets --num; 0 = NLL only)
+    eval_prompt: int = 256           # prompt tokens (the opening of a held-out piece)
+    eval_new: int = 512              # new tokens per continuation, compared with the piece's next eval_new tokens
 
     def __post_init__(self):
         super().__post_init__()
@@ -53,6 +56,8 @@ class MusicTransformerTrainConfig(TrainConfig):
                 raise ConfigError(f"{name} must be >= 0 (0 = no limit)")
         if self.eval_batch_size < 1:
             raise ConfigError("eval_batch_size must be at least 1")
+        if not 0 <= self.eval_samples <= 100_000 or not 1 <= self.eval_prompt <= 100_000 or not 1 <= self.eval_new <= 100_000:
+            raise ConfigError("eval_samples must be 0..100000, eval_prompt and eval_new 1..100000")
 
 
 @lru_cache(maxsize=4)
@@ -110,7 +115,49 @@ class MusicTransformerTrainer(Trainer):
                                            ignore_index=PAD, reduction="sum"))
             count += int((y != PAD).sum())
         nll = total / max(count, 1)
-        return {"nll": nll, "ppl": math.exp(min(nll, 50.0)), "tokens": float(count)}
+        out = {"nll": nll, "ppl": math.exp(min(nll, 50.0)), "tokens": float(count)}
+        if self.config.eval_samples:
+            out.update(self.continuation_metrics(dataset.pieces))
+        return out
+
+    # the sampling settings of every continuation measurement, fixed before measuring
+    CONTINUATION_SAMPLING = {"temperature": 0.9, "top_p": 0.95}
+
+    @torch.no_grad()
+    def continuation_metrics(self, pieces) -> dict:
+        """Continue the opening eval_prompt tokens of held-out pieces (T 0.9, top-p 0.95, no stuck-note guard)
+        and compare eval_new new tokens with the real next eval_new: metrics.compare, averaged over samples.
+        Samples go round the pieces long enough for both parts, 4 per piece in one batch."""
+        import numpy as np
+
+        from . import metrics as CM
+        from .tokenizer import tokens_to_notes
+
+        c = self.config
+        usable = [p for p in pieces if len(p) >= c.eval_prompt + c.eval_new]
+        if not usable:
+            return {}
+        per_piece = 4
+        rows, done, k = [], 0, 0
+        while done < c.eval_samples:
+            piece = usable[k % len(usable)]
+            n = min(per_piece, c.eval_samples - done)
+            prompt = torch.as_tensor(piece[:c.eval_prompt].astype(np.int64))
+            g = torch.Generator(device=self.model.device).manual_seed(c.seed + k)
+            new = self.model.generate_tokens(prompt[None].expand(n, -1), c.eval_new, generator=g,
+                                             **self.CONTINUATION_SAMPLING).cpu()
+            real_notes = tokens_to_notes(piece[:c.eval_prompt + c.eval_new])
+            prompt_notes = tokens_to_notes(piece[:c.eval_prompt])
+            end = float(prompt_notes[:, 0].max()) if len(prompt_notes) else 0.0   # the last onset of the prompt
+            key = CM.key_of(prompt_notes) if len(prompt_notes) else frozenset()
+            real = CM.continuation(real_notes, end + 1e-9)
+            for row in new:
+                gen = CM.continuation(tokens_to_notes(np.concatenate([piece[:c.eval_prompt], row.numpy()])), end + 1e-9)
+                rows.append(CM.compare(gen, real, key))
+            done, k = done + n, k + 1
+        out = {key: float(np.nanmean([r[key] for r in rows])) for key in rows[0]}
+        out["continuations"] = float(len(rows))
+        return out
 
     def model_card(self, summary: dict) -> str:
         """The core's card plus NLL per token and the tokens seen."""
