@@ -623,3 +623,15 @@ def test_rest_threshold_calibration():
     model.tokenizer.threshold = calibrate_threshold(model, 0.25, num=64, seed=0)
     grid = model.tokenizer.roll_to_grid(model.sample(64, seed=0)).reshape(4, 64, -1).transpose(1, 0, 2)
     assert np.mean(rest_rate(grid)) == pytest.approx(0.25, abs=0.01)
+
+
+def test_piece_k_of_a_batch_is_seed_plus_k_alone():
+    torch.manual_seed(0)
+    for output in ("linear", "categorical"):
+        model = MuseGAN(MuseGANConfig(output=output, **TINY))
+        for m in model.generator.modules():   # unit BN scales, as a trained model has, so the noise shows
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                torch.nn.init.ones_(m.weight)
+        batch = model.sample(4, seed=7)
+        assert_same_math(model.sample(1, seed=9)[0], batch[2])   # another batch size may take another kernel path
+        assert not torch.equal(batch[0], batch[1])

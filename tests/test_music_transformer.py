@@ -418,3 +418,10 @@ def test_continuation_metrics_of_a_tiny_model_run_without_the_guard(tiny_model):
     assert out["continuations"] == 3.0
     assert {"gen_long_notes", "data_long_notes", "gen_polyphony", "gen_in_key", "pitch_class_tv", "ioi_tv"} <= set(out)
     assert out["data_long_notes"] == 0.0 and 0.0 <= out["pitch_class_tv"] <= 1.0
+
+
+def test_piece_k_of_a_batch_is_seed_plus_k_alone(tiny_model):
+    batch = tiny_model.generate(num=3, seed=11, length=24, max_note_s=None)
+    alone = tiny_model.generate(num=1, seed=13, length=24, max_note_s=None)
+    notes = lambda m: [(n.pitch, round(n.start, 4)) for n in m.instruments[0].notes]
+    assert notes(batch[2]) == notes(alone) and notes(batch[0]) != notes(batch[1])

@@ -328,17 +328,23 @@ class MuseGAN(Model):
 
     @torch.no_grad()
     def sample(self, num: int = 1, seed: int | None = None) -> torch.Tensor:
-        """Rolls (num, tracks, bars, steps, pitches) in eval mode (running BN statistics), deterministic for a seed:
-        the linear output, or a +1/-1 categorical sample of the logits (the decoding rule of output="categorical")."""
-        gen = torch.Generator()
-        gen.manual_seed(int(seed) if seed is not None else int(torch.seed() % 2**63))
+        """Rolls (num, tracks, bars, steps, pitches) in eval mode (running BN statistics): the linear output, or a
+        +1/-1 categorical sample of the logits (the decoding rule of output="categorical").
+
+        Piece k draws its noise from a CPU generator seeded seed + k, so it is the same piece whatever the batch
+        and the device: `--seed 7 --num 4`'s third piece is `--seed 9 --num 1`."""
+        if seed is None:
+            seed = int(torch.seed() % 2**62)
+        gens = [torch.Generator().manual_seed(int(seed) + k) for k in range(num)]
         was_training = self.generator.training
         self.generator.eval()
         try:
-            noise = [t.to(dtype=next(self.generator.parameters()).dtype) for t in self.sample_noise(num, gen)]
+            dtype = next(self.generator.parameters()).dtype
+            pieces = [self.sample_noise(1, g) for g in gens]
+            noise = [torch.cat(parts).to(dtype=dtype) for parts in zip(*pieces)]
             out = self.generator(*noise).float()
             if self.config.output == "categorical":
-                out = categorical_roll(out, generator=gen)
+                out = torch.cat([categorical_roll(out[k:k + 1], generator=g) for k, g in enumerate(gens)])
             return out
         finally:
             self.generator.train(was_training)

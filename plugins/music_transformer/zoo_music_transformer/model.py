@@ -317,9 +317,8 @@ class MusicTransformer(Model):
         prompt_ids = self._prompt_ids(prompt)
         ids = prompt_ids[-(self.config.block_size - 1):]  # the context the model sees
         generator = None
-        if seed is not None:
-            generator = torch.Generator(device=self.device)
-            generator.manual_seed(int(seed))
+        if seed is not None:   # piece k draws from its own CPU generator seeded seed + k: it can be re-made alone
+            generator = [torch.Generator().manual_seed(int(seed) + k) for k in range(num)]
         was_training = self.training
         self.eval()
         try:
@@ -348,7 +347,11 @@ def check_sampling(temperature, top_k, top_p) -> None:
 
 def sample(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
            top_p: float | None = None, generator=None) -> torch.Tensor:
-    """Draw one token per row of logits (B, V) with temperature, top-k and nucleus (top-p) filtering."""
+    """Draw one token per row of logits (B, V) with temperature, top-k and nucleus (top-p) filtering.
+
+    generator: None (the global RNG), one torch.Generator for the batch, or a list with one per row.
+    A list of CPU generators makes each row's draw depend on its own seed only, on any device: the
+    uniform number comes from the CPU and picks the token by inverse CDF."""
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits / temperature
@@ -361,5 +364,10 @@ def sample(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = N
         drop = cum - torch.softmax(sorted_logits, dim=-1) >= top_p  # keep the smallest set reaching top_p
         sorted_logits = sorted_logits.masked_fill(drop, -float("inf"))
         logits = torch.full_like(logits, -float("inf")).scatter(-1, order, sorted_logits)
-    probs = torch.softmax(logits, dim=-1)
+    probs = torch.softmax(logits.float(), dim=-1)
+    if isinstance(generator, (list, tuple)):
+        u = torch.cat([torch.rand(1, generator=g) for g in generator]).to(probs.device)
+        cdf = probs.cumsum(dim=-1)
+        pick = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).squeeze(-1)  # right: never a 0-probability token
+        return pick.clamp(max=probs.size(-1) - 1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
