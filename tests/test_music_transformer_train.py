@@ -84,6 +84,10 @@ def test_cli_generate_with_prompt_and_eval(trained, midi_folder, zoo_cli, tmp_pa
     results = json.loads((tmp_path / "eval.json").read_text())
     assert {"nll", "ppl", "tokens", "samples", "gen_in_scale", "test_in_scale"} <= set(results)
     assert 0 < results["nll"] < math.log(390) + 1 and results["samples"] == 4
+    # without --data, a run's final/ is evaluated on the data the run was trained on, and says so
+    r = zoo_cli("eval", final, "--device", "cpu", "--num", "2", "--length", "16", **env)
+    assert r.returncode == 0, r.stderr
+    assert f"--data {midi_folder} (the data this run was trained on)" in r.stderr
 
 
 def test_book_preset_is_a_valid_config():
@@ -97,6 +101,18 @@ def test_book_preset_is_a_valid_config():
     trainer = MusicTransformerTrainer(MusicTransformer(model_cfg), train_cfg)
     opt = trainer.configure_optimizers()["main"]
     assert type(opt) is torch.optim.Adam
+
+
+def test_cpu_preset_is_a_small_valid_config():
+    values = _read_config_file(ROOT / "configs" / "music_transformer_cpu.json")
+    model_values, train_values = split_overrides(values, MusicTransformer, MusicTransformerTrainer)
+    model_cfg = config_from_dict(MusicTransformer.config_class, model_values)
+    train_cfg = config_from_dict(MusicTransformerTrainer.config_class, {**MusicTransformerTrainer.defaults,
+                                                                       **train_values})
+    params = MusicTransformer(model_cfg).num_params()
+    tokens = train_cfg.steps * train_cfg.batch_size * model_cfg.block_size
+    assert params < 2_000_000 and tokens < 1_000_000      # minutes on one CPU core, not hours
+    assert model_cfg.attention == "relative"
 
 
 SHIPPED = ROOT / "weights" / "music-transformer-classical"

@@ -33,7 +33,10 @@ def _train(zoo_cli, out, *extra, steps=40):
 
 def test_train_end_to_end_makes_a_loadable_run_folder(tiny, zoo_cli, tmp_path):
     out = tmp_path / "run"
-    _train(zoo_cli, out, "--set", "ckpt_every=10", "--set", "keep_checkpoints=2", "--log-every", "10")
+    done = _train(zoo_cli, out, "--set", "ckpt_every=10", "--set", "keep_checkpoints=2", "--log-every", "10")
+    # before the first step: size and memory of the state; after three: measured speed, memory and ETA
+    assert "parameters; 8 examples per step" in done.stderr and "MB" in done.stderr
+    assert "s/step over the first 3 steps, peak memory" in done.stderr and "37 steps left: about" in done.stderr
     run = json.loads((out / "run.json").read_text())
     assert run["arch"] == "tiny-lm" and run["train_config"]["steps"] == 40 and run["command"]
     assert run["zoo_version"] == zoo.__version__ and run["plugin"] == "zoo-tiny"

@@ -50,6 +50,21 @@ def held_out_pieces(model, dataset, num: int) -> list:
     return [model.tokenizer.decode(dataset[int(i)]) for i in idx]
 
 
+def run_data(name: str) -> str | None:
+    """The --data a run was trained on, when `name` is a run's final/ folder (read from the run's run.json)."""
+    import json
+    from pathlib import Path
+
+    run_json = Path(name).parent / "run.json"
+    if not Path(name).is_dir() or not run_json.is_file() or run_json.stat().st_size > 1_000_000:
+        return None
+    try:
+        data = json.loads(run_json.read_text()).get("data")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return data if isinstance(data, str) else None
+
+
 def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", seed: int = 0,
              batch_size: int = 32, length: int | None = None) -> dict:
     """Metrics of `num` generated pieces beside the same metrics of the test split, and the plugin's own numbers.
@@ -66,6 +81,12 @@ def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", 
         raise ConfigError("--num must be at least 1")
     if batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
+    import sys
+
+    if data is None:
+        data = run_data(name)
+    print(f"zoo: evaluating on {'--data ' + data if data else 'the plugin’s embedded test split'}"
+          f"{' (the data this run was trained on)' if data and data == run_data(name) else ''}", file=sys.stderr)
     with status(f"loading {name}"):
         model = zoo.load(name, device=device)
     options = {}

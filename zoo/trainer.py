@@ -426,8 +426,12 @@ def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, 
     if rank0:
         run.mkdir(parents=True, exist_ok=True)
         _write_run_json(run, arch, model_config, config, data, trainer.world_size, trainer.precision)
-        print(f"zoo: training {arch} ({model.num_parameters():,} parameters) on {hardware(device)}; "
-              f"{trainer.precision}", file=sys.stderr)
+        n = model.num_parameters()
+        state_mb = n * 16 / 2**20   # fp32 weights + gradients + Adam's two moments
+        print(f"zoo: training {arch}: {n:,} parameters; {config.batch_size} examples per step"
+              f"{f' in {config.grad_accum} micro-batches' if config.grad_accum > 1 else ''}; weights, gradients and "
+              f"optimizer state ~{state_mb:,.0f} MB (activations come on top: the first steps measure them); "
+              f"{hardware(device)}; {trainer.precision}", file=sys.stderr)
         _truncate_metrics(run / "metrics.jsonl", step)
     if resume and rank0:
         print(f"zoo: resuming {run} at step {step}" if info else f"zoo: no checkpoint in {run}; starting at step 0",
@@ -444,6 +448,8 @@ def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, 
         logs = _one_step(trainer, step)
         step += 1
         steps_this_session += 1
+        if rank0 and steps_this_session == _FIRST_REPORT and step < config.steps:
+            _report_first_steps(steps_this_session, time.monotonic() - t0, config.steps - step)
         last = {k: float(v) for k, v in logs.items()}
         last["lr"] = config.lr * factor
         if config.eval_every and step % config.eval_every == 0 and step < config.steps:
@@ -483,6 +489,21 @@ def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, 
         (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         print(f"zoo: trained {arch} for {config.steps} steps; model saved to {final}", file=sys.stderr)
     return final
+
+
+_FIRST_REPORT = 3   # steps after which the measured speed, memory and ETA are printed once
+
+
+def _report_first_steps(done: int, seconds: float, left: int) -> None:
+    """One line after the first steps: seconds per step, peak memory so far, and the time to the end."""
+    import resource
+
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # KiB on Linux
+    per_step = seconds / done
+    eta = per_step * left
+    when = f"{eta / 3600:.1f} h" if eta >= 3600 else f"{eta / 60:.1f} min" if eta >= 60 else f"{eta:.0f} s"
+    print(f"zoo: {per_step:.2f} s/step over the first {done} steps, peak memory {peak_gb:.2f} GB; "
+          f"{left} steps left: about {when} (ETA, includes nothing for evaluation)", file=sys.stderr, flush=True)
 
 
 def _one_step(trainer: Trainer, step: int) -> dict:
