@@ -78,6 +78,14 @@ def test_cli_generate_with_prompt_and_eval(trained, midi_folder, zoo_cli, tmp_pa
                 "--temperature", "0.9", "--top-p", "0.95", "--seed", "1", "--device", "cpu", **env)
     assert r.returncode == 0, r.stderr
     assert pretty_midi.PrettyMIDI(str(target)).instruments[0].notes
+    only = tmp_path / "only.mid"
+    r = zoo_cli("generate", final, "-o", only, "--prompt", MUSIC21 / "omr" / "k525short.mid", "--length", "64",
+                "--temperature", "0.9", "--top-p", "0.95", "--seed", "1", "--device", "cpu", "--continuation-only", **env)
+    assert r.returncode == 0, r.stderr
+    prompt_end = pretty_midi.PrettyMIDI(str(MUSIC21 / "omr" / "k525short.mid")).get_end_time()
+    whole, new = pretty_midi.PrettyMIDI(str(target)), pretty_midi.PrettyMIDI(str(only))
+    assert whole.get_end_time() > prompt_end > new.get_end_time()      # the prompt is left out
+    assert len(new.instruments[0].notes) < len(whole.instruments[0].notes)
     r = zoo_cli("eval", final, "--data", midi_folder, "--device", "cpu", "--num", "4", "--length", "32",
                 "--json", tmp_path / "eval.json", **env)
     assert r.returncode == 0, r.stderr

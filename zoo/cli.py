@@ -10,13 +10,26 @@ import warnings
 
 from zoo.errors import ZooError
 
-# OSErrors a user fixes (full disk, quota, read-only or forbidden folder): one line and exit 2, no traceback
+# OSErrors a user fixes (full disk, quota, read-only or forbidden folder, a bad path): one line and exit 2, no
+# traceback. This one table is the CLI's whole OSError mapping, whichever command or library raised it.
 _DISK_ERRNOS = {errno.ENOSPC: "free some disk space", errno.EDQUOT: "free some disk space (quota exceeded)",
                 errno.EFBIG: "the file system refused a file that large; free space or choose another folder",
                 errno.EROFS: "choose a writable folder", errno.EACCES: "check the permissions or choose another folder",
-                errno.EPERM: "check the permissions or choose another folder"}
+                errno.EPERM: "check the permissions or choose another folder",
+                errno.ENAMETOOLONG: "use a shorter file or folder name",
+                errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
+                errno.EISDIR: "that is a folder; give a file name",
+                errno.ENOENT: "check that the path exists",
+                errno.EEXIST: "something else is in the way (another zoo command at the same time?); remove it or "
+                              "choose another path",
+                errno.ENOTEMPTY: "another zoo command may be writing there; wait for it or choose another path",
+                errno.ELOOP: "the path has a symlink loop; fix the link",
+                errno.EMFILE: "too many open files; raise the limit (ulimit -n)",
+                errno.EBUSY: "the file is in use; close what holds it or choose another path",
+                errno.ENXIO: "that is a device or FIFO without a reader; give an ordinary file",
+                errno.EXDEV: "choose a folder on the same file system"}
 
-GENERATE_OPTIONS = ("prompt", "length", "temperature", "top_k", "top_p")
+GENERATE_OPTIONS = ("prompt", "length", "temperature", "top_k", "top_p", "include_prompt")
 
 
 def finite_float(text: str) -> float:
@@ -49,23 +62,34 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("info", help="details of a pretrained model or architecture")
     s.add_argument("name")
 
-    sub.add_parser("plugins", help="installed plugins, what they registered, and their errors")
+    s = sub.add_parser("plugins", help="installed plugins, what they registered, and their errors")
+    s.add_argument("--check", action="store_true",
+                   help="also import every class each plugin registers (imports torch); exit 2 on a problem")
 
     s = sub.add_parser("generate", help="generate MIDI from a pretrained name, folder or hf://org/repo[@rev]")
     s.add_argument("name")
     s.add_argument("-o", "--output", required=True, help="output .mid (several pieces: OUT-1.mid … OUT-N.mid)")
     s.add_argument("--num", type=int, default=1, help="number of pieces (default 1)")
-    s.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same music")
+    s.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same music; piece k "
+                   "of --num N is the piece --seed SEED+k-1 --num 1 would make (default: a random seed)")
     s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
-    s.add_argument("--dtype", default=None, help="cast weights, e.g. bf16 or fp16")
-    s.add_argument("--revision", default=None, help="Hub revision for hf:// names")
-    s.add_argument("--prompt", default=None, help="MIDI file to continue (models that take a prompt)")
-    s.add_argument("--length", type=int, default=None, help="number of new tokens (sequence models)")
-    s.add_argument("--temperature", type=finite_float, default=None, help="sampling temperature")
-    s.add_argument("--top-k", dest="top_k", type=int, default=None, help="sample from the k most likely tokens")
-    s.add_argument("--top-p", dest="top_p", type=finite_float, default=None, help="nucleus sampling mass")
-    s.add_argument("--plot", default=None, metavar="OUT.png", help="also draw a piano roll (PNG/SVG/PDF)")
-    s.add_argument("--render", default=None, metavar="OUT.wav", help="also render audio with FluidSynth")
+    s.add_argument("--dtype", default=None, help="cast weights, e.g. bf16 or fp16 (default: as saved, fp32)")
+    s.add_argument("--revision", default=None, help="Hub revision for hf:// names (default: the name's @rev, else main)")
+    s.add_argument("--prompt", default=None, help="MIDI file to continue (models that take a prompt; default: none, "
+                   "start from scratch)")
+    s.add_argument("--length", type=int, default=None, help="number of new tokens (sequence models; default: the "
+                   "model's, 1024 for the Music Transformer)")
+    s.add_argument("--temperature", type=finite_float, default=None,
+                   help="sampling temperature; 0 = greedy (always the most likely token); default 1.0")
+    s.add_argument("--top-k", dest="top_k", type=int, default=None, help="sample from the k most likely tokens "
+                   "(default: all)")
+    s.add_argument("--top-p", dest="top_p", type=finite_float, default=None, help="nucleus sampling: the smallest set "
+                   "of tokens with this much probability, in (0, 1] (default 1 = all)")
+    s.add_argument("--continuation-only", dest="include_prompt", action="store_false", default=None,
+                   help="write only the new music, not the prompt before it (default: prompt + continuation)")
+    s.add_argument("--plot", default=None, metavar="OUT.png", help="also draw a piano roll (PNG/SVG/PDF; default: none)")
+    s.add_argument("--render", default=None, metavar="OUT.wav", help="also render audio (needs FluidSynth: "
+                   "apt-get install fluidsynth fluid-soundfont-gm; default: none)")
     s.add_argument("--soundfont", default=None, metavar="SF2", help="soundfont for --render (default: the GM soundfont "
                    "of fluid-soundfont-gm, or $ZOO_SOUNDFONT)")
     s.add_argument("--score", default=None, metavar="OUT.musicxml|OUT.pdf|OUT.png",
@@ -84,22 +108,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("arch")
     s.add_argument("--data", default=None, help="data source (default: the plugin's embedded corpus)")
     s.add_argument("--out", required=True, help="run folder")
-    s.add_argument("--steps", type=int, default=None)
-    s.add_argument("--batch-size", dest="batch_size", type=int, default=None)
-    s.add_argument("--lr", type=finite_float, default=None)
+    s.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the plugin's, see zoo info ARCH)")
+    s.add_argument("--batch-size", dest="batch_size", type=int, default=None,
+                   help="global batch size (default: the plugin's)")
+    s.add_argument("--lr", type=finite_float, default=None, help="learning rate (default: the plugin's)")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="model or training config value (repeatable)")
     s.add_argument("--config", default=None, help="JSON file of config values (a preset)")
     s.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    s.add_argument("--device", default="auto")
-    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU; the default), cpu, cuda, cuda:N, mps")
+    s.add_argument("--seed", type=int, default=None, help="random seed of the run (default 0)")
     s.add_argument("--log-every", dest="log_every", type=int, default=None, help="plain log line every N steps (stderr)")
     s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $ZOO_THREADS, else half the logical CPUs; 1 is best on a busy 2-core machine)")
 
     s = sub.add_parser("eval", help="metrics of generated pieces beside the held-out test data (and NLL)")
     s.add_argument("name")
     s.add_argument("--data", default=None, help="data source (default: the plugin's embedded test split)")
-    s.add_argument("--device", default="auto")
+    s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU; the default), cpu, cuda, cuda:N, mps")
     s.add_argument("--num", type=int, default=256, help="pieces to generate (default 256)")
     s.add_argument("--seed", type=int, default=0, help="seed of the first batch (default 0)")
     s.add_argument("--batch-size", dest="batch_size", type=int, default=32, help="pieces per generate() call")
@@ -116,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics", default=None, metavar="JSON", help="metrics for the model card (the file `zoo eval --json` writes)")
 
     s = sub.add_parser("pull", help="download a model from the Hugging Face Hub into its cache")
-    s.add_argument("repo", help="org/repo[@revision]: a branch, a tag or a commit id (default main)")
+    s.add_argument("repo", help="a pretrained name, or org/repo[@revision]: a branch, a tag or a commit id "
+                                "(default main)")
 
     s = sub.add_parser("convert", help="convert a TRUSTED pickle state dict (.pt/.bin) to a safetensors folder")
     s.add_argument("src", help="the .pt/.bin/.ckpt state dict file (only ever loaded with weights_only=True)")
@@ -139,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args) or 0
     except ZooError as exc:
-        print(f"zoo: error: {exc}", file=sys.stderr)
+        print(f"zoo: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
@@ -151,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:  # the machine, not a bug: say so in one line
             where = f" ({printable(exc.filename)})" if exc.filename else ""
-            print(f"zoo: error: {exc.strerror or exc}{where}; {_DISK_ERRNOS[exc.errno]}, then run the command again",
-                  file=sys.stderr)
+            print(f"zoo: error: {one_line(exc.strerror or exc)}{one_line(where)}; {_DISK_ERRNOS[exc.errno]}, "
+                  f"then run the command again", file=sys.stderr)
             return 2
         import traceback
 
@@ -201,12 +227,15 @@ def cmd_plugins(args) -> int:
     registry = get_registry()
     if not registry.plugins:
         print("no plugins installed (entry-point group 'zoo')")
+    # --check imports what each plugin registered: a missing module is one line on its plugin, not a crash
+    problems = registry.check() if args.check else {}
     for info in registry.plugins:
-        status = f"ERROR: {info.error}" if info.error else "ok"
+        errors = [e for e in (info.error, *problems.get(info.distribution, ())) if e]
+        status = f"ERROR: {'; '.join(errors)}" if errors else "ok"
         print(f"{info.distribution} {info.version}  ({info.module})  {status}")
         print(f"  hooks: {', '.join(info.hooks) or '-'}")
         print(f"  registered: {', '.join(info.registered) or '-'}")
-    return 0
+    return 2 if args.check and (problems or any(info.error for info in registry.plugins)) else 0
 
 
 def cmd_generate(args) -> int:
@@ -215,8 +244,12 @@ def cmd_generate(args) -> int:
     from zoo.midi import check_output_path, output_paths, write_midi
     from zoo.progress import status
 
-    if args.num < 1:
-        raise ConfigError("--num must be at least 1")
+    from zoo.limits import check_num, check_sampling, check_seed
+
+    # every number is in its range before a model is loaded (zoo.limits; docs/reliability.md "Limits")
+    check_num(args.num, "--num")
+    check_seed(args.seed, "--seed")
+    check_sampling(args.temperature, args.top_k, args.top_p, args.length)
     for path in output_paths(args.output, args.num):  # a bad -o fails now, not after a long generation
         check_output_path(path)
     _check_extras(args)
@@ -228,9 +261,9 @@ def cmd_generate(args) -> int:
         model = zoo.load(args.name, device=args.device, dtype=args.dtype, revision=args.revision)
     refused = sorted(set(given) - set(model.generate_options))
     if refused:
-        flags = ", ".join("--" + k.replace("_", "-") for k in refused)
+        flags = ", ".join(_flag(k) for k in refused)
         raise ConfigError(f"{model.arch} does not take {flags}; it takes: "
-                          f"{', '.join('--' + k.replace('_', '-') for k in model.generate_options) or 'only --num/--seed'}")
+                          f"{', '.join(_flag(k) for k in model.generate_options) or 'only --num/--seed'}")
     with status(f"generating {args.num} piece(s)"):
         result = model.generate(num=args.num, seed=args.seed, **given)
     pieces = result if isinstance(result, list) else [result]
@@ -240,10 +273,25 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def _check_extras(args) -> None:
-    """Fail before any work when FluidSynth, the soundfont or the engraver is missing."""
-    from zoo.errors import ConfigError
+def _flag(option: str) -> str:
+    """The CLI flag of a generate() keyword."""
+    return "--continuation-only" if option == "include_prompt" else "--" + option.replace("_", "-")
 
+
+def _check_extras(args) -> None:
+    """Fail before any work when FluidSynth, the soundfont or the engraver is missing, or an output path is bad."""
+    from zoo.errors import ConfigError
+    from zoo.midi import check_output_path, output_paths
+
+    for opt in ("plot", "render", "score"):
+        for path in output_paths(getattr(args, opt), args.num) if getattr(args, opt) else []:
+            check_output_path(path, example={"plot": "roll.png", "render": "out.wav", "score": "out.musicxml"}[opt])
+
+    if args.plot:   # a bad --plot path or format fails now, not after the generation
+        from zoo import render
+
+        for path in output_paths(args.plot, args.num):
+            render.check_plot_target(path)
     if args.render or args.score or args.soundfont:
         from zoo import render
 
@@ -252,7 +300,8 @@ def _check_extras(args) -> None:
         if args.render:
             render.fluidsynth_path(), render.find_soundfont(args.soundfont)
         if args.score:
-            render.check_score_target(args.score)
+            for path in output_paths(args.score, args.num):
+                render.check_score_target(path)
 
 
 def _extras(args, pieces) -> None:
@@ -284,8 +333,22 @@ def cmd_plot(args) -> int:
 
 def printable(text) -> str:
     """A path for stdout or a title: bytes of a non-UTF-8 file name (surrogate-escaped by Python) as \\xNN,
-    where print() or matplotlib would raise UnicodeEncodeError/TypeError."""
-    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    where print() or matplotlib would raise UnicodeEncodeError/TypeError; characters the terminal's encoding
+    cannot show (PYTHONIOENCODING=ascii) as \\uNNNN, because the file is already written by then."""
+    text = str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        text = text.encode("ascii", "backslashreplace").decode("ascii")
+    return text
+
+
+def one_line(text) -> str:
+    """An error message as one printable line: newlines, ANSI escapes and other control characters (a crafted
+    manifest name or config key can carry them) shown as \\n, \\x1b ... instead of driving the terminal."""
+    text = printable(text)
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def cmd_train(args) -> int:
@@ -299,14 +362,24 @@ def cmd_eval(args) -> int:
     from zoo.device import set_threads
     from zoo.evaluation import evaluate, flat, format_table
 
+    from zoo.limits import MAX_BATCH, MAX_EVAL_NUM, MAX_LENGTH, check_int, check_num, check_seed
+
+    check_num(args.num, "--num", MAX_EVAL_NUM)
+    check_seed(args.seed, "--seed")
+    check_int(args.batch_size, "--batch-size", 1, MAX_BATCH)
+    check_int(args.length, "--length", 1, MAX_LENGTH, allow_none=True)
+    if args.json:   # a bad --json path fails now, not after the evaluation
+        from zoo.midi import check_output_path
+
+        check_output_path(args.json, example="results.json")
     set_threads(args.threads)
     results = evaluate(args.name, num=args.num, data=args.data, device=args.device, seed=args.seed,
                        batch_size=args.batch_size, length=args.length)
     print(format_table(results))
     if args.json:
-        from pathlib import Path
+        from zoo.safeio import write_text_atomic
 
-        Path(args.json).write_text(json.dumps(flat(results), indent=2) + "\n")
+        write_text_atomic(args.json, json.dumps(flat(results), indent=2) + "\n")
     return 0
 
 
@@ -326,6 +399,11 @@ def cmd_pull(args) -> int:
         from zoo import hub
     except ImportError:
         raise ZooError("Hub support is not available in this version of musezoo") from None
+    from zoo.registry import get_registry, resolve
+
+    if args.repo in get_registry().entries["pretrained"]:
+        print(resolve(args.repo))  # its packaged copy if installed, else its spec's Hub repo at the pinned revision
+        return 0
     repo, _, rev = args.repo.partition("@")
     print(hub.pull(repo, rev or None))
     return 0

@@ -188,7 +188,7 @@ class MusicTransformer(Model):
     min_arch_version = 1
     config_class = MusicTransformerConfig
     tokenizer_name = "performance"
-    generate_options = ("prompt", "length", "temperature", "top_k", "top_p")
+    generate_options = ("prompt", "length", "temperature", "top_k", "top_p", "include_prompt")
 
     def __init__(self, config: MusicTransformerConfig, tokenizer=None):
         super().__init__(config, tokenizer)
@@ -311,8 +311,10 @@ class MusicTransformer(Model):
         emits a note's off event, which would hold it to the end); None keeps every note whole."""
         if not isinstance(num, int) or num < 1:
             raise ConfigError(f"num must be a positive integer, got {num!r}")
-        if not isinstance(length, int) or length < 1:
-            raise ConfigError(f"length must be a positive integer, got {length!r}")
+        from zoo.limits import MAX_LENGTH
+
+        if not isinstance(length, int) or not 1 <= length <= MAX_LENGTH:
+            raise ConfigError(f"length must be a whole number from 1 to {MAX_LENGTH:,}, got {length!r}")
         check_sampling(temperature, top_k, top_p)
         prompt_ids = self._prompt_ids(prompt)
         ids = prompt_ids[-(self.config.block_size - 1):]  # the context the model sees
@@ -337,6 +339,9 @@ class MusicTransformer(Model):
 
 def check_sampling(temperature, top_k, top_p) -> None:
     """Validate sampling options, raising ConfigError with what is allowed."""
+    from zoo.limits import check_sampling as check_ranges
+
+    check_ranges(temperature, top_k, top_p)   # the zoo's documented ranges (1e-40 overflowed the logits)
     if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
         raise ConfigError(f"temperature must be >= 0 (0 = greedy), got {temperature!r}")
     if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
