@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 
 try:
-    from tests.venvtools import core_venv
+    from tests.venvtools import copy_package, core_venv, rename_tree
 except ImportError:  # tests/ imported as top-level modules
-    from venvtools import core_venv
+    from venvtools import copy_package, core_venv, rename_tree
 
 ROOT = Path(__file__).parents[1]
 DOC = ROOT / "docs" / "plugins.md"
@@ -257,3 +257,28 @@ def test_the_template_dependencies_are_met():
     project = tomllib.loads((ROOT / "templates" / "zoo-plugin" / "pyproject.toml").read_text())["project"]
     for dep in map(Requirement, project["dependencies"]):
         assert md.version(dep.name) in dep.specifier, f"{dep} is not met by the installed {dep.name} {md.version(dep.name)}"
+
+
+# -- the README's "Write a plugin in 20 lines" ----------------------------------------------------
+
+def test_the_readme_plugin_runs(tmp_path):
+    """The README's example, with the template's classes it names: installs, passes --check, generates by name."""
+    blocks = {b.text.splitlines()[0]: b.text for b in parse(ROOT / "README.md") if b.lang in ("toml", "python")}
+    toml, plugin = blocks["# pyproject.toml"], blocks["# zoo_tunes/plugin.py"]
+    src = copy_package(ROOT / "templates" / "zoo-plugin", tmp_path / "zoo-tunes")
+    rename_tree(src, "yourarch", "tunes")  # as docs/plugins.md, step 2
+    assert toml.split("\n", 1)[1] in (src / "pyproject.toml").read_text(), "README: not the template's entry point"
+    (src / "zoo_tunes" / "plugin.py").write_text(plugin)
+    venv = core_venv(tmp_path / "venv")
+    venv.pip_install(src, editable=True)  # editable: the model saved below lands in the installed package
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home")}  # the name must need no Hub
+
+    done = venv.zoo("plugins", "--check", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "musezoo-tunes 0.1.0  (zoo_tunes.plugin)  ok" in done.stdout, done.stdout
+    weights = src / "zoo_tunes" / "weights" / "tunes-scales"
+    done = venv.run(venv.python, "-c", f"import zoo; zoo.create('tunes').save_pretrained({str(weights)!r})", env=env)
+    assert done.returncode == 0, done.stderr
+    done = venv.zoo("generate", "tunes-scales", "-o", tmp_path / "x.mid", "--seed", "1", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(tmp_path / "x.mid")

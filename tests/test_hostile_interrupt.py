@@ -139,7 +139,7 @@ def test_ctrl_c_and_sigkill_during_generate_leave_no_output(slowgen, tmp_path):
         if mode == "sleep":
             _wait_for(marker.exists, proc, "generate() started")
         else:  # write_midi's temp file exists while pretty_midi builds and writes 200,000 events
-            _wait_for(lambda: any(p.name.endswith(".tmp") for p in out.iterdir()), proc, "the MIDI write started")
+            _wait_for(lambda: any(p.name.endswith(".tmp.mid") for p in out.iterdir()), proc, "the MIDI write started")
         time.sleep(0.1)
         proc.send_signal(sig)
     for (mode, sig), (proc, out, marker) in runs.items():
@@ -152,7 +152,7 @@ def test_ctrl_c_and_sigkill_during_generate_leave_no_output(slowgen, tmp_path):
         else:
             assert proc.returncode == -signal.SIGKILL
             # nothing can clean up after SIGKILL: at most write_midi's hidden temp file, never the final name
-            assert all(n.startswith(".piece.mid.") and n.endswith(".tmp") for n in left), left
+            assert all(n.startswith(".piece.mid.") and n.endswith(".tmp.mid") for n in left), left
 
 
 def test_ctrl_c_during_train_keeps_checkpoints_whole_and_resumable(tiny, tmp_path, capsys):
@@ -301,7 +301,7 @@ def test_read_only_output_folder_is_one_line(tiny, tiny_model, tmp_path, capsys,
     def denied(*a, dir=None, **k):
         raise PermissionError(errno.EACCES, "Permission denied", str(dir))
 
-    monkeypatch.setattr(zoo.midi.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(zoo.safeio.tempfile, "mkstemp", denied)
     rc = main(["generate", str(folder), "-o", str(tmp_path / "ro" / "x.mid"), "--device", "cpu", "--length", "4"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "Permission denied" in err[0] and "check the permissions" in err[0], err

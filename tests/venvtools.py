@@ -103,6 +103,38 @@ def core_venv(root) -> Venv:
     return venv
 
 
+def deps_venv(root) -> Venv:
+    """A new virtualenv that sees the running interpreter's packages (torch, pip, ...) but no musezoo at all.
+
+    For installing musezoo itself from wheels, as a user would: the venv's .pth adds a folder of
+    symlinks to every entry of this interpreter's site-packages except those of the musezoo
+    distributions (their dist-info and, for editable installs, the .pth and finder that lead back
+    to the checkout). Nothing is copied, so torch is reused as it is, and pip finds every
+    dependency already installed instead of asking the network.
+    """
+    import importlib.metadata as md
+
+    root = Path(root)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True, capture_output=True)
+    venv = Venv(root)
+    sites = {Path(site).resolve() for site in main_site_dirs()}
+    ours = set()
+    for dist in md.distributions(path=[str(site) for site in sites]):
+        if (dist.metadata["Name"] or "").lower().startswith("musezoo"):
+            ours.add(Path(dist._path).name)
+            ours.update(str(f).split("/")[0] for f in dist.files or [])
+    ours -= {"__pycache__", ".."}
+    shadow = root / "deps"
+    shadow.mkdir()
+    for site in main_site_dirs():
+        for entry in Path(site).iterdir():
+            if entry.name not in ours and not (shadow / entry.name).exists():
+                (shadow / entry.name).symlink_to(entry)
+    (venv.site_packages / "_musezoo_deps.pth").write_text(f"import site; site.addsitedir({str(shadow)!r})\n")
+    _script(venv, "pip", "from pip._internal.cli.main import main\nsys.exit(main())")
+    return venv
+
+
 def _script(venv: Venv, name: str, body: str) -> None:
     path = venv.bin / name
     path.write_text(f"#!{venv.python}\nimport sys\n{body}\n")

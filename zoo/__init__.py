@@ -23,15 +23,16 @@ def list_models(pattern: str = "*") -> list[str]:
 
 def info(name: str) -> dict:
     """What the zoo knows about a pretrained name or an architecture."""
-    from zoo.registry import get_registry, weights_dirs
+    from zoo.registry import get_registry, local_folder
 
+    _check_name(name, "name")
     registry = get_registry()
     if name in registry.entries["pretrained"]:
         spec = registry.pretrained(name)
-        local = next((str(d / name) for d in weights_dirs() if (d / name / "config.json").is_file()), None)
+        local = local_folder(spec)  # where zoo.load finds it without the Hub (None: the Hub, or nowhere)
         return {"kind": "pretrained", "name": spec.name, "arch": spec.arch, "description": spec.description,
-                "license": spec.license, "data": spec.data, "hub_repo": spec.hub_repo, "revision": spec.revision,
-                "plugin": spec.plugin, "local_path": local}
+                "license": spec.license, "data": spec.data, "files": spec.files, "hub_repo": spec.hub_repo,
+                "revision": spec.revision, "plugin": spec.plugin, "local_path": str(local) if local else None}
     entry = registry.get("architectures", name)
     return {"kind": "architecture", "name": name, "class": entry.target if isinstance(entry.target, str)
             else f"{entry.target.__module__}:{entry.target.__qualname__}", "plugin": entry.plugin,
@@ -40,11 +41,14 @@ def info(name: str) -> dict:
 
 def create(arch: str, **config_overrides):
     """A fresh, untrained model of an architecture, with config overrides."""
+    from zoo.build import check_buildable
     from zoo.config import config_from_dict
     from zoo.registry import get_registry
 
     cls = get_registry().architecture(arch)
-    return cls(config_from_dict(cls.config_class, config_overrides, what=f"{arch} config"))
+    config = config_from_dict(cls.config_class, config_overrides, what=f"{arch} config")
+    check_buildable(cls, config, what=f"{arch} config")   # bounded, on the meta device, before any allocation
+    return cls(config)
 
 
 def load(name_or_path: str, device="auto", dtype=None, revision: str | None = None):
@@ -52,7 +56,19 @@ def load(name_or_path: str, device="auto", dtype=None, revision: str | None = No
     from zoo.checkpoint import load_model
     from zoo.registry import resolve
 
+    _check_name(name_or_path, "name_or_path")   # "" silently loaded the current folder
+
     return load_model(resolve(name_or_path, revision=revision), device=device, dtype=dtype)
+
+
+def _check_name(name, what: str) -> None:
+    """A model name or path must be a non-empty string (or path): None raised TypeError, "" meant '.'."""
+    import os
+
+    from zoo.errors import ConfigError
+
+    if not isinstance(name, (str, os.PathLike)) or not str(name).strip():
+        raise ConfigError(f"{what} must be a pretrained name, a folder or hf://org/repo, got {name!r}")
 
 
 def push_to_hub(model_or_path, repo_id: str, **kwargs):

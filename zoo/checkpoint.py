@@ -7,6 +7,7 @@ other file. Nothing here ever unpickles.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -16,9 +17,13 @@ import tempfile
 from pathlib import Path
 
 from zoo.errors import CheckpointError
+from zoo.safeio import read_json
 
 MANIFEST = "manifest.json"
 CONFIG_FIELDS = ("arch", "arch_version", "zoo_version", "config")  # the fields of config.json
+# JSON files a load or a resume reads besides the safetensors: each must be in the manifest (a checkpoint's
+# trainer_state.json dropped from it could be edited to "step": 1e9 and still verify)
+CHECKPOINT_FILES = ("config.json", "tokenizer.json", "trainer_state.json", "README.md")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 # The files that make a model; anything else in a folder (caches, .git) is never shared.
 MODEL_FILE_PATTERNS = ("config.json", "*.safetensors", "tokenizer.json", "README.md", MANIFEST)
@@ -48,15 +53,17 @@ def verify(folder) -> None:
     manifest = folder / MANIFEST
     if not manifest.is_file():
         raise CheckpointError(f"{folder}: no {MANIFEST}; this folder was not saved by musezoo (re-save it with save_pretrained)")
+    data = read_json(manifest, "manifest.json", CheckpointError)   # bounded, regular files only
     try:
-        expected = json.loads(manifest.read_text())["sha256"]
-    except (ValueError, KeyError, TypeError, RecursionError):
+        expected = data["sha256"]
+    except (KeyError, TypeError):
         raise CheckpointError(f"{manifest}: unreadable manifest; re-download or re-save the model") from None
     if not isinstance(expected, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in expected.items()):
         raise CheckpointError(f"{manifest}: 'sha256' must map file names to hex digests; re-download or re-save the model")
-    # every file a load reads must be covered: an empty or partial manifest would check nothing
-    unlisted = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in expected
-                      and (p.name in ("config.json", "tokenizer.json") or p.suffix == ".safetensors"))
+    # every file a load reads must be covered: an empty or partial manifest would check nothing. Symlinks, FIFOs
+    # and devices count too (is_file() alone missed a tokenizer.json linked to /dev/zero).
+    unlisted = sorted(p.name for p in folder.iterdir() if p.name not in expected and p.name != MANIFEST
+                      and (p.name in CHECKPOINT_FILES or p.suffix == ".safetensors"))
     if unlisted:
         raise CheckpointError(f"{manifest}: does not list {', '.join(unlisted)}; the folder was modified after saving "
                               f"(re-download or re-save the model)")
@@ -64,8 +71,9 @@ def verify(folder) -> None:
         path = folder / name
         if "/" in name or "\\" in name or name.startswith("."):
             raise CheckpointError(f"{manifest}: bad file name {name!r}")
-        if not path.is_file():
-            raise CheckpointError(f"{path}: listed in the manifest but missing; re-download the model")
+        if not path.is_file():   # a FIFO never ends, a device never matches: only regular files (or links to them)
+            raise CheckpointError(f"{path}: listed in the manifest but missing or not a regular file; "
+                                  f"re-download the model")
         if sha256_file(path) != digest:
             raise CheckpointError(f"{path}: sha256 does not match the manifest (corrupt or modified); re-download the model")
 
@@ -98,16 +106,38 @@ def atomic_folder(dest, fill) -> Path:
                 os.chmod(f, 0o666 & ~umask)
             _fsync(f)
         old = None
-        if dest.exists():
+        if dest.exists() and _exchange(tmp, dest):   # one atomic swap: dest is never missing, even on SIGKILL
+            old = tmp
+        elif dest.exists():   # no renameat2 here: two renames, a kill between them leaves no dest
             old = dest.parent / f".{dest.name}.old-{os.getpid()}"
             os.replace(dest, old)
-        os.replace(tmp, dest)
+            os.replace(tmp, dest)
+        else:
+            os.replace(tmp, dest)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):   # file system without it
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def _fsync(path: Path) -> None:
@@ -169,10 +199,7 @@ def read_config(folder) -> dict:
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise CheckpointError(f"{folder}: no config.json; give a folder saved by musezoo")
-    try:
-        data = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise CheckpointError(f"{path}: not valid JSON ({str(exc)[:200]})") from None
+    data = read_json(path, "config.json", CheckpointError)
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: must be a JSON object with arch, arch_version and config; re-save the model")
     for key in ("arch", "arch_version", "config"):
@@ -253,15 +280,23 @@ def load_model(folder, device="auto", dtype=None):
     except (TypeError, AttributeError, RecursionError) as exc:  # e.g. {"tokenizer": 5}
         raise CheckpointError(f"{tok_path}: not a valid tokenizer.json ({type(exc).__name__}: {exc}); re-save the model") from None
     device, dtype = resolve_device(device), resolve_dtype(dtype)
+    optional = set(getattr(cls, "optional_state_files", ()))
+    # the config must build (on the meta device, bounded) what the safetensors headers hold, before any allocation
+    from zoo.build import check_against_weights
+
+    check_against_weights(cls, config, tokenizer, folder, optional)
     with torch.device(device):
         model = cls(config, tokenizer)
-    optional = set(getattr(cls, "optional_state_files", ()))
     for stem, module in model.state_files().items():
         path = folder / f"{stem}.safetensors"
         if stem in optional and not path.exists():
             continue
         tensors = load_tensors(path, device)
         check_state(module, tensors, path.name)
+        bad = [k for k, t in tensors.items() if t.dtype.is_floating_point and not bool(torch.isfinite(t).all())]
+        if bad:   # NaN or inf weights only fail later, inside sampling (multinomial)
+            raise CheckpointError(f"{path}: tensor {bad[0]} holds NaN or infinite values (diverged training?); "
+                                  f"use an earlier checkpoint")
         module.load_state_dict(tensors, strict=True)
     if dtype is not None:
         model.to(dtype)

@@ -17,8 +17,16 @@ def resolve_device(device="auto"):
         return torch.device("cpu")
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError):
+    except (RuntimeError, TypeError, ValueError):
         raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    # torch knows many more device types (xpu, hip, vulkan, lazy, hpu, meta ...): the zoo runs on these three;
+    # meta holds no data, and cpu:5 does not exist, but both failed later blaming the weights file
+    if dev.type not in ("cpu", "cuda", "mps") or (dev.type in ("cpu", "mps") and dev.index not in (None, 0)):
+        raise ConfigError(f"device {device!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
+    if dev.type == "cuda" and dev.index is not None and torch.cuda.is_available() \
+            and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                          f"use cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
     if dev.type == "mps" and not torch.backends.mps.is_available():

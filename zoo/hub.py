@@ -21,6 +21,7 @@ from pathlib import Path
 
 from zoo.checkpoint import MODEL_FILE_PATTERNS  # exactly what a model is: never caches, .git, logs or strays
 from zoo.errors import CheckpointError, HubError
+from zoo.safeio import read_json
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _HEAD_FILES = ("manifest.json", "config.json")  # fetched first; the manifest lists the rest
@@ -167,8 +168,8 @@ def _listed(folder: Path) -> list[str] | None:
     from zoo.checkpoint import MANIFEST
 
     try:
-        digests = json.loads((folder / MANIFEST).read_text())["sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
+        digests = read_json(folder / MANIFEST, "manifest.json", HubError)["sha256"]   # bounded, regular only
+    except (HubError, KeyError, TypeError):
         return None
     if not isinstance(digests, dict):
         return None
@@ -295,7 +296,7 @@ def _verify(folder: Path, name: str) -> None:
         raise HubError(f"{name} is not a musezoo model (no config.json and manifest.json); "
                        f"publish models with `zoo push`")
     try:
-        expected = json.loads(manifest.read_text())["sha256"]
+        expected = read_json(manifest, "manifest.json", HubError)["sha256"]   # bounded, regular files only
         bad = [n for n, digest in expected.items()
                if "/" not in n and (folder / n).is_file() and checkpoint.sha256_file(folder / n) != digest]
     except (ValueError, KeyError, TypeError, AttributeError):
@@ -340,15 +341,36 @@ def push_to_hub(model_or_path, repo_id: str, revision: str | None = None, privat
         staged = Path(tmp) / "upload"
         staged.mkdir()
         for path in sorted(source.iterdir()):
-            if path.is_file() and path.name not in ("README.md", checkpoint.MANIFEST) and _is_model_file(path.name):
+            if _is_model_file(path.name) and _own_file(path, source) and path.name not in ("README.md", checkpoint.MANIFEST):
                 shutil.copy2(path, staged / path.name)
-        old_card = (source / "README.md").read_text(encoding="utf-8") if (source / "README.md").is_file() else None
+        card_path = source / "README.md"
+        old_card = None
+        if _own_file(card_path, source):   # a README.md linked to a secret file was published as the card
+            from zoo.safeio import read_bytes
+
+            old_card = read_bytes(card_path, 1 << 20, "model card (README.md)", HubError).decode("utf-8", "replace")
         card = model_card(old_card, repo_id=repo_id, config=config, spec=spec, revision=revision,
                           metrics=_metrics(metrics, source))
         (staged / "README.md").write_text(card, encoding="utf-8")
         checkpoint.write_manifest(staged)  # the card changed, so the manifest is rewritten over exactly these files
         return _upload(staged, repo_id, revision, private, message or f"Upload {config['arch']} model with musezoo",
                        token)
+
+
+def _own_file(path: Path, folder: Path) -> bool:
+    """True for a regular file of the folder; False when absent. A symlink counts only when it points into the
+    folder or into the zoo's Hub cache (pulled snapshots are links to cached blobs); any other link, and
+    anything that is not a regular file, is refused: push publishes the folder's own files, nothing else."""
+    if not path.is_symlink():
+        if path.exists() and not path.is_file():
+            raise HubError(f"{path}: not a regular file (a device, FIFO or folder); push only model folders")
+        return path.is_file()
+    target = path.resolve()
+    roots = [folder.resolve(), cache_dir().resolve()]
+    if target.is_file() and any(target.is_relative_to(root) for root in roots):
+        return True
+    raise HubError(f"{path}: a symlink to {target}, outside the model folder; push publishes only the folder's own "
+                   f"files (replace the link with a copy of the file)")
 
 
 def _is_model_file(name: str) -> bool:
@@ -375,16 +397,15 @@ def _source_folder(model_or_path, scratch: Path):
 def _metrics(metrics, folder: Path) -> dict:
     """Metrics for the card: given (dict or JSON file), else a run's test metrics from summary.json."""
     if isinstance(metrics, (str, Path)):
-        try:
-            metrics = json.loads(Path(metrics).read_text())
-        except (OSError, ValueError) as exc:
-            raise HubError(f"cannot read metrics from {metrics}: {exc}; give the JSON written by `zoo eval --json`") from None
+        from zoo.safeio import read_json
+
+        metrics = read_json(metrics, "metrics file (the JSON `zoo eval --json` writes)", HubError)
     if metrics is None:
         summary = folder.parent / "summary.json"
         if folder.name == "final" and summary.is_file():
             try:
-                metrics = json.loads(summary.read_text()).get("test_metrics") or {}
-            except (OSError, ValueError, AttributeError):
+                metrics = read_json(summary, "summary.json", HubError).get("test_metrics") or {}
+            except (HubError, AttributeError):
                 metrics = {}
     if metrics is not None and not isinstance(metrics, dict):
         raise HubError("metrics must be a JSON object of name -> number, as `zoo eval --json` writes")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import errno
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -111,7 +109,10 @@ def read_midi(path):
 
 
 def check_output_path(path, example: str = "out.mid") -> Path:
-    """Fail before any work when a file cannot be written at `path` (a folder, or under a file)."""
+    """Fail before any work when a file cannot be written at `path` (a folder, under a file, or something that
+    is not a regular file such as /dev/null or a FIFO). A symlink is fine: the file is written through it."""
+    from zoo.safeio import output_target
+
     path = Path(path)
     if not path.name or path.is_dir():
         raise MidiError(f"{path}: is a folder; give a file name such as {path / example}")
@@ -120,26 +121,25 @@ def check_output_path(path, example: str = "out.mid") -> Path:
             if not parent.is_dir():
                 raise MidiError(f"{path}: cannot write here, {parent} is a file, not a folder")
             break
+    output_target(path, MidiError)
     return path
 
 
 def write_midi(midi, path) -> Path:
-    """Write atomically: a temp file in the same folder, then one rename. No half-written MIDI."""
+    """Write atomically: a temp file in the same folder, then one rename. No half-written MIDI.
+
+    Through a symlink, the link's target is replaced (the link stays); a device or FIFO is refused."""
+    from zoo.safeio import atomic_write
+
     path = check_output_path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with atomic_write(path, MidiError) as tmp:
+            midi.write(str(tmp))
     except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.EINVAL, errno.EBUSY):
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.EINVAL, errno.EBUSY,
+                         errno.ENAMETOOLONG, errno.ELOOP):
             raise MidiError(f"{path}: cannot write a file here ({exc.strerror})") from None
         raise  # full disk, permissions: the CLI reports those itself
-    os.close(fd)
-    try:
-        midi.write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -19,6 +19,14 @@ class Model(nn.Module):
     optional_state_files: ClassVar[tuple[str, ...]] = ()
     generate_options: ClassVar[tuple[str, ...]] = ()  # CLI options generate() accepts
 
+    def __init_subclass__(cls, **kwargs):
+        # every plugin's generate() gets num and seed checked first (zoo.limits): MuseGAN's
+        # generate(num=0 | -1 | 2.5) raised raw torch errors, a huge num or seed exhausted memory
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("generate")
+        if own is not None and not getattr(own, "_zoo_checked", False):
+            cls.generate = _checked_generate(own)
+
     def __init__(self, config, tokenizer=None):
         super().__init__()
         if self.config_class is not None and not isinstance(config, self.config_class):
@@ -66,3 +74,29 @@ class Model(nn.Module):
 
             raise CheckpointError(f"{folder} holds a {model.arch!r} model, not {cls.arch or cls.__name__!r}")
         return model
+
+
+def _checked_generate(generate):
+    """Wrap a plugin's generate() so num and seed are validated (ConfigError) before any work."""
+    import functools
+    import inspect
+
+    from zoo.limits import check_num, check_seed
+
+    signature = inspect.signature(generate)
+
+    @functools.wraps(generate)
+    def checked(self, *args, **kwargs):
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+        except TypeError:
+            return generate(self, *args, **kwargs)   # let the plugin's own signature error through
+        bound.apply_defaults()
+        if "num" in bound.arguments:
+            check_num(bound.arguments["num"])
+        if "seed" in bound.arguments:
+            check_seed(bound.arguments["seed"])
+        return generate(self, *args, **kwargs)
+
+    checked._zoo_checked = True
+    return checked

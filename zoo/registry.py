@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import importlib.resources
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,9 @@ class PretrainedSpec:
     data: str = ""
     hub_repo: str | None = None
     revision: str | None = None  # pin a commit id so a name never silently changes
+    # The model folder shipped inside the plugin's own package, as "package:folder"
+    # (e.g. "zoo_musegan:weights/musegan-bach"), found with importlib.resources.
+    files: str | None = None
     plugin: str = field(default="", compare=False)
 
 
@@ -119,6 +123,33 @@ class Registry:
         """The spec of a pretrained model."""
         return self.get("pretrained", name).target
 
+    def check(self) -> dict[str, list[str]]:
+        """Import every registered class and check what it is; the problems found, by plugin."""
+        from zoo.model import Model
+        from zoo.tokenizer import Tokenizer
+        from zoo.trainer import Trainer
+
+        problems: dict[str, list[str]] = {}
+        bases = {"architectures": Model, "tokenizers": Tokenizer, "trainers": Trainer}
+        for kind, base in bases.items():
+            for entry in self.entries[kind].values():
+                target = entry.target if isinstance(entry.target, str) else repr(entry.target)
+                try:
+                    obj = entry.load()
+                except PluginError as exc:  # one bad target must not hide the others
+                    cause = exc.__cause__ or exc
+                    problem = f"cannot import {target} ({type(cause).__name__}: {' '.join(str(cause).split())})"
+                else:
+                    if isinstance(obj, type) and issubclass(obj, base):
+                        continue
+                    problem = f"{target} is not a {base.__module__}.{base.__name__} subclass"
+                problems.setdefault(entry.plugin, []).append(f"{_SINGULAR[kind]} {entry.name!r}: {problem}")
+        for entry in self.entries["pretrained"].values():
+            if entry.target.arch not in self.entries["architectures"]:
+                problems.setdefault(entry.plugin, []).append(
+                    f"pretrained model {entry.name!r}: no installed plugin registers its architecture {entry.target.arch!r}")
+        return problems
+
 
 def _unknown(what: str, name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name, known, n=3)
@@ -156,27 +187,68 @@ def reset() -> None:
     _REGISTRY = None
 
 
+# A checkout of musezoo keeps the shipped models in weights/ next to zoo/ (their source of truth);
+# with editable installs the plugins' packages hold no copy, so a checkout finds them here.
+# An installed core has no pyproject.toml beside it, and never looks in site-packages/weights.
+_ROOT = Path(__file__).resolve().parent.parent
+CHECKOUT_WEIGHTS = _ROOT / "weights" if (_ROOT / "pyproject.toml").is_file() else None
+
+
 def weights_dirs() -> list[Path]:
-    """Where pretrained folders are looked for: $ZOO_WEIGHTS_DIR, then the checkout's weights/."""
-    dirs = [Path(p) for p in os.environ.get("ZOO_WEIGHTS_DIR", "").split(os.pathsep) if p]
-    dirs.append(Path(__file__).resolve().parent.parent / "weights")
-    return dirs
+    """The folders named by $ZOO_WEIGHTS_DIR (os.pathsep-separated), each holding <name>/ model folders."""
+    return [Path(p) for p in os.environ.get("ZOO_WEIGHTS_DIR", "").split(os.pathsep) if p]
+
+
+def packaged_folder(spec: PretrainedSpec) -> Path | None:
+    """The folder a spec's `files` ("package:folder") names inside an installed package, if it holds a model."""
+    if not spec.files:
+        return None
+    package, _, folder = spec.files.partition(":")
+    try:
+        root = importlib.resources.files(package)
+    except Exception:  # not installed, or broken: the next place in the search order may still have it
+        return None
+    path = root.joinpath(*folder.split("/")) if folder else root
+    # pip installs packages as plain files, so this is a real path; a zipped package is not searched.
+    if isinstance(path, Path) and (path / "config.json").is_file():
+        return path
+    return None
+
+
+def local_folder(spec: PretrainedSpec) -> Path | None:
+    """A pretrained model's folder on this machine: $ZOO_WEIGHTS_DIR, its plugin's package, a checkout's weights/."""
+    candidates = [root / spec.name for root in weights_dirs()]
+    candidates.append(packaged_folder(spec))
+    candidates.append(CHECKOUT_WEIGHTS / spec.name if CHECKOUT_WEIGHTS else None)
+    return next((c for c in candidates if c is not None and (c / "config.json").is_file()), None)
 
 
 def resolve(name_or_path: str, revision: str | None = None) -> Path:
-    """Turn a pretrained name, a local folder or hf://org/repo[@rev] into a local folder."""
+    """Turn a pretrained name, a local folder or hf://org/repo[@rev] into a local folder.
+
+    A pretrained name is searched in this order: $ZOO_WEIGHTS_DIR/<name>, the folder its spec's
+    `files` names inside the plugin's package, a checkout's weights/<name>, and then its spec's
+    `hub_repo` at `revision` (the Hugging Face cache first, then the Hub).
+    """
     name = str(name_or_path)
     registry = get_registry()
     if name in registry.entries["pretrained"] or ("pretrained", name) in registry.conflicts:
         spec = registry.pretrained(name)
-        for root in weights_dirs():
-            if (root / name / "config.json").is_file():
-                return root / name
+        local = local_folder(spec)
+        if local is not None:
+            return local
         if spec.hub_repo:
             from zoo import hub
 
             return hub.pull(spec.hub_repo, revision or spec.revision)
-        raise CheckpointError(f"the weights of {name!r} are not in {', '.join(map(str, weights_dirs()))}; set ZOO_WEIGHTS_DIR")
+        places = ["$ZOO_WEIGHTS_DIR" + (f" ({os.environ['ZOO_WEIGHTS_DIR']})" if weights_dirs() else "")]
+        if spec.files:
+            places.append(f"its plugin's package ({spec.files})")
+        if CHECKOUT_WEIGHTS:
+            places.append(str(CHECKOUT_WEIGHTS))
+        raise CheckpointError(f"the weights of {name!r} are not in {', '.join(places)}, and its spec names no Hub "
+                              f"repo; reinstall the plugin {spec.plugin!r}, or put the model folder at "
+                              f"$ZOO_WEIGHTS_DIR/{name}")
     if name.startswith("hf://"):
         repo, _, rev = name[len("hf://"):].partition("@")
         try:

@@ -19,11 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from zoo.errors import ZooError
+from zoo.safeio import atomic_write
 
 SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2",
               "/usr/share/soundfonts/default.sf2", "/usr/share/soundfonts/FluidR3_GM.sf2")
 PITCH_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 SCORE_SUFFIXES = (".musicxml", ".xml", ".mxl", ".pdf", ".png")
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+# a 24-hour piece at 120 bpm has 172,800 beats; a 46-byte file with a 1 us tempo claims 10^7 (pretty_midi's
+# get_beats would list them all, and one bar line each took minutes and 8 GB)
+MAX_PLOT_BEATS = 200_000
 
 
 class RenderError(ZooError):
@@ -47,6 +52,7 @@ def plot_pianoroll(midi, path, time: str = "beats", title: str | None = None, dp
     """Draw a piano roll PNG/SVG/PDF: time in beats or seconds, pitch names, one colour per track, a legend."""
     if time not in ("beats", "seconds"):
         raise RenderError(f"time must be 'beats' or 'seconds', got {time!r}")
+    check_plot_target(path)
     midi = _as_midi(midi)
     import matplotlib
 
@@ -57,6 +63,10 @@ def plot_pianoroll(midi, path, time: str = "beats", title: str | None = None, dp
 
     tracks = list(midi.instruments)   # silent ones too: each voice keeps its colour and its legend entry
     if time == "beats":
+        n_beats = count_beats(midi)
+        if n_beats > MAX_PLOT_BEATS:
+            raise RenderError(f"the piece spans {n_beats:,.0f} beats (a very fast tempo?), more than {MAX_PLOT_BEATS:,} "
+                              f"can be drawn; plot it with --time seconds")
         beats = np.asarray(midi.get_beats(), dtype=float)
         step = beats[1] - beats[0] if len(beats) > 1 else 0.5
         beats = np.append(beats, np.arange(1, 3) * step + (beats[-1] if len(beats) else 0.0))
@@ -100,8 +110,7 @@ def plot_pianoroll(midi, path, time: str = "beats", title: str | None = None, dp
         ts = midi.time_signature_changes
         if ts:
             bar = ts[0].numerator * 4 / ts[0].denominator
-        for b in np.arange(0, span_end + bar, bar):
-            ax.axvline(b, color="0.6", linewidth=0.6, zorder=0)
+        ax.vlines(np.arange(0, span_end + bar, bar), lo - 1.5, hi + 1.5, color="0.6", linewidth=0.6, zorder=0)  # one artist
     ax.set_xlabel("time (beats)" if time == "beats" else "time (seconds)")
     ax.set_ylabel("pitch")
     if title:
@@ -110,10 +119,30 @@ def plot_pianoroll(midi, path, time: str = "beats", title: str | None = None, dp
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)  # beside, never over notes
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    try:
+        with atomic_write(path, RenderError) as tmp:   # a full disk never leaves a truncated picture
+            fig.savefig(tmp, dpi=dpi, format=path.suffix.lower()[1:])
+    finally:
+        plt.close(fig)
     return path
+
+
+def check_plot_target(path) -> None:
+    """A picture format matplotlib writes, at a path that can take a file; before any drawing."""
+    from zoo.safeio import output_target
+
+    path = Path(path)
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise RenderError(f"{path}: a piano roll is written as {', '.join(PLOT_SUFFIXES)}; use one of those suffixes")
+    output_target(path, RenderError)
+
+
+def count_beats(midi) -> float:
+    """Beats in a piece from its tempo map, without listing them (pretty_midi's get_beats would)."""
+    times, tempi = midi.get_tempo_changes()   # tempi in quarter notes per minute
+    end = midi.get_end_time()
+    bounds = np.append(times, max(end, times[-1] if len(times) else 0.0))
+    return float(np.sum(np.diff(bounds) * np.asarray(tempi, dtype=float) / 60.0)) if len(tempi) else end * 2
 
 
 # --- audio -----------------------------------------------------------------------------------------
@@ -165,20 +194,20 @@ def render_audio(midi, path, soundfont=None, sample_rate: int = 44100, peak_db: 
             params = w.getparams()
             frames = w.readframes(params.nframes)
         if params.sampwidth != 2:
-            shutil.copyfile(raw, path)
+            with atomic_write(path, RenderError) as tmp_out:
+                shutil.copyfile(raw, tmp_out)
             return path
         audio = np.frombuffer(frames, dtype="<i2").astype(np.float64)
         peak = np.abs(audio).max() if audio.size else 0.0
         if peak > 0:
             audio *= (10 ** (peak_db / 20) * 32767) / peak
         out = np.clip(np.round(audio), -32768, 32767).astype("<i2")
-        tmp_out = path.with_name(f".{path.name}.tmp")
-        with wave.open(str(tmp_out), "wb") as w:
-            w.setnchannels(params.nchannels)
-            w.setsampwidth(2)
-            w.setframerate(params.framerate)
-            w.writeframes(out.tobytes())
-        os.replace(tmp_out, path)
+        with atomic_write(path, RenderError) as tmp_out:
+            with wave.open(str(tmp_out), "wb") as w:
+                w.setnchannels(params.nchannels)
+                w.setsampwidth(2)
+                w.setframerate(params.framerate)
+                w.writeframes(out.tobytes())
     return path
 
 
@@ -360,6 +389,9 @@ def check_score_target(path) -> tuple[str, str] | None:
     suffix = path.suffix.lower()
     if suffix not in SCORE_SUFFIXES:
         raise RenderError(f"{path}: sheet music is written as {', '.join(SCORE_SUFFIXES)}")
+    from zoo.safeio import output_target
+
+    output_target(path, RenderError)
     if suffix in (".pdf", ".png"):
         tool = engraver()
         if tool is None:
@@ -380,7 +412,8 @@ def write_score(midi, path, title: str | None = None, first_system: bool = False
     score = to_score(midi, title, staves=staves)
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix in (".musicxml", ".xml", ".mxl"):
-        score.write("mxl" if suffix == ".mxl" else "musicxml", fp=str(path))
+        with atomic_write(path, RenderError) as tmp:
+            score.write("mxl" if suffix == ".mxl" else "musicxml", fp=str(tmp))
         return path
     with tempfile.TemporaryDirectory(prefix="zoo-engrave-") as tmp:
         xml = Path(tmp) / "score.musicxml"
@@ -399,7 +432,8 @@ def write_score(midi, path, title: str | None = None, first_system: bool = False
         result = Path(tmp) / f"score.out{suffix}"
         if not result.is_file():
             raise RenderError(f"the engraver wrote no {suffix} file")
-        shutil.copyfile(result, path)
+        with atomic_write(path, RenderError) as tmp_out:   # never a truncated score under its final name
+            shutil.copyfile(result, tmp_out)
     return path
 
 

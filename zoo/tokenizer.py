@@ -30,10 +30,14 @@ class Tokenizer:
     @classmethod
     def from_dict(cls, params: dict) -> "Tokenizer":
         """Rebuild from to_dict()'s output."""
+        if not isinstance(params, dict):
+            raise ConfigError(f"bad {cls.name} tokenizer parameters: 'params' must be an object, got {params!r:.80}")
         try:
             return cls(**params)
-        except TypeError as exc:
-            raise ConfigError(f"bad {cls.name} tokenizer parameters: {exc}") from None
+        except ConfigError:
+            raise
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError, ZeroDivisionError) as exc:
+            raise ConfigError(f"bad {cls.name} tokenizer parameters: {str(exc)[:200]}") from None
 
     def save(self, path) -> None:
         """Write tokenizer.json."""
@@ -44,9 +48,11 @@ def load_tokenizer(path) -> Tokenizer:
     """Read a tokenizer.json, building the registered tokenizer class it names."""
     from zoo.registry import get_registry
 
+    from zoo.safeio import read_json
+
+    data = read_json(path, "tokenizer.json", CheckpointError)   # bounded, regular files only
     try:
-        data = json.loads(Path(path).read_text())
         name, params = data["tokenizer"], data.get("params", {})
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{path}: not a valid tokenizer.json ({exc}); re-save the model") from None
     return get_registry().tokenizer(name).from_dict(params)

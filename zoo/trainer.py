@@ -29,6 +29,7 @@ import zoo
 from zoo.checkpoint import atomic_folder, load_tensors, save_tensors, verify, write_manifest
 from zoo.config import config_from_dict, parse_overrides, to_dict, valid_keys
 from zoo.errors import CheckpointError, ConfigError, DataError
+from zoo.safeio import read_json, write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,11 @@ class TrainConfig:
             raise ConfigError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError("min_lr_ratio must be between 0 and 1")
+        from zoo.limits import MAX_BATCH, MAX_STEPS, check_int, check_seed
+
+        check_seed(self.seed)   # numpy's seeding takes 0..2**32-1: -1 or 2**32 was a traceback after the data load
+        check_int(self.steps, "steps", 1, MAX_STEPS)
+        check_int(self.batch_size, "batch_size", 1, MAX_BATCH)
 
 
 class Trainer:
@@ -268,7 +274,10 @@ def save_checkpoint(run: Path, trainer: Trainer, loop: _DataLoop, step: int, sta
         write_manifest(tmp)
 
     path = atomic_folder(run / "checkpoints" / f"step-{step:06d}", fill)
-    for old in checkpoint_dirs(run)[:-trainer.config.keep_checkpoints]:
+    # prune only checkpoints up to this step: newer ones are left from a run that resumed past them because
+    # they were damaged, and counting them deleted every fresh good checkpoint as soon as it was written
+    done = [p for p in checkpoint_dirs(run) if p.name[5:].isdigit() and int(p.name[5:]) <= step]
+    for old in sorted(done, key=lambda p: int(p.name[5:]))[:-trainer.config.keep_checkpoints]:
         _remove(old)
     return path
 
@@ -293,28 +302,43 @@ def load_checkpoint(run: Path, trainer: Trainer) -> dict | None:
     """Restore the newest checkpoint that verifies; returns its trainer_state or None."""
     for path in reversed(checkpoint_dirs(run)):
         try:
-            verify(path)
+            verify(path)   # trainer_state.json included: it must be in the manifest
+            info = read_json(path / "trainer_state.json", "trainer_state.json", CheckpointError)
+            if not isinstance(info, dict) or isinstance(info.get("step"), bool) or not isinstance(info.get("step"), int) \
+                    or not 0 <= info["step"] <= 10 ** 9 or not isinstance(info.get("optimizers"), dict):
+                raise CheckpointError("trainer_state.json: malformed step or optimizers")
         except CheckpointError as exc:
             print(f"zoo: warning: skipping damaged checkpoint {path.name}: {exc}", file=sys.stderr)
             continue
-        info = json.loads((path / "trainer_state.json").read_text())
-        for stem, module in trainer.model.state_files().items():
-            module.load_state_dict(load_tensors(path / f"{stem}.safetensors", trainer.device))
-        for name, opt in trainer.optimizers.items():
-            _load_optimizer(opt, load_tensors(path / f"optimizer-{name}.safetensors", trainer.device),
-                            info["optimizers"][name])
-        rng = load_tensors(path / "rng.safetensors")
-        torch.set_rng_state(rng["torch"])
-        if torch.cuda.is_available():
-            cuda = [rng[k] for k in sorted(rng) if k.startswith("cuda")]
-            if cuda:
-                torch.cuda.set_rng_state_all(cuda)
-        n = info["numpy_rng"]
-        np.random.set_state((n[0], np.array(n[1], dtype=np.uint32), *n[2:]))
-        p = info["python_rng"]
-        random.setstate((p[0], tuple(p[1]), p[2]))
+        try:
+            _restore(path, trainer, info)
+        except CheckpointError:
+            raise
+        except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:  # e.g. a changed --set n_layer
+            raise CheckpointError(f"{path} does not fit this run's model or optimizer ({type(exc).__name__}: "
+                                  f"{str(exc)[:200]}); --resume keeps the run's model sizes and optimizer, so "
+                                  f"drop those --set values or start a new --out") from None
         return info
     return None
+
+
+def _restore(path: Path, trainer: Trainer, info: dict) -> None:
+    """Load one verified checkpoint's weights, optimizer and random states into a trainer."""
+    for stem, module in trainer.model.state_files().items():
+        module.load_state_dict(load_tensors(path / f"{stem}.safetensors", trainer.device))
+    for name, opt in trainer.optimizers.items():
+        _load_optimizer(opt, load_tensors(path / f"optimizer-{name}.safetensors", trainer.device),
+                        info["optimizers"][name])
+    rng = load_tensors(path / "rng.safetensors")
+    torch.set_rng_state(rng["torch"])
+    if torch.cuda.is_available():
+        cuda = [rng[k] for k in sorted(rng) if k.startswith("cuda")]
+        if cuda:
+            torch.cuda.set_rng_state_all(cuda)
+    n = info["numpy_rng"]
+    np.random.set_state((n[0], np.array(n[1], dtype=np.uint32), *n[2:]))
+    p = info["python_rng"]
+    random.setstate((p[0], tuple(p[1]), p[2]))
 
 
 # ---- the run ------------------------------------------------------------------------
@@ -332,10 +356,9 @@ def split_overrides(values: dict, model_cls, trainer_cls) -> tuple[dict, dict]:
 
 
 def _read_config_file(path) -> dict:
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError, RecursionError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {type(exc).__name__}: {str(exc)[:200]}") from None
+    from zoo.safeio import read_json
+
+    data = read_json(path, "--config file", ConfigError)   # bounded, regular files only ("--config /dev/zero")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must be a JSON object of key: value")
     flat = {}
@@ -373,7 +396,11 @@ def train(arch: str, out, data: str | None = None, values: dict | None = None, r
     if resume:
         if not (run / "run.json").is_file():
             raise ConfigError(f"{run} has no run.json to resume; start a new run without --resume")
-        saved = json.loads((run / "run.json").read_text())
+        saved = read_json(run / "run.json", "run.json", ConfigError)
+        if not isinstance(saved, dict) or not isinstance(saved.get("arch"), str) \
+                or not isinstance(saved.get("model_config"), dict) or not isinstance(saved.get("train_config"), dict):
+            raise ConfigError(f"{run / 'run.json'}: malformed (arch, model_config, train_config); "
+                              f"start a new run with a new --out")
         if saved["arch"] != arch:
             raise ConfigError(f"{run} is a {saved['arch']} run, not {arch}")
         data = saved["data"] if data is None else data
@@ -384,6 +411,9 @@ def train(arch: str, out, data: str | None = None, values: dict | None = None, r
     model_config = config_from_dict(model_cls.config_class, model_values, what=f"{arch} config")
     train_config = config_from_dict(trainer_cls.config_class, {**trainer_cls.defaults, **train_values},
                                     what="training config")
+    from zoo.build import check_buildable
+
+    check_buildable(model_cls, model_config, what=f"{arch} config")   # --set n_layer=10**6: refused, not allocated
 
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     dev = resolve_device(device)
@@ -486,7 +516,7 @@ def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, 
     if rank0:
         model.eval()
         model.save_pretrained(final, card=trainer.model_card(summary))
-        (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_text_atomic(run / "summary.json", json.dumps(summary, indent=2) + "\n")
         print(f"zoo: trained {arch} for {config.steps} steps; model saved to {final}", file=sys.stderr)
     return final
 
@@ -538,6 +568,11 @@ def _evaluate(trainer: Trainer, data, split: str) -> dict:
     try:
         with torch.no_grad():
             return {k: float(v) for k, v in trainer.evaluate(trainer.build_dataset(data, split)).items()}
+    except DataError as exc:
+        # a small dataset can leave a split empty: the run still finishes (and --resume is not stuck forever
+        # repeating the failure after the last checkpoint), and says so
+        print(f"zoo: warning: no {split} metrics: {exc}", file=sys.stderr)
+        return {}
     finally:
         trainer.model.train(was_training)
 
@@ -566,13 +601,13 @@ def _truncate_metrics(path: Path, step: int) -> None:
     if not path.exists():
         return
     keep = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         try:
             if json.loads(line)["step"] <= step:
                 keep.append(line)
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             continue  # a line cut short by a kill
-    path.write_text("".join(l + "\n" for l in keep))
+    write_text_atomic(path, "".join(l + "\n" for l in keep))   # O_TRUNC in place: a kill there left 0 bytes
 
 
 def hardware(device) -> str:

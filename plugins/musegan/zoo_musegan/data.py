@@ -10,8 +10,8 @@ cache directory, keyed by DATA_VERSION and the grid parameters.
 from __future__ import annotations
 
 import json
+import math
 import os
-import pickle
 import re
 import tempfile
 import warnings
@@ -227,25 +227,31 @@ def load_chorales(n_bars: int = 2, steps_per_bar: int = 16, n_pitches: int = 84,
 
 # --- the book's Jsb16thSeparated.npz --------------------------------------------------------------
 
+# Bounds on the book's file, checked from the declared sizes before anything is decompressed (the real file:
+# ~380 pieces, ~10^6 numbers, 1.3 MB unpacked); a 1 MB .npz can declare gigabytes of zeros
+MAX_NPZ_MEMBER_BYTES = 256 * 1024 * 1024   # one split, unpacked
+MAX_NPZ_PIECES = 100_000                   # pieces per split
+MAX_NPZ_NUMBERS = 2 ** 25                  # numbers in one split (256 MB as float64)
+
+
 def load_jsb_npz(path, n_tracks: int = 4, n_bars: int = 2, steps_per_bar: int = 16, n_pitches: int = 84) -> WindowData:
     """The book's format: keys train/valid/test, each a list of (T, 4) arrays of MIDI pitches per 16th (NaN = rest).
 
     Its own split is kept. Its pieces carry no bar lines, so windows start at step 0 and hop one
     bar. Voices are ordered high to low by mean pitch. The file stores object arrays, which numpy
-    reads by unpickling: they are read with an unpickler that builds numpy arrays and nothing else
-    (a hostile .npz cannot run code).
+    writes as pickles; they are decoded by `decode_numpy_pickle`, which understands only numpy's own
+    layout and never imports or calls anything (a hostile .npz cannot run code or forge pointers).
+    A plain numeric (pieces, T, 4) array per split is read too.
     """
     path = Path(path)
     try:
-        try:
-            f = np.load(path, allow_pickle=False, encoding="latin1")
-            parts = {s: list(f[s]) for s in SPLITS}
-        except ValueError:   # object arrays: the original file's layout, never np.load(allow_pickle=True)
-            parts = {s: list(read_npz_object_array(path, s)) for s in SPLITS}
+        parts = {s: read_npz_split(path, s) for s in SPLITS}
+    except DataError:
+        raise
     except KeyError as exc:
         raise DataError(f"{path}: no {exc} array; a Jsb16thSeparated-style .npz has train, valid and test") from None
-    except Exception as exc:
-        raise DataError(f"{path}: cannot read it as .npz ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:   # zipfile, numpy's header parser and our decoder raise several types
+        raise DataError(f"{path}: cannot read it as .npz ({type(exc).__name__}: {str(exc)[:200]})") from None
     splits, sources, skipped, used = {}, {}, {}, 0
     width = n_bars * steps_per_bar
     for s in SPLITS:
@@ -282,32 +288,186 @@ def load_jsb_npz(path, n_tracks: int = 4, n_bars: int = 2, steps_per_bar: int = 
     return WindowData(splits, sources, stats)
 
 
-# numpy's pickle of an (object) array needs exactly these; anything else in a pickle is code and refused
-_NUMPY_PICKLE_GLOBALS = ({(f"numpy.{c}.multiarray", n) for c in ("core", "_core") for n in ("_reconstruct", "scalar")}
-                         | {(f"numpy.{c}.numeric", "_frombuffer") for c in ("core", "_core")}  # protocol 5
-                         | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")})  # bytes in protocol 2
+def read_npz_split(path: Path, key: str) -> list:
+    """One split of an .npz as a list of pieces, its size checked from the zip and .npy headers before reading."""
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(f"{key}.npy")   # KeyError: no such split
+        if info.file_size > MAX_NPZ_MEMBER_BYTES:
+            raise DataError(f"{path}: {key} unpacks to {info.file_size:,} bytes (limit {MAX_NPZ_MEMBER_BYTES:,}); "
+                            f"is it the right file?")
+        with z.open(info) as fp:
+            version = np.lib.format.read_magic(fp)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+                else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(fp)
+            if dtype.hasobject:   # the book's layout: a 1-D object array of (T, 4) float arrays
+                if len(shape) != 1 or shape[0] > MAX_NPZ_PIECES:
+                    raise DataError(f"{path}: {key} is an object array of shape {shape}; expected a list of at most "
+                                    f"{MAX_NPZ_PIECES:,} pieces")
+                pieces = decode_numpy_pickle(fp.read(MAX_NPZ_MEMBER_BYTES + 1), max_numbers=MAX_NPZ_NUMBERS)
+                if not isinstance(pieces, list) or not all(isinstance(p, np.ndarray) for p in pieces):
+                    raise DataError(f"{path}: {key} holds a {type(pieces).__name__}, not an array of pieces")
+                return pieces
+            if len(shape) != 3 or shape[0] > MAX_NPZ_PIECES or math.prod(shape) > MAX_NPZ_NUMBERS:
+                raise DataError(f"{path}: {key} has shape {shape}; expected (pieces, steps, voices) with at most "
+                                f"{MAX_NPZ_PIECES:,} pieces and {MAX_NPZ_NUMBERS:,} numbers")
+            data = fp.read(math.prod(shape) * dtype.itemsize)
+            arr = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+            return list(arr)
 
 
-class _ArraysOnlyUnpickler(pickle.Unpickler):
-    """Unpickles numpy arrays, dtypes, scalars and plain containers, and refuses every other global."""
-
-    def find_class(self, module, name):
-        if (module, name) in _NUMPY_PICKLE_GLOBALS:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)  # numpy.core in old (py2) pickles
-                return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}: only numpy arrays may be in this file")
+# What numpy's pickle of an array may name. These are never imported: each only selects a step below.
+_NUMPY_GLOBALS = {**{(f"numpy.{c}.multiarray", "_reconstruct"): "reconstruct" for c in ("core", "_core")},
+                  **{(f"numpy.{c}.numeric", "_frombuffer"): "frombuffer" for c in ("core", "_core")},  # protocol 5
+                  ("numpy", "ndarray"): "ndarray", ("numpy", "dtype"): "dtype",
+                  ("_codecs", "encode"): "encode"}   # how protocol 2 writes bytes
+# plain numeric dtypes and the object dtype of the outer array; no records, strings or datetimes
+_DTYPE_CODE = re.compile(r"[<>|=]?(f[248]|i[1248]|u[1248]|b1|O[48]?)")
 
 
-def read_npz_object_array(path, key: str) -> np.ndarray:
-    """One member of an .npz that holds a pickled object array, unpickled without running code."""
-    with zipfile.ZipFile(path) as z, z.open(f"{key}.npy") as fp:
-        version = np.lib.format.read_magic(fp)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        _, _, dtype = read_header(fp)
-        if not dtype.hasobject:
-            raise ValueError(f"{key} is not an object array")
-        return np.asarray(_ArraysOnlyUnpickler(fp, encoding="latin1").load(), dtype=object)
+class _Dtype:
+    def __init__(self, code: str):
+        if not isinstance(code, str) or not _DTYPE_CODE.fullmatch(code):
+            raise ValueError(f"dtype {code!r} is not a plain number type")
+        self.dtype = np.dtype(code)
+
+    def build(self, state):   # (version, byte order, ...): only the byte order matters for plain numbers
+        if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">") and self.dtype.itemsize > 1:
+            self.dtype = self.dtype.newbyteorder(state[1])
+
+
+class _Array:
+    """An ndarray under construction: numpy pickles `_reconstruct(ndarray, (0,), b'b')`, then BUILD fills it."""
+
+    def __init__(self):
+        self.value = None
+
+    def build(self, state, budget: list):
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise ValueError("array state is not (version, shape, dtype, fortran, data)")
+        _, shape, dtype, fortran, data = state
+        self.value = _make_array(shape, dtype, data, "F" if fortran is True else "C", budget)
+
+
+def _make_array(shape, dtype, data, order: str, budget: list):
+    """A numeric array from raw bytes, or a list of already decoded arrays for the object dtype."""
+    if not (isinstance(shape, tuple) and all(type(n) is int and 0 <= n for n in shape) and isinstance(dtype, _Dtype)):
+        raise ValueError("bad array shape or dtype")
+    count = math.prod(shape)
+    if dtype.dtype.hasobject:
+        if len(shape) != 1 or not isinstance(data, list) or len(data) != count \
+                or not all(isinstance(a, _Array) and isinstance(a.value, np.ndarray) for a in data):
+            raise ValueError("an object array may only hold numeric arrays")
+        return [a.value for a in data]
+    budget[0] -= count
+    if budget[0] < 0:
+        raise ValueError("more numbers than the limit")
+    if isinstance(data, str):   # Python 2 strings are bytes read as latin-1
+        data = data.encode("latin-1")
+    if not isinstance(data, (bytes, bytearray)) or len(data) != count * dtype.dtype.itemsize:
+        raise ValueError(f"array data is not {count} x {dtype.dtype.itemsize} bytes")
+    return np.frombuffer(bytes(data), dtype=dtype.dtype).reshape(shape, order=order).copy()
+
+
+def decode_numpy_pickle(data: bytes, max_numbers: int = MAX_NPZ_NUMBERS):
+    """Decode numpy's pickle of an array (object arrays of numeric arrays included) WITHOUT unpickling.
+
+    pickletools only splits the bytes into opcodes; this walks them with a small stack machine that knows
+    numpy's layout (protocols 2-5). A global is a name that selects one of the steps below, never an import,
+    so an array is only ever built from a shape, a plain dtype and bytes of exactly the right length.
+    Anything else (another global, opcode or argument) raises ValueError.
+    """
+    import pickletools
+
+    stack, marks, memo, budget = [], [], {}, [max_numbers]
+
+    def pop_mark():
+        start = marks.pop()
+        items = stack[start:]
+        del stack[start:]
+        return items
+
+    for op, arg, _ in pickletools.genops(data):
+        name = op.name
+        if name in ("PROTO", "FRAME"):
+            continue
+        if name == "STOP":
+            break
+        if name == "GLOBAL" or name == "STACK_GLOBAL":
+            if name == "GLOBAL":
+                module, attr = arg.split(" ", 1)
+            else:
+                attr = stack.pop()
+                module = stack.pop()
+            if (module, attr) not in _NUMPY_GLOBALS:
+                raise ValueError(f"refusing {module}.{attr}: only numpy arrays may be in this file")
+            stack.append(("global", _NUMPY_GLOBALS[module, attr]))
+        elif name in ("BINPUT", "LONG_BINPUT"):
+            memo[arg] = stack[-1]
+        elif name == "MEMOIZE":
+            memo[len(memo)] = stack[-1]
+        elif name in ("BINGET", "LONG_BINGET"):
+            stack.append(memo[arg])
+        elif name == "MARK":
+            marks.append(len(stack))
+        elif name == "TUPLE":
+            stack.append(tuple(pop_mark()))
+        elif name in ("EMPTY_TUPLE", "TUPLE1", "TUPLE2", "TUPLE3"):
+            n = ("EMPTY_TUPLE", "TUPLE1", "TUPLE2", "TUPLE3").index(name)
+            items = tuple(stack[len(stack) - n:]) if n else ()
+            del stack[len(stack) - n:]
+            stack.append(items)
+        elif name == "EMPTY_LIST":
+            stack.append([])
+        elif name == "LIST":
+            stack.append(pop_mark())
+        elif name == "APPEND":
+            item = stack.pop()
+            stack[-1].append(item)
+        elif name == "APPENDS":
+            items = pop_mark()
+            stack[-1].extend(items)
+        elif name in ("NONE", "NEWTRUE", "NEWFALSE"):
+            stack.append({"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[name])
+        elif name in ("BININT", "BININT1", "BININT2", "LONG1", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8",
+                      "SHORT_BINSTRING", "BINSTRING", "SHORT_BINBYTES", "BINBYTES", "BINBYTES8", "BYTEARRAY8"):
+            stack.append(arg)
+        elif name == "REDUCE":
+            args, func = stack.pop(), stack.pop()
+            stack.append(_reduce(func, args, budget))
+        elif name == "BUILD":
+            state, obj = stack.pop(), stack[-1]
+            if isinstance(obj, _Dtype):
+                obj.build(state)
+            elif isinstance(obj, _Array) and obj.value is None:
+                obj.build(state, budget)
+            else:
+                raise ValueError("BUILD of something that is not an array or dtype")
+        else:
+            raise ValueError(f"pickle opcode {name} is not part of numpy's array layout")
+    else:
+        raise ValueError("the pickle has no STOP")
+    if len(stack) != 1 or not isinstance(stack[0], _Array) or stack[0].value is None:
+        raise ValueError("the pickle is not one array")
+    return stack[0].value
+
+
+def _reduce(func, args, budget: list):
+    """The calls numpy's array pickle makes, each checked and done by hand."""
+    kind = func[1] if isinstance(func, tuple) and len(func) == 2 and func[0] == "global" else None
+    if not isinstance(args, tuple):
+        raise ValueError("call arguments are not a tuple")
+    if kind == "reconstruct" and len(args) == 3 and args[0] == ("global", "ndarray"):
+        return _Array()
+    if kind == "dtype" and 1 <= len(args) <= 3:
+        return _Dtype(args[0])
+    if kind == "encode" and len(args) == 2 and isinstance(args[0], str) and args[1] == "latin1":
+        return args[0].encode("latin-1")
+    if kind == "frombuffer" and len(args) == 4 and args[3] in ("C", "F"):
+        arr = _Array()
+        arr.value = _make_array(args[2], args[1], args[0], args[3], budget)
+        return arr
+    raise ValueError(f"unexpected call in an array pickle ({kind or type(func).__name__})")
 
 
 # --- a folder of 4-track MIDI files -------------------------------------------------------------

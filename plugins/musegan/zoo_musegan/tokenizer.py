@@ -70,6 +70,19 @@ class PianoRollTokenizer(Tokenizer):
                  voice_names: list | tuple = VOICES):
         from zoo.errors import ConfigError
 
+        # tokenizer.json is input from strangers: every value typed and in range before any use (velocity 200,
+        # steps_per_bar 0, tempo 1e-300 or a threshold "x" failed later with tracebacks)
+        for name, value, lo, hi in (("n_tracks", n_tracks, 1, 16), ("n_bars", n_bars, 1, 64),
+                                    ("steps_per_bar", steps_per_bar, 4, 96), ("n_pitches", n_pitches, 1, 128),
+                                    ("velocity", velocity, 1, 127), ("program", program, 0, 127)):
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise ConfigError(f"pianoroll {name} must be a whole number from {lo} to {hi}, got {value!r}")
+        for name, value, lo, hi in (("tempo", tempo, 1.0, 1000.0), ("threshold", threshold, -1e6, 1e6)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+                raise ConfigError(f"pianoroll {name} must be a number from {lo:g} to {hi:g}, got {value!r}")
+        if not isinstance(voice_names, (list, tuple)) or not all(isinstance(v, str) and v.isprintable()
+                                                                 and len(v) <= 64 for v in voice_names):
+            raise ConfigError(f"pianoroll voice_names must be a list of short names, got {str(voice_names)[:80]}")
         if steps_per_bar % 4:
             raise ConfigError(f"pianoroll steps_per_bar must be a multiple of 4 (4/4 bars), got {steps_per_bar}")
         if not (0 < tempo <= 1000):

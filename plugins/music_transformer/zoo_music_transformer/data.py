@@ -309,7 +309,12 @@ def _run_parallel(fn, items, workers: int, desc: str):
 
 
 def _default_workers() -> int:
-    return max(1, int(os.environ.get("ZOO_DATA_WORKERS", min(2, os.cpu_count() or 1))))
+    value = os.environ.get("ZOO_DATA_WORKERS", "")
+    if not value:
+        return min(2, os.cpu_count() or 1)
+    if not value.isdigit() or not 1 <= int(value) <= 256:   # "abc" was a ValueError traceback
+        raise DataError(f"ZOO_DATA_WORKERS must be a whole number from 1 to 256, got {value!r}")
+    return int(value)
 
 
 def music21_corpus(max_pieces: int | None = None, workers: int | None = None, composers=COMPOSERS,

@@ -1,0 +1,53 @@
+"""The ranges every number a user gives must fall in, checked before any model is loaded or built.
+
+One place for the CLI, the Python API (Model.generate, see zoo.model) and training, so the documented
+ranges (docs/reliability.md, "Limits") are the ones enforced. Each bound is far above real use and far
+below what exhausts a machine: `--num 10**6` or `--length 10**9` asked for gigabytes and ran for hours.
+"""
+
+from __future__ import annotations
+
+import math
+
+from zoo.errors import ConfigError
+
+MAX_NUM = 1_000               # pieces per `generate` call (one file each)
+MAX_EVAL_NUM = 100_000        # pieces `zoo eval` generates, in batches
+MAX_BATCH = 4_096             # pieces per generate() call in `zoo eval`, and training batch size
+MAX_LENGTH = 100_000          # new tokens per piece: ~10^3 s of music; time grows with it, memory little
+MAX_SEED = 2 ** 32 - 1        # numpy's legacy seeding (used in training) takes 0..2**32-1
+MAX_TOP_K = 1_000_000
+TEMPERATURE = (1e-3, 1e3)     # or exactly 0 (greedy): 1e-40 overflowed the logits, 1e300 underflowed them
+MIN_TOP_P = 1e-6              # up to 1; far below this every token but the first is dropped anyway
+MAX_STEPS = 10 ** 9
+
+
+def check_int(value, name: str, lo: int, hi: int, allow_none: bool = False) -> None:
+    """An integer (not a bool or a float) in [lo, hi], else a ConfigError saying the range."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"{name} must be a whole number from {lo:,} to {hi:,}, got {value!r}")
+
+
+def check_seed(seed, name: str = "seed") -> None:
+    check_int(seed, name, 0, MAX_SEED, allow_none=True)
+
+
+def check_num(num, name: str = "num", hi: int = MAX_NUM) -> None:
+    check_int(num, name, 1, hi)
+
+
+def check_sampling(temperature=None, top_k=None, top_p=None, length=None) -> None:
+    """Sampling options of sequence models; None means the model's default."""
+    if temperature is not None:
+        ok = isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and math.isfinite(temperature)
+        if not ok or not (temperature == 0 or TEMPERATURE[0] <= temperature <= TEMPERATURE[1]):
+            raise ConfigError(f"temperature must be 0 (greedy) or from {TEMPERATURE[0]:g} to {TEMPERATURE[1]:g}, "
+                              f"got {temperature!r}")
+    check_int(top_k, "top_k", 1, MAX_TOP_K, allow_none=True)
+    if top_p is not None:
+        ok = isinstance(top_p, (int, float)) and not isinstance(top_p, bool) and math.isfinite(top_p)
+        if not ok or not MIN_TOP_P <= top_p <= 1:
+            raise ConfigError(f"top_p must be from {MIN_TOP_P:g} to 1, got {top_p!r}")
+    check_int(length, "length", 1, MAX_LENGTH, allow_none=True)
