@@ -116,7 +116,7 @@ def bandwidth(device: torch.device, params: int, tok_s_b1: float, prompt: int, n
 
 
 def estimate_full(bench, device: torch.device, batch: int = 1, prompt: int = 256, new: int = 768, points: int = 4):
-    """Both implementations at the issue's sizes, estimated where running them whole is too slow (a CPU).
+    """Both implementations at the full sizes (batch 1, 256 + 768 tokens), estimated where running them whole is too slow (a CPU).
 
     Times single steps at `points` context lengths from prompt to prompt+new-1 (medians), interpolates
     linearly over every length and sums: the book's step is a forward over the whole prefix; ours is a

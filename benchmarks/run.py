@@ -165,7 +165,7 @@ def section(name: str, res: dict, repeats: int) -> list[str]:
                         [(r["batch"], r["impl"], f"{r['tok_s']:.1f}", f"{r['ratio']:.2f}") for r in res["rows"]])
         est = res.get("estimate")
         if est:
-            lines += ["", f"At the issue's sizes (batch {est['batch']}, {est['prompt']} + {est['new']} tokens), "
+            lines += ["", f"At the full sizes (batch {est['batch']}, {est['prompt']} + {est['new']} tokens), "
                       f"estimated from single steps timed at context lengths {', '.join(map(str, est['lengths']))} "
                       f"(medians, interpolated and summed; sampling left out): ours {est['ours_tok_s']:.1f} tokens/s, "
                       f"the book's recompute {est['book_tok_s']:.2f} tokens/s: ours is {est['ratio']:.1f}× faster."]
@@ -228,7 +228,7 @@ def main(argv=None) -> int:
     ap.add_argument("--new", type=int, default=None, help="new tokens (default 768 on a GPU, 32 on a CPU)")
     ap.add_argument("--book-new", dest="book_new", type=int, default=None,
                     help="new tokens for the book's recompute (default: --new on a GPU, 4 on a CPU)")
-    ap.add_argument("--gan-batch", dest="gan_batch", type=int, default=None, help="default 64 (the issue's)")
+    ap.add_argument("--gan-batch", dest="gan_batch", type=int, default=None, help="default 64")
     ap.add_argument("--json", default=None, help="write the raw results here (a GPU run: benchmarks/results/NAME.json)")
     ap.add_argument("--page", default=str(ROOT / "docs" / "benchmarks.md"), help="the page to regenerate ('' = none)")
     args = ap.parse_args(argv)
@@ -246,13 +246,13 @@ def main(argv=None) -> int:
                        f"{f' ({args.book_new} for the book)' if args.book_new != args.new else ''}, batches "
                        f"{', '.join(map(str, args.batches))}; MuseGAN batch {args.gan_batch}.")
     if (args.prompt, args.new, args.book_new) != (256, 768, 768):
-        result["sizes"] += (" The generation sizes are smaller than the issue's (256 + 768 tokens for every "
+        result["sizes"] += (" The generation sizes are smaller than the full benchmark's (256 + 768 tokens for every "
                             "implementation), which `python benchmarks/run.py --new 768 --book-new 768` "
                             "runs: on this shared 2-core CPU the book's full-prefix recompute at "
                             "batch 8 alone would take hours at those sizes, far past the page's 10-minute budget. "
                             "Each step of the book's recompute is a forward over the whole prefix, so its cost "
                             "per token grows with the context: its tokens/s over a few tokens after the prompt "
-                            "flatters it. The estimate under the table puts both at the issue's sizes.")
+                            "flatters it. The estimate under the table puts both at the full sizes.")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
@@ -268,7 +268,7 @@ def main(argv=None) -> int:
         if not any(r["machine"].get("gpu") for _, r in runs):
             text += ("\n## GPU\n\nNo GPU was at hand for this page. On a CUDA machine, "
                      "`python benchmarks/run.py --device cuda --only generate,musegan,cold --json "
-                     "benchmarks/results/gpu.json` runs benchmarks 1-3 at the issue's sizes and measures the achieved "
+                     "benchmarks/results/gpu.json` runs benchmarks 1-3 at the full sizes and measures the achieved "
                      "memory bandwidth of batch-1 decoding against the card's device-to-device copy bandwidth; the next "
                      "`make bench` includes that file as its own section.\n")
         Path(args.page).parent.mkdir(parents=True, exist_ok=True)

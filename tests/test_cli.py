@@ -40,6 +40,23 @@ def test_generate_writes_real_midi_deterministically(tiny, zoo_cli, saved, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".mid") == ["a.mid", "b.mid"]  # no temp files
 
 
+def test_a_third_party_generate_option_works_end_to_end(tiny, zoo_cli, saved, tmp_path):
+    """zoo-tiny declares --start-pitch, an option no shipped plugin has and the core never names: the CLI makes
+    it a flag (in either spelling), checks the range the plugin declares, and `zoo info` lists it."""
+    import json
+
+    for args in (["--start-pitch", "72"], ["--start-pitch=72"]):
+        out = tmp_path / "high.mid"
+        done = zoo_cli("generate", saved, "-o", out, "--seed", 1, "--length", 4, *args)
+        assert done.returncode == 0, done.stderr
+        assert pretty_midi.PrettyMIDI(str(out)).instruments[0].notes[0].pitch == 72
+    line = _one_line_error(zoo_cli("generate", saved, "-o", tmp_path / "x.mid", "--start-pitch", 128))
+    assert "start_pitch must be a whole number from 0 to 127, got 128" in line
+    info = json.loads(zoo_cli("info", "tiny-lm").stdout)
+    option = next(o for o in info["generate_options"] if o["name"] == "start_pitch")
+    assert (option["default"], option["flag"], option["type"], option["max"]) == (60, "--start-pitch", "int", 127)
+
+
 def test_generate_num_writes_one_file_per_piece(tiny, zoo_cli, saved, tmp_path):
     done = zoo_cli("generate", saved, "-o", tmp_path / "x.mid", "--num", 3, "--seed", 1)
     assert done.returncode == 0, done.stderr
@@ -49,7 +66,7 @@ def test_generate_num_writes_one_file_per_piece(tiny, zoo_cli, saved, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (("generate", "no-such-model", "-o", "x.mid"), "unknown model 'no-such-model'"),
     (("generate", "tiny-scales", "-o", "x.mid"), "weights of 'tiny-scales' are not in"),
-    (("info", "nope"), "unknown architecture 'nope'"),
+    (("info", "nope"), "unknown model or architecture 'nope'"),
     (("train", "tiny-lm", "--out", "{tmp}/r", "--set", "colour=red"), "unknown key(s) colour; valid model keys"),
     (("train", "tiny-lm", "--out", "{tmp}/r", "--set", "steps=-1"), "steps must be at least 1"),
     (("train", "tiny-lm", "--out", "{tmp}/r", "--set", "novalue"), "--set needs key=value"),

@@ -60,7 +60,7 @@ def test_zoo_eval_cli_prints_a_table_and_writes_json(tiny, saved, capsys, tmp_pa
 
 def test_generate_plot_render_score(tiny, saved, capsys, tmp_path):
     args = ["generate", saved, "-o", tmp_path / "g.mid", "--num", 2, "--length", 8, "--seed", 1,
-            "--plot", tmp_path / "g.png", "--score", tmp_path / "g.musicxml", "--staves", 2]
+            "--plot", tmp_path / "g.png", "--score", tmp_path / "g.musicxml"]
     if shutil.which("fluidsynth"):
         args += ["--render", tmp_path / "g.wav"]
     code, out, err = cli(capsys, *args)

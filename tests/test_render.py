@@ -27,6 +27,12 @@ CHORALE = {"Soprano": [(72, 0, 8), (70, 8, 12), (69, 12, 16), (67, 16, 24), (65,
            "Bass": [(53, 0, 8), (46, 8, 16), (48, 16, 24), (41, 24, 32)]}
 
 
+# staff layouts as a plugin declares them (Model.score_layouts): four staves, or two with two voices each
+FOUR_STAVES = (("Soprano", "treble", (0,)), ("Alto", "treble", (1,)), ("Tenor", "treble8vb", (2,)),
+               ("Bass", "bass", (3,)))
+TWO_STAVES = (("S A", "treble", (0, 1)), ("T B", "bass", (2, 3)))
+
+
 def chorale():
     m = pretty_midi.PrettyMIDI(initial_tempo=66)
     m.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0))
@@ -112,10 +118,10 @@ def test_render_audio_has_the_right_length_and_is_not_silent(tmp_path):
     assert all(np.abs(q).max() > 1000 for q in quarters)
 
 
-def test_score_musicxml_is_a_readable_satb_score(tmp_path):
+def test_score_musicxml_follows_the_staff_layout(tmp_path):
     import music21
 
-    out = render.write_score(chorale(), tmp_path / "c.musicxml", title="Test chorale")
+    out = render.write_score(chorale(), tmp_path / "c.musicxml", title="Test chorale", staves=FOUR_STAVES)
     score = music21.converter.parse(str(out))
     parts = list(score.parts)
     assert [p.partName for p in parts] == ["Soprano", "Alto", "Tenor", "Bass"]
@@ -133,7 +139,7 @@ def test_score_musicxml_is_a_readable_satb_score(tmp_path):
 def test_score_on_two_staves_puts_two_voices_on_each(tmp_path):
     import music21
 
-    out = render.write_score(chorale(), tmp_path / "c2.musicxml", staves=2)
+    out = render.write_score(chorale(), tmp_path / "c2.musicxml", staves=TWO_STAVES)
     score = music21.converter.parse(str(out))
     assert [p.partName for p in score.parts] == ["S A", "T B"]
     first = score.parts[0].getElementsByClass("Measure")[0]
@@ -143,8 +149,20 @@ def test_score_on_two_staves_puts_two_voices_on_each(tmp_path):
     assert first.voices[0].duration.quarterLength == first.voices[1].duration.quarterLength == 4.0
     lower = score.parts[1].recurse().getElementsByClass(music21.clef.Clef).first()
     assert isinstance(lower, music21.clef.BassClef)
-    with pytest.raises(ZooError, match="staves must be 2 or 4"):
-        render.to_score(chorale(), staves=3)
+    with pytest.raises(ZooError, match="a staff must be"):
+        render.to_score(chorale(), staves=(("S", "tenor", (0,)),))
+
+
+def test_score_without_a_layout_chooses_clefs_by_pitch():
+    """The core knows no four-part layout: without one, each track's clef follows its pitches."""
+    import music21
+
+    score = render.to_score(chorale())
+    clefs = [type(p.recurse().getElementsByClass(music21.clef.Clef).first()).__name__ for p in score.parts]
+    assert clefs == ["TrebleClef", "TrebleClef", "TrebleClef", "BassClef"]   # the tenor sits around A3: treble
+    # a layout that does not place every track once is not used
+    three = render.to_score(chorale(), staves=FOUR_STAVES[:3])
+    assert len(three.parts) == 4
 
 
 def test_score_keeps_a_silent_voice_and_writes_chords(tmp_path):

@@ -117,3 +117,12 @@ def test_zoo_push_publishes_it(plugin, run, tmp_path):
         pushed = json.loads(gitrepo.git(hub.repo_dir(*repo.split("/")), "show", f"{commit}:config.json"))
         assert pushed["arch"] == NAME
         assert pushed["config"] == json.loads((run / "final" / "config.json").read_text())["config"]
+
+
+def test_its_own_tests_pass(plugin):
+    """The template's tests/ (what a plugin author runs with `python -m pytest`) pass on the renamed, installed
+    copy, so every third plugin starts with a passing suite."""
+    venv, src = plugin
+    done = venv.run(venv.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", cwd=src, timeout=900,
+                    env={"OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]

@@ -57,13 +57,15 @@ def test_zoo_generate_runs_it(venv, tiny_model, tmp_path):
 
     folder = tiny_model.save_pretrained(tmp_path / "tiny-model")
     out = tmp_path / "tiny.mid"
-    done = venv.zoo("generate", folder, "-o", out, "--seed", "1", "--length", "16", "--device", "cpu")
+    # --start-pitch is the plugin's own option: the installed core has never heard of it
+    done = venv.zoo("generate", folder, "-o", out, "--seed", "1", "--length", "16", "--start-pitch", "67",
+                    "--device", "cpu")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(out)
     notes = pretty_midi.PrettyMIDI(str(out)).instruments[0].notes
-    assert notes and all(0 <= n.pitch < 128 for n in notes)
+    assert notes and all(0 <= n.pitch < 128 for n in notes) and notes[0].pitch == 67
     # The same seed in this process gives the same music: the venv ran this very model.
-    expected = tiny_model.generate(seed=1, length=16).instruments[0].notes
+    expected = tiny_model.generate(seed=1, length=16, start_pitch=67).instruments[0].notes
     assert [(n.pitch, n.start) for n in notes] == [(n.pitch, n.start) for n in expected]
 
     # Its pretrained name is listed, but without weights it is a one-line error, not a traceback.

@@ -11,7 +11,7 @@ from zoo.midi import write_midi
 README_IMAGES = ("musegan-bach",)   # the README shows this model's chorale
 
 
-def readme_images(name: str, midi) -> None:
+def readme_images(name: str, midi, staves=None) -> None:
     """docs/img/NAME.png (piano roll) and, with an engraver installed, docs/img/NAME-score.png (first system)."""
     from zoo import render
 
@@ -20,7 +20,7 @@ def readme_images(name: str, midi) -> None:
     if render.engraver() is None:
         print(f"demo: no engraver (apt-get install lilypond): skipping {img / f'{name}-score.png'}", file=sys.stderr)
         return
-    print(f"{name}: {render.write_score(midi, img / f'{name}-score.png', title=f'{name} (seed 0)', first_system=True, staves=2)}")
+    print(f"{name}: {render.write_score(midi, img / f'{name}-score.png', title=f'{name} (seed 0)', first_system=True, staves=staves)}")
 
 
 # The plugins this repository ships. Other installed plugins are not the demo's business: a
@@ -53,7 +53,8 @@ def main() -> int:
             midi = model.generate(num=1, seed=0)
             path = write_midi(midi, out / f"{name}.mid")
             if name in README_IMAGES:
-                readme_images(name, midi)
+                # the short score (two staves) when the model declares one: it fits the README's width
+                readme_images(name, midi, model.score_layouts.get("2"))
         except ZooError as exc:
             print(f"demo: {name}: {exc}", file=sys.stderr)
             missing.append(name)

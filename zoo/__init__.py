@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from zoo.errors import ZooError
 from zoo.hookspecs import hookimpl
 from zoo.registry import PretrainedSpec
@@ -30,13 +32,42 @@ def info(name: str) -> dict:
     if name in registry.entries["pretrained"]:
         spec = registry.pretrained(name)
         local = local_folder(spec)  # where zoo.load finds it without the Hub (None: the Hub, or nowhere)
-        return {"kind": "pretrained", "name": spec.name, "arch": spec.arch, "description": spec.description,
-                "license": spec.license, "data": spec.data, "files": spec.files, "hub_repo": spec.hub_repo,
-                "revision": spec.revision, "plugin": spec.plugin, "local_path": str(local) if local else None}
+        out = {"kind": "pretrained", "name": spec.name, "arch": spec.arch, "description": spec.description,
+               "license": spec.license, "data": spec.data, "files": spec.files, "hub_repo": spec.hub_repo,
+               "revision": spec.revision, "plugin": spec.plugin, "local_path": str(local) if local else None}
+        return {**out, **_model_facts(registry, spec.arch, local)}
+    if "/" in str(name) and Path(name).is_dir() and (Path(name) / "config.json").is_file():   # a run's final/
+        from zoo.checkpoint import read_config
+
+        arch = read_config(name)["arch"]
+        return {"kind": "folder", "name": str(name), "arch": arch, "local_path": str(Path(name).resolve()),
+                **_model_facts(registry, arch, Path(name))}
+    if name not in registry.entries["architectures"] and ("architectures", name) not in registry.conflicts:
+        from zoo.errors import UnknownNameError
+        from zoo.registry import _unknown
+
+        # suggest from both tables: "musegan-bahc" is closest to the pretrained "musegan-bach", not the arch
+        known = [*registry.entries["pretrained"], *registry.entries["architectures"]]
+        raise UnknownNameError(_unknown("model or architecture", name, known) + " (see zoo list)")
     entry = registry.get("architectures", name)
     return {"kind": "architecture", "name": name, "class": entry.target if isinstance(entry.target, str)
             else f"{entry.target.__module__}:{entry.target.__qualname__}", "plugin": entry.plugin,
-            "trainer": name in registry.entries["trainers"]}
+            "trainer": name in registry.entries["trainers"], **_model_facts(registry, name, None)}
+
+
+def _model_facts(registry, arch: str, folder) -> dict:
+    """Parameters, sizes and card metrics of a local folder (read from headers, nothing built), and the
+    generate options of its architecture; a plugin that cannot be imported only loses the options."""
+    from zoo.errors import ZooError
+    from zoo.modelinfo import folder_facts, generate_options
+
+    facts = folder_facts(folder) if folder is not None else {}
+    try:
+        facts["generate_options"] = generate_options(registry.architecture(arch))
+        facts["generate_always"] = ["--num (default 1)", "--seed (default: random)"]
+    except ZooError as exc:
+        facts["generate_options"] = f"unknown: {exc}"
+    return facts
 
 
 def create(arch: str, **config_overrides):

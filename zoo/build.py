@@ -16,7 +16,7 @@ from zoo.errors import CheckpointError, ConfigError
 
 # numbers a saved model may create beyond its saved tensors (buffers such as attention masks): as many again
 # plus this; the shipped models create exactly what they save. Kept small, because a config that stops only
-# at a large budget has still spent seconds building (MuseGAN builds ~100 tracks a second on meta).
+# at a large budget has still spent seconds building (a shipped GAN builds ~100 tracks a second on meta).
 BUFFER_ALLOWANCE = 2 ** 24
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
                 "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1}
@@ -89,9 +89,10 @@ def check_buildable(cls, config, tokenizer=None, what: str = "this config") -> N
                 "more than this machine can train or hold; lower its sizes (n_layer, n_embd, block_size ...)")
 
 
-def check_against_weights(cls, config, tokenizer, folder, optional=()) -> None:
+def check_against_weights(cls, config, tokenizer, folder, optional=()):
     """Before a saved model is built: its config builds (on meta) a model no bigger than its safetensors
-    files plus buffers, and the built model's tensors have the shapes and dtypes of those files."""
+    files plus buffers, and the built model's tensors have the shapes and dtypes of those files.
+    Returns that model, still on the meta device, for the weights to be assigned to."""
     import torch
 
     from zoo.checkpoint import check_state
@@ -110,6 +111,7 @@ def check_against_weights(cls, config, tokenizer, folder, optional=()) -> None:
         fake = {name: torch.empty(shape, dtype=_torch_dtype(dtype), device="meta")
                 for name, (dtype, shape) in headers[stem].items()}
         check_state(module, fake, f"{stem}.safetensors")
+    return probe
 
 
 def _numel(shape) -> int:

@@ -245,18 +245,35 @@ def default_card(model) -> str:
             "No training details were recorded with this checkpoint.\n")
 
 
-def load_model(folder, device="auto", dtype=None):
-    """Verify a folder, build its architecture from config.json and load the tensors onto `device`."""
-    import torch
+def check_not_training_folder(folder) -> None:
+    """A run folder or one of its checkpoints is not a saved model: say where the model is instead of
+    "no manifest.json" or "no config.json"."""
+    folder = Path(folder)
+    if (folder / "config.json").exists():
+        return
+    if (folder / "run.json").is_file():   # zoo train's run folder: the model is its final/
+        final = folder / "final"
+        if (final / "config.json").is_file():
+            raise CheckpointError(f"{folder} is a training run folder; its trained model is {final} "
+                                  f"(e.g. zoo generate {final} -o out.mid)")
+        raise CheckpointError(f"{folder} is a training run folder that has not finished (no {final} yet); "
+                              f"continue it with zoo train ARCH --out {folder} --resume")
+    if (folder / "trainer_state.json").is_file():   # checkpoints/step-NNNNNN: weights + optimizer state
+        run = folder.parent.parent
+        raise CheckpointError(f"{folder} is a training checkpoint (for --resume), not a saved model; continue "
+                              f"training with zoo train ARCH --out {run} --resume, or use the finished model "
+                              f"in {run / 'final'}")
 
-    from zoo.config import config_from_dict
-    from zoo.device import resolve_device, resolve_dtype
-    from zoo.errors import ConfigError, UnknownNameError, ZooError
+
+def architecture_of(folder):
+    """The installed Model class that loads a saved folder: config.json's arch, its arch_version checked.
+    Reads config.json only, so a caller can check options against the class before any weight is read."""
+    from zoo.errors import UnknownNameError
     from zoo.registry import get_registry
-    from zoo.tokenizer import load_tokenizer
 
     folder = Path(folder)
-    verify(folder)
+    check_not_training_folder(folder)
+    refuse_pickles(folder)   # before any file is read: say how to convert, not "no config.json"
     data = read_config(folder)
     try:
         cls = get_registry().architecture(data["arch"])
@@ -268,6 +285,27 @@ def load_model(folder, device="auto", dtype=None):
             f"{folder}: {data['arch']} arch_version {version!r} is not supported by the installed plugin "
             f"(supports {getattr(cls, 'min_arch_version', 1)}..{cls.arch_version}); upgrade the plugin"
         )
+    return cls
+
+
+def load_model(folder, device="auto", dtype=None, generate_only: bool = False):
+    """Verify a folder, build its architecture from config.json and load the tensors onto `device`.
+
+    generate_only=True (what `zoo generate` uses) leaves out the optional state files, such as a GAN's
+    critic: they are not read, and their modules stay on the meta device (no memory), so such a model
+    can generate but not be saved or trained.
+    """
+    import torch
+
+    from zoo.config import config_from_dict
+    from zoo.device import resolve_device, resolve_dtype
+    from zoo.errors import ConfigError, ZooError
+    from zoo.tokenizer import load_tokenizer
+
+    folder = Path(folder)
+    cls = architecture_of(folder)
+    verify(folder)
+    data = read_config(folder)
     try:
         config = config_from_dict(cls.config_class, data["config"], what=f"{data['arch']} config")
     except ConfigError as exc:
@@ -281,25 +319,41 @@ def load_model(folder, device="auto", dtype=None):
         raise CheckpointError(f"{tok_path}: not a valid tokenizer.json ({type(exc).__name__}: {exc}); re-save the model") from None
     device, dtype = resolve_device(device), resolve_dtype(dtype)
     optional = set(getattr(cls, "optional_state_files", ()))
+    absent = {stem for stem in optional if not (folder / f"{stem}.safetensors").exists()}
+    skip = optional if generate_only else absent
     # the config must build (on the meta device, bounded) what the safetensors headers hold, before any allocation
     from zoo.build import check_against_weights
 
-    check_against_weights(cls, config, tokenizer, folder, optional)
-    with torch.device(device):
-        model = cls(config, tokenizer)
+    model = check_against_weights(cls, config, tokenizer, folder, optional)
+    # that meta-device model takes the weights by assignment: no random init, no second copy. A model with a
+    # part that has no file (an old folder without its critic) is built for real, so that part is initialised.
+    if (absent and not generate_only) or not _load_states(model, folder, skip, device, assign=True):
+        with torch.device(device):
+            model = cls(config, tokenizer)
+        _load_states(model, folder, skip, device, assign=False)
+    if dtype is not None:
+        model.to(dtype)
+    model.eval()
+    model.source = folder
+    return model
+
+
+def _load_states(model, folder: Path, skip, device, assign: bool) -> bool:
+    """Load every state file but those in `skip`, checked strictly. With assign, False when a loaded module
+    still holds meta tensors afterwards (buffers it makes but never saves): build it for real then."""
+    import torch
+
     for stem, module in model.state_files().items():
-        path = folder / f"{stem}.safetensors"
-        if stem in optional and not path.exists():
+        if stem in skip:
             continue
+        path = folder / f"{stem}.safetensors"
         tensors = load_tensors(path, device)
         check_state(module, tensors, path.name)
         bad = [k for k, t in tensors.items() if t.dtype.is_floating_point and not bool(torch.isfinite(t).all())]
         if bad:   # NaN or inf weights only fail later, inside sampling (multinomial)
             raise CheckpointError(f"{path}: tensor {bad[0]} holds NaN or infinite values (diverged training?); "
                                   f"use an earlier checkpoint")
-        module.load_state_dict(tensors, strict=True)
-    if dtype is not None:
-        model.to(dtype)
-    model.eval()
-    model.source = folder
-    return model
+        module.load_state_dict(tensors, strict=True, assign=assign)
+        if assign and any(t.is_meta for t in (*module.parameters(), *module.buffers())):
+            return False
+    return True

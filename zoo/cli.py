@@ -29,8 +29,6 @@ _DISK_ERRNOS = {errno.ENOSPC: "free some disk space", errno.EDQUOT: "free some d
                 errno.ENXIO: "that is a device or FIFO without a reader; give an ordinary file",
                 errno.EXDEV: "choose a folder on the same file system"}
 
-GENERATE_OPTIONS = ("prompt", "length", "temperature", "top_k", "top_p", "include_prompt")
-
 
 def finite_float(text: str) -> float:
     """An argparse type: a float that is not nan or inf (they pass every `x < 0` check and crash later)."""
@@ -66,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--check", action="store_true",
                    help="also import every class each plugin registers (imports torch); exit 2 on a problem")
 
-    s = sub.add_parser("generate", help="generate MIDI from a pretrained name, folder or hf://org/repo[@rev]")
+    s = sub.add_parser("generate", help="generate MIDI from a pretrained name, folder or hf://org/repo[@rev]",
+                       epilog="After NAME come the model's own options (e.g. --length 512 --temperature 0.9 for a "
+                              "sequence model), as its plugin declares them; `zoo info NAME` lists them with "
+                              "their defaults and ranges.")
     s.add_argument("name")
     s.add_argument("-o", "--output", required=True, help="output .mid (several pieces: OUT-1.mid … OUT-N.mid)")
     s.add_argument("--num", type=int, default=1, help="number of pieces (default 1)")
@@ -75,18 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     s.add_argument("--dtype", default=None, help="cast weights, e.g. bf16 or fp16 (default: as saved, fp32)")
     s.add_argument("--revision", default=None, help="Hub revision for hf:// names (default: the name's @rev, else main)")
-    s.add_argument("--prompt", default=None, help="MIDI file to continue (models that take a prompt; default: none, "
-                   "start from scratch)")
-    s.add_argument("--length", type=int, default=None, help="number of new tokens (sequence models; default: the "
-                   "model's, 1024 for the Music Transformer)")
-    s.add_argument("--temperature", type=finite_float, default=None,
-                   help="sampling temperature; 0 = greedy (always the most likely token); default 1.0")
-    s.add_argument("--top-k", dest="top_k", type=int, default=None, help="sample from the k most likely tokens "
-                   "(default: all)")
-    s.add_argument("--top-p", dest="top_p", type=finite_float, default=None, help="nucleus sampling: the smallest set "
-                   "of tokens with this much probability, in (0, 1] (default 1 = all)")
-    s.add_argument("--continuation-only", dest="include_prompt", action="store_false", default=None,
-                   help="write only the new music, not the prompt before it (default: prompt + continuation)")
     s.add_argument("--plot", default=None, metavar="OUT.png", help="also draw a piano roll (PNG/SVG/PDF; default: none)")
     s.add_argument("--render", default=None, metavar="OUT.wav", help="also render audio (needs FluidSynth: "
                    "apt-get install fluidsynth fluid-soundfont-gm; default: none)")
@@ -95,14 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--score", default=None, metavar="OUT.musicxml|OUT.pdf|OUT.png",
                    help="also write sheet music (PDF/PNG need LilyPond or MuseScore)")
     s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $ZOO_THREADS, else half the logical CPUs; 1 is best on a busy 2-core machine)")
-    s.add_argument("--staves", type=int, choices=(2, 4), default=4,
-                   help="--score of four-part music: 4 staves (default) or 2 (S+A, T+B)")
+    s.add_argument("--staves", default=None, metavar="LAYOUT", help="--score in one of the staff layouts the model "
+                   "declares (zoo info NAME; default: its first, or one staff per track)")
 
     s = sub.add_parser("plot", help="draw a piano roll of a MIDI file")
     s.add_argument("midi", help="a .mid file")
     s.add_argument("-o", "--output", required=True, help="picture to write (.png, .svg or .pdf)")
     s.add_argument("--time", choices=("beats", "seconds"), default="beats", help="time axis (default beats)")
     s.add_argument("--title", default=None, help="title (default: the file name)")
+    s.add_argument("--prompt", default=None, metavar="PROMPT.mid", help="the prompt the piece continues (the "
+                   "--prompt of zoo generate): shade it and mark where the new music starts (default: no mark)")
 
     s = sub.add_parser("train", help="train an architecture (resumable; runs under torchrun)")
     s.add_argument("arch")
@@ -121,14 +112,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--log-every", dest="log_every", type=int, default=None, help="plain log line every N steps (stderr)")
     s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $ZOO_THREADS, else half the logical CPUs; 1 is best on a busy 2-core machine)")
 
-    s = sub.add_parser("eval", help="metrics of generated pieces beside the held-out test data (and NLL)")
+    s = sub.add_parser("release", help="turn a training run into a model folder to ship or push (best checkpoint, "
+                       "test metrics, model card)")
+    s.add_argument("run", help="a run folder (zoo train --out)")
+    s.add_argument("--out", required=True, help="folder to write (Hub layout: weights, config, tokenizer, card)")
+    s.add_argument("--step", type=int, default=None, help="release this checkpoint (default: the best by the "
+                   "plugin's validation metric, else the newest)")
+    s.add_argument("--notes", default=None, metavar="FILE.md", help="markdown appended to the model card (default: none)")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="training-config value for the release's evaluation, e.g. eval_samples=16 (repeatable)")
+    s.add_argument("--device", default="cpu", help="device for the evaluation (default cpu)")
+
+    s = sub.add_parser("eval", help="metrics of generated pieces beside the held-out test data (and NLL)",
+                       epilog="After NAME come the model's own generate options (e.g. --length 256), as with "
+                              "zoo generate; `zoo info NAME` lists them.")
     s.add_argument("name")
     s.add_argument("--data", default=None, help="data source (default: the plugin's embedded test split)")
     s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU; the default), cpu, cuda, cuda:N, mps")
     s.add_argument("--num", type=int, default=256, help="pieces to generate (default 256)")
     s.add_argument("--seed", type=int, default=0, help="seed of the first batch (default 0)")
     s.add_argument("--batch-size", dest="batch_size", type=int, default=32, help="pieces per generate() call")
-    s.add_argument("--length", type=int, default=None, help="new tokens per piece (sequence models)")
     s.add_argument("--json", default=None, help="also write the results as JSON to this file")
     s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $ZOO_THREADS, else half the logical CPUs; 1 is best on a busy 2-core machine)")
 
@@ -155,7 +158,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # generate and eval also take the options the model declares, known only once NAME is resolved
+    args, args.model_options = parser.parse_known_args(argv)
+    if args.model_options and args.command not in ("generate", "eval"):
+        parser.error(f"unrecognized arguments: {' '.join(args.model_options)}")
+    for flag, value in zip(["", *args.model_options], args.model_options):
+        if "=" in value and value.startswith("-"):
+            flag, value = value.split("=", 1)
+        try:   # nan and inf pass every `x < 0` check and crash later: no model option takes them
+            finite_float(value)
+        except argparse.ArgumentTypeError as exc:
+            if "finite" in str(exc):
+                parser.error(f"argument {flag}: {exc}")
     # a skipped plugin is reported once, as one line, by `zoo list` and in full by `zoo plugins`; Python's own
     # two-line RuntimeWarning on every command would break the one-line-error contract of all the others
     warnings.filterwarnings("ignore", message="zoo plugin .* skipped", category=RuntimeWarning)
@@ -239,43 +253,77 @@ def cmd_plugins(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    import zoo
-    from zoo.errors import ConfigError
+    from zoo.checkpoint import architecture_of, load_model
     from zoo.midi import check_output_path, output_paths, write_midi
     from zoo.progress import status
+    from zoo.registry import resolve
 
-    from zoo.limits import check_num, check_sampling, check_seed
+    from zoo.limits import check_num, check_seed
 
     # every number is in its range before a model is loaded (zoo.limits; docs/reliability.md "Limits")
     check_num(args.num, "--num")
     check_seed(args.seed, "--seed")
-    check_sampling(args.temperature, args.top_k, args.top_p, args.length)
     for path in output_paths(args.output, args.num):  # a bad -o fails now, not after a long generation
         check_output_path(path)
     _check_extras(args)
-    given = {k: getattr(args, k) for k in GENERATE_OPTIONS if getattr(args, k) is not None}
+    folder = resolve(args.name, revision=args.revision)
+    cls = architecture_of(folder)        # config.json only: options are checked before any weight is read
+    given = model_options(cls, args.model_options)
+    for key, value in given.items():     # --plot etc. see the model's options too (e.g. a prompt to mark)
+        if not hasattr(args, key):
+            setattr(args, key, value)
+    staves = score_layout(cls, args.staves) if args.score else None
     from zoo.device import set_threads
 
     set_threads(args.threads)
     with status(f"loading {args.name}"):
-        model = zoo.load(args.name, device=args.device, dtype=args.dtype, revision=args.revision)
-    refused = sorted(set(given) - set(model.generate_options))
-    if refused:
-        flags = ", ".join(_flag(k) for k in refused)
-        raise ConfigError(f"{model.arch} does not take {flags}; it takes: "
-                          f"{', '.join(_flag(k) for k in model.generate_options) or 'only --num/--seed'}")
+        model = load_model(folder, device=args.device, dtype=args.dtype, generate_only=True)
     with status(f"generating {args.num} piece(s)"):
         result = model.generate(num=args.num, seed=args.seed, **given)
     pieces = result if isinstance(result, list) else [result]
     for midi, path in zip(pieces, output_paths(args.output, len(pieces))):
         print(printable(write_midi(midi, path)))
-    _extras(args, pieces)
+    _extras(args, pieces, staves)
     return 0
 
 
-def _flag(option: str) -> str:
-    """The CLI flag of a generate() keyword."""
-    return "--continuation-only" if option == "include_prompt" else "--" + option.replace("_", "-")
+def model_options(cls, argv: list[str]) -> dict:
+    """The model's own options from the command line, as its class declares them (GenerateOption): each
+    converted to its type and checked against its range, before the model is loaded."""
+    from zoo.errors import ConfigError
+
+    options = cls.generate_options
+    parser = _Parser(prog=f"zoo generate ({cls.arch})", add_help=False)
+    for o in options:
+        flag = "--" + o.name.replace("_", "-")
+        if o.type is bool:
+            parser.add_argument(flag, dest=o.name, action=argparse.BooleanOptionalAction, default=None)
+            if o.flag:
+                parser.add_argument(o.flag, dest=o.name, action="store_const", const=not o.default)
+        else:
+            parser.add_argument(flag, dest=o.name, type={int: int, float: finite_float, str: str}[o.type])
+    values, rest = parser.parse_known_args(argv)
+    if rest:
+        refused = ", ".join(a.split("=")[0] for a in rest if a.startswith("-")) or " ".join(rest)
+        takes = ", ".join(o.cli for o in options) or "only --num/--seed"
+        raise ConfigError(f"{cls.arch} does not take {refused}; it takes: {takes} (see zoo info {cls.arch})")
+    given = {o.name: getattr(values, o.name) for o in options if getattr(values, o.name) is not None}
+    for o in options:
+        o.check(given.get(o.name))
+    return given
+
+
+def score_layout(cls, name: str | None):
+    """The staves --score engraves: a layout the model declares (Model.score_layouts), else None (a staff per track)."""
+    from zoo.errors import ConfigError
+
+    layouts = cls.score_layouts
+    if name is None:
+        return next(iter(layouts.values()), None)
+    if name not in layouts:
+        raise ConfigError(f"{cls.arch} has no staff layout {name!r}; "
+                          + (f"use --staves {' or '.join(layouts)}" if layouts else "leave out --staves"))
+    return layouts[name]
 
 
 def _check_extras(args) -> None:
@@ -304,14 +352,19 @@ def _check_extras(args) -> None:
                 render.check_score_target(path)
 
 
-def _extras(args, pieces) -> None:
+def _extras(args, pieces, staves=None) -> None:
     """--plot / --render / --score for each generated piece (OUT-1.png … like the MIDI files)."""
     from zoo import render
     from zoo.midi import output_paths
 
-    for opt, fn in (("plot", lambda m, p: render.plot_pianoroll(m, p, title=printable(p.stem))),
+    prompt_end = None   # a continuation's plot shades the prompt and marks where the new music starts
+    if getattr(args, "prompt", None) is not None and getattr(args, "include_prompt", None) is not False:
+        from zoo.midi import read_midi
+
+        prompt_end = read_midi(args.prompt).get_end_time()
+    for opt, fn in (("plot", lambda m, p: render.plot_pianoroll(m, p, title=printable(p.stem), prompt_end=prompt_end)),
                     ("render", lambda m, p: render.render_audio(m, p, soundfont=args.soundfont)),
-                    ("score", lambda m, p: render.write_score(m, p, title=printable(p.stem), staves=args.staves))):
+                    ("score", lambda m, p: render.write_score(m, p, title=printable(p.stem), staves=staves))):
         target = getattr(args, opt)
         if target:
             for midi, path in zip(pieces, output_paths(target, len(pieces))):
@@ -327,7 +380,12 @@ def cmd_plot(args) -> int:
 
     check_output_path(args.output, example="roll.png")
     title = args.title or printable(Path(args.midi).name)
-    print(printable(plot_pianoroll(args.midi, args.output, time=args.time, title=title)))
+    prompt_end = None
+    if args.prompt is not None:
+        from zoo.midi import read_midi
+
+        prompt_end = read_midi(args.prompt).get_end_time()
+    print(printable(plot_pianoroll(args.midi, args.output, time=args.time, title=title, prompt_end=prompt_end)))
     return 0
 
 
@@ -362,24 +420,39 @@ def cmd_eval(args) -> int:
     from zoo.device import set_threads
     from zoo.evaluation import evaluate, flat, format_table
 
-    from zoo.limits import MAX_BATCH, MAX_EVAL_NUM, MAX_LENGTH, check_int, check_num, check_seed
+    from zoo.checkpoint import architecture_of
+    from zoo.registry import resolve
+
+    from zoo.limits import MAX_BATCH, MAX_EVAL_NUM, check_int, check_num, check_seed
 
     check_num(args.num, "--num", MAX_EVAL_NUM)
     check_seed(args.seed, "--seed")
     check_int(args.batch_size, "--batch-size", 1, MAX_BATCH)
-    check_int(args.length, "--length", 1, MAX_LENGTH, allow_none=True)
+    options = model_options(architecture_of(resolve(args.name)), args.model_options) if args.model_options else {}
     if args.json:   # a bad --json path fails now, not after the evaluation
         from zoo.midi import check_output_path
 
         check_output_path(args.json, example="results.json")
     set_threads(args.threads)
     results = evaluate(args.name, num=args.num, data=args.data, device=args.device, seed=args.seed,
-                       batch_size=args.batch_size, length=args.length)
+                       batch_size=args.batch_size, **options)
     print(format_table(results))
     if args.json:
         from zoo.safeio import write_text_atomic
 
         write_text_atomic(args.json, json.dumps(flat(results), indent=2) + "\n")
+    return 0
+
+
+def cmd_release(args) -> int:
+    from zoo.config import parse_overrides
+    from zoo.device import resolve_device
+    from zoo.release import release
+    from zoo.safeio import read_bytes
+
+    notes = read_bytes(args.notes, 1 << 20, what="notes file").decode("utf-8", "replace") if args.notes else None
+    print(printable(release(args.run, args.out, step=args.step, notes=notes, values=parse_overrides(args.overrides),
+                            device=resolve_device(args.device))))
     return 0
 
 
@@ -418,7 +491,7 @@ def cmd_convert(args) -> int:
 
 
 COMMANDS = {"plot": cmd_plot, "list": cmd_list, "info": cmd_info, "plugins": cmd_plugins, "generate": cmd_generate,
-            "train": cmd_train, "eval": cmd_eval, "push": cmd_push, "pull": cmd_pull, "convert": cmd_convert}
+            "train": cmd_train, "release": cmd_release, "eval": cmd_eval, "push": cmd_push, "pull": cmd_pull, "convert": cmd_convert}
 
 
 if __name__ == "__main__":

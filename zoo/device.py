@@ -61,7 +61,7 @@ def cpu_has_amx() -> bool:
 def cpu_bf16_pays() -> tuple[bool, str]:
     """Whether bf16 autocast speeds up training on this CPU, and why (measured, docs/benchmarks.md).
 
-    With AMX, bf16 trained the Music Transformer 1.6x faster than fp32. Without it bf16 was slower:
+    With AMX, bf16 trained the shipped transformer plugin 1.6x faster than fp32. Without it bf16 was slower:
     0.66x with AVX512-BF16 only (as on AMD Zen 4) and 0.05x with AVX2 only.
     """
     import torch

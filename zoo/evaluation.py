@@ -1,9 +1,11 @@
 """`zoo eval NAME`: generated music against held-out test data, side by side, plus the plugin's own numbers.
 
-Architecture-free: the plugin supplies the test split (its trainer's build_dataset(data, "test")), the
-tokenizer decodes its items to MIDI, and zoo.metrics measures both sides the same way. A plugin's
-evaluate() adds its own numbers: keys gen_X / data_X become one more row X of the table (its
-generated / test columns), anything else (NLL per token, a critic's distance) a row of its own.
+Architecture-free: the model supplies the test split (Model.test_split, else its trainer's
+build_dataset(data, "test")), the tokenizer decodes its items to MIDI, and zoo.metrics measures both
+sides the same way, as do the model's own Model.music_metrics. A trainer's evaluate() adds its own
+numbers: keys gen_X / data_X become row X of the table (its generated / test columns; they win over
+music_metrics of the same name), anything else (NLL per token, a critic's distance) a row of its own.
+A trainer config field `eval_samples`, where a plugin has one, is set to --num.
 """
 
 from __future__ import annotations
@@ -66,8 +68,9 @@ def run_data(name: str) -> str | None:
 
 
 def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", seed: int = 0,
-             batch_size: int = 32, length: int | None = None) -> dict:
+             batch_size: int = 32, **options) -> dict:
     """Metrics of `num` generated pieces beside the same metrics of the test split, and the plugin's own numbers.
+    `options` are the model's generate options (e.g. length for a sequence model).
 
     Returns {"model", "arch", "samples", "test_pieces", "table": {metric: {"generated", "test"}},
     "scores": {name: value}} (scores: e.g. nll, ppl for language models).
@@ -89,23 +92,26 @@ def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", 
           f"{' (the data this run was trained on)' if data and data == run_data(name) else ''}", file=sys.stderr)
     with status(f"loading {name}"):
         model = zoo.load(name, device=device)
-    options = {}
-    if length is not None:
-        if "length" not in model.generate_options:
-            raise ConfigError(f"{model.arch} does not take --length")
-        options["length"] = length
+    declared = {o.name for o in model.generate_options}
+    refused = sorted(set(options) - declared)
+    if refused:
+        raise ConfigError(f"{model.arch} does not take {', '.join(refused)}; it takes: "
+                          f"{', '.join(sorted(declared)) or 'no options'}")
     from zoo.errors import UnknownNameError
 
     try:
         trainer, has_eval = _trainer(model, data, num)
-    except UnknownNameError:   # a plugin without a trainer has no test split: generated column only
-        if data is not None:
-            raise ConfigError(f"the {model.arch} plugin registers no trainer, so it cannot read --data") from None
+    except UnknownNameError:   # a plugin without a trainer: the model's own test split, if it has one
         trainer, has_eval = None, False
-    dataset = []
-    if trainer is not None:
-        with status("loading the test split"):
+    with status("loading the test split"):
+        dataset = model.test_split(data)
+        if dataset is None and trainer is not None:
             dataset = trainer.build_dataset(data, "test")
+    if dataset is None:   # no test split: the generated column only
+        if data is not None:
+            raise ConfigError(f"the {model.arch} plugin has no test split (no Model.test_split, no trainer), "
+                              f"so it cannot read --data")
+        dataset = []
     plugin = {}
     if has_eval:
         with status("the plugin's evaluation"), torch.no_grad():
@@ -115,6 +121,8 @@ def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", 
     with status("decoding the test split"):
         real = held_out_pieces(model, dataset, num)
     gen_m, test_m = M.midi_metrics(generated), M.midi_metrics(real) if real else {}
+    gen_m.update(model.music_metrics(generated))
+    test_m.update(model.music_metrics(real) if real else {})
     table = {k: {"generated": gen_m[k], "test": test_m.get(k, float("nan"))} for k in gen_m}
     scores = {}
     for key, value in plugin.items():

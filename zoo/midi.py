@@ -19,6 +19,8 @@ def check_midi_file(path) -> Path:
     """Cheap checks before any parser touches a file: it exists, is small enough, starts with MThd, its
     chunks fit in the file, and it holds at most MAX_MIDI_EVENTS events. Returns the path; raises MidiError."""
     path = Path(path)
+    if path.is_dir():
+        raise MidiError(f"{path}: is a folder, not a MIDI file; give one .mid file inside it")
     if not path.is_file():
         raise MidiError(f"{path}: no such MIDI file")
     size = path.stat().st_size

@@ -2,10 +2,69 @@
 
 from __future__ import annotations
 
+import math
+import os
+from dataclasses import asdict, dataclass
 from typing import ClassVar
 
 import torch
 from torch import nn
+
+from zoo.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class GenerateOption:
+    """One keyword of a model's generate(), declared as data: `zoo generate` makes it a flag, `zoo info` lists it.
+
+    The core knows no option by name; a plugin declares all of its own, e.g.
+    GenerateOption("temperature", float, 1.0, "sampling temperature", min=0, max=1000).
+    """
+
+    name: str                       # generate()'s keyword; its flag is --name with "_" written "-"
+    type: type = str                # int, float, bool or str (a file path is a str)
+    default: object = None          # what generate() uses when the option is not given (None: "none"/"all")
+    help: str = ""
+    min: float | None = None        # inclusive range of a number, checked before any work
+    max: float | None = None
+    flag: str | None = None         # bool options only: one more switch that sets the opposite of the default
+    midi_file: bool = False         # a str that names a MIDI file: checked (exists, is MIDI) before the model loads
+
+    def __post_init__(self):
+        if self.type not in (int, float, bool, str):
+            raise TypeError(f"GenerateOption {self.name!r}: type must be int, float, bool or str")
+        if self.flag is not None and self.type is not bool:
+            raise TypeError(f"GenerateOption {self.name!r}: only a bool option has a flag")
+
+    @property
+    def cli(self) -> str:
+        """The command-line flag: --top-k for top_k, or the declared switch of a bool."""
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    def check(self, value) -> None:
+        """A ConfigError unless a number lies in [min, max] (an int option: a whole number); a MidiError unless
+        a midi_file option names a readable MIDI file."""
+        if self.midi_file and isinstance(value, (str, os.PathLike)):
+            from zoo.midi import check_midi_file
+
+            check_midi_file(value)
+        if value is None or self.type not in (int, float):
+            return
+        kind = int if self.type is int else (int, float)
+        ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
+        if ok and self.min is not None:
+            ok = value >= self.min
+        if ok and self.max is not None:
+            ok = value <= self.max
+        if not ok:
+            lo = "" if self.min is None else f" from {self.min:g}"
+            hi = "" if self.max is None else f" to {self.max:g}"
+            kind = "a whole number" if self.type is int else "a number"
+            raise ConfigError(f"{self.name} must be {kind}{lo}{hi}, got {value!r}")
+
+    def to_dict(self) -> dict:
+        """JSON-ready, for `zoo info`."""
+        return {**asdict(self), "type": self.type.__name__, "flag": self.cli}
 
 
 class Model(nn.Module):
@@ -17,12 +76,18 @@ class Model(nn.Module):
     config_class: ClassVar[type] = None
     tokenizer_name: ClassVar[str] = ""       # the registered tokenizer built when none is given
     optional_state_files: ClassVar[tuple[str, ...]] = ()
-    generate_options: ClassVar[tuple[str, ...]] = ()  # CLI options generate() accepts
+    generate_options: ClassVar[tuple[GenerateOption, ...]] = ()  # generate()'s keywords besides num and seed
+    # how `zoo generate --score` engraves this model's music: layout name -> staves, top to bottom, each
+    # (staff name, clef, track indices); clef is "treble", "treble8vb" or "bass", two tracks share a staff as
+    # two voices. The first layout is the default; none: one staff per track, clefs chosen by pitch.
+    score_layouts: ClassVar[dict[str, tuple[tuple[str, str, tuple[int, ...]], ...]]] = {}
 
     def __init_subclass__(cls, **kwargs):
-        # every plugin's generate() gets num and seed checked first (zoo.limits): MuseGAN's
-        # generate(num=0 | -1 | 2.5) raised raw torch errors, a huge num or seed exhausted memory
+        # every plugin's generate() gets num, seed and its declared options checked first (zoo.limits): a
+        # shipped plugin's generate(num=0 | -1 | 2.5) raised raw torch errors, a huge num or seed exhausted memory
         super().__init_subclass__(**kwargs)
+        if not all(isinstance(o, GenerateOption) for o in cls.generate_options):
+            raise TypeError(f"{cls.__name__}.generate_options must hold zoo.model.GenerateOption objects")
         own = cls.__dict__.get("generate")
         if own is not None and not getattr(own, "_zoo_checked", False):
             cls.generate = _checked_generate(own)
@@ -40,9 +105,11 @@ class Model(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        """The device of the first parameter (CPU for a model without parameters)."""
+        """The device of the first parameter (CPU for a model without parameters); parts left out of a
+        generate-only load stay on the meta device and do not count."""
         for p in self.parameters():
-            return p.device
+            if not p.is_meta:
+                return p.device
         return torch.device("cpu")
 
     def num_parameters(self) -> int:
@@ -56,6 +123,17 @@ class Model(nn.Module):
     def generate(self, num: int = 1, seed: int | None = None, **options):
         """Return one PrettyMIDI (num == 1) or a list of them."""
         raise NotImplementedError
+
+    def music_metrics(self, pieces: list) -> dict[str, float]:
+        """Metrics particular to this model's kind of music, for `zoo eval`'s table beside the core's MIDI
+        metrics: computed the same way on generated and on test pieces (lists of PrettyMIDI). Default: none."""
+        return {}
+
+    def test_split(self, source: str | None):
+        """The held-out test pieces of `source` (a --data argument; None: the plugin's own data) as items the
+        tokenizer decodes, for `zoo eval` without building a Trainer. Default None: the registered
+        Trainer's build_dataset(source, "test") is used, if there is one."""
+        return None
 
     def save_pretrained(self, folder, card: str | None = None, extra_files: dict | None = None):
         """Save atomically in the Hub layout (config.json, safetensors, tokenizer.json, README.md, manifest)."""
@@ -96,7 +174,22 @@ def _checked_generate(generate):
             check_num(bound.arguments["num"])
         if "seed" in bound.arguments:
             check_seed(bound.arguments["seed"])
+        declared = {o.name: o for o in type(self).generate_options}
+        for name, value in bound.arguments.get(_var_keyword(signature), {}).items():
+            if name in declared:
+                declared[name].check(value)
+        for name, value in bound.arguments.items():
+            if name in declared:
+                declared[name].check(value)
         return generate(self, *args, **kwargs)
 
     checked._zoo_checked = True
     return checked
+
+
+def _var_keyword(signature) -> str | None:
+    """The name of a **kwargs parameter, if the signature has one."""
+    for p in signature.parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            return p.name
+    return None

@@ -11,11 +11,12 @@ def interactive() -> bool:
     return sys.stdout.isatty() and sys.stderr.isatty()
 
 
-def bar(total: int | None = None, desc: str = "", initial: int = 0):
+def bar(total: int | None = None, desc: str = "", initial: int = 0, unit: str = "it", leave: bool = True):
     """A tqdm bar on stderr, disabled when not on a terminal."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, initial=initial, disable=not interactive(), dynamic_ncols=True, file=sys.stderr)
+    return tqdm(total=total, desc=desc, initial=initial, disable=not interactive(), dynamic_ncols=True, file=sys.stderr,
+                unit=unit, leave=leave)
 
 
 @contextlib.contextmanager

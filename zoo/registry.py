@@ -157,6 +157,11 @@ def _unknown(what: str, name: str, known: list[str]) -> str:
     return f"unknown {what} {name!r}{hint}"
 
 
+def _looks_like_path(name: str) -> bool:
+    """A name with a path separator or a leading . or ~ is a folder, never a pretrained name."""
+    return "/" in name or os.sep in name or name.startswith((".", "~"))
+
+
 _REGISTRY: Registry | None = None
 
 
@@ -261,4 +266,7 @@ def resolve(name_or_path: str, revision: str | None = None) -> Path:
         return path
     if path.exists():
         raise CheckpointError(f"{name!r} is a file; give the folder that holds config.json and model.safetensors")
+    if _looks_like_path(name):   # "runs/nope": a folder the user meant, not a misspelt pretrained name
+        hub = f", or hf://{name} for a Hugging Face Hub repo" if name.count("/") == 1 and not name.startswith((".", "~", "/")) else ""
+        raise CheckpointError(f"no such folder: {name!r}; check the path (a run's model is RUN/final){hub}")
     raise UnknownNameError(_unknown("model", name, list(registry.entries["pretrained"])) + " (or give a folder, or hf://org/repo)")

@@ -29,6 +29,10 @@ PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 # a 24-hour piece at 120 bpm has 172,800 beats; a 46-byte file with a 1 us tempo claims 10^7 (pretty_midi's
 # get_beats would list them all, and one bar line each took minutes and 8 GB)
 MAX_PLOT_BEATS = 200_000
+# a piano roll longer than ROW_BEATS beats is drawn in rows of that length (at most MAX_ROWS rows, then longer ones):
+# one 24-inch strip of 700 beats had notes a few pixels wide and text too small to read
+ROW_BEATS = 64
+MAX_ROWS = 16
 
 
 class RenderError(ZooError):
@@ -48,8 +52,13 @@ def _as_midi(midi):
 
 # --- piano roll ------------------------------------------------------------------------------------
 
-def plot_pianoroll(midi, path, time: str = "beats", title: str | None = None, dpi: int = 120) -> Path:
-    """Draw a piano roll PNG/SVG/PDF: time in beats or seconds, pitch names, one colour per track, a legend."""
+def plot_pianoroll(midi, path, time: str = "beats", title: str | None = None, dpi: int = 120,
+                   prompt_end: float | None = None) -> Path:
+    """Draw a piano roll PNG/SVG/PDF: time in beats or seconds, pitch names, one colour per track, a legend.
+
+    prompt_end (seconds): the piece is a continuation whose prompt ends there; the prompt is shaded and a line
+    marks where the new music starts. A long piece is drawn in several rows (ROW_BEATS beats each) rather than
+    squeezed into one unreadable strip."""
     if time not in ("beats", "seconds"):
         raise RenderError(f"time must be 'beats' or 'seconds', got {time!r}")
     check_plot_target(path)
@@ -78,45 +87,70 @@ def plot_pianoroll(midi, path, time: str = "beats", title: str | None = None, dp
             return np.asarray(t, dtype=float)
     pitches = [n.pitch for i in tracks for n in i.notes]
     lo, hi = (min(pitches), max(pitches)) if pitches else (60, 72)
-    span_end = float(conv(midi.get_end_time())) if pitches else 1.0
-    fig, ax = plt.subplots(figsize=(max(6.0, min(24.0, 2 + span_end * 0.35)), max(3.0, min(12.0, 1.5 + (hi - lo) * 0.12))))
+    span_end = max(float(conv(midi.get_end_time())) if pitches else 1.0, 1e-3)
+    # rows of ROW_BEATS beats (half a beat per second of time: 120 bpm), at most MAX_ROWS, the last ones longer
+    per_row = ROW_BEATS if time == "beats" else ROW_BEATS / 2
+    n_rows = max(1, min(MAX_ROWS, int(np.ceil(span_end / per_row - 1e-9))))
+    row_len = span_end if n_rows == 1 else max(per_row, span_end / n_rows)
+    width = max(6.0, min(24.0, 2 + row_len * 0.35))
+    row_height = max(3.0, min(12.0 if n_rows == 1 else 4.0, 1.5 + (hi - lo) * 0.12))
+    fig, axes = plt.subplots(n_rows, 1, figsize=(width, row_height * n_rows + (0.5 if n_rows > 1 else 0)),
+                             squeeze=False)
+    axes = axes[:, 0]
     colors = plt.get_cmap("tab10").colors
+    mark = None if prompt_end is None else float(conv(prompt_end))
     handles = []
     for k, inst in enumerate(tracks):
         color = colors[k % len(colors)]
-        if inst.notes:   # one collection per track: fast for tens of thousands of notes
-            starts = conv(np.array([n.start for n in inst.notes], dtype=float))
-            ends = np.maximum(conv(np.array([n.end for n in inst.notes], dtype=float)), starts + 1e-3)
-            pitch = np.array([n.pitch for n in inst.notes], dtype=float)
-            verts = np.stack([np.stack([starts, pitch - 0.4], 1), np.stack([starts, pitch + 0.4], 1),
-                              np.stack([ends, pitch + 0.4], 1), np.stack([ends, pitch - 0.4], 1)], 1)
-            ax.add_collection(PolyCollection(verts, facecolors=color, edgecolors="black", linewidths=0.3,
-                                             alpha=0.85))
         label = inst.name.strip() or ("drums" if inst.is_drum else f"track {k + 1}")
         count = f"{len(inst.notes)} note{'' if len(inst.notes) == 1 else 's'}"
         handles.append(Patch(facecolor=color, edgecolor="black", label=f"{label} ({count})"))
-    ax.set_xlim(0, max(span_end, 1e-3))
-    ax.set_ylim(lo - 1.5, hi + 1.5)
+        if not inst.notes:
+            continue
+        starts = conv(np.array([n.start for n in inst.notes], dtype=float))
+        ends = np.maximum(conv(np.array([n.end for n in inst.notes], dtype=float)), starts + 1e-3)
+        pitch = np.array([n.pitch for n in inst.notes], dtype=float)
+        for r, ax in enumerate(axes):   # one collection per track and row: fast for tens of thousands of notes
+            a, b = r * row_len, (r + 1) * row_len
+            keep = (starts < b) & (ends > a)
+            if not keep.any():
+                continue
+            s, e, p = starts[keep], ends[keep], pitch[keep]
+            verts = np.stack([np.stack([s, p - 0.4], 1), np.stack([s, p + 0.4], 1),
+                              np.stack([e, p + 0.4], 1), np.stack([e, p - 0.4], 1)], 1)
+            ax.add_collection(PolyCollection(verts, facecolors=color, edgecolors="black", linewidths=0.3, alpha=0.85))
+    if mark is not None:
+        handles.append(Patch(facecolor="0.75", edgecolor="none", label="prompt (shaded)"))
+        handles.append(Patch(facecolor="crimson", edgecolor="none", label="continuation starts"))
     # pitch names on the axis: every semitone for small ranges, every C (and G) otherwise
     every = 1 if hi - lo <= 24 else None
     ticks = [p for p in range(lo - 1, hi + 2) if every or p % 12 in (0, 7)]
-    ax.set_yticks(ticks)
-    ax.set_yticklabels([pitch_name(p) for p in ticks], fontsize=7 if every else 8)
-    for p in range(lo - 1, hi + 2):   # shade the black keys, like a piano-roll editor
-        if p % 12 in (1, 3, 6, 8, 10):
-            ax.axhspan(p - 0.5, p + 0.5, color="0.93", zorder=0)
-    if time == "beats":
-        bar = 4
-        ts = midi.time_signature_changes
-        if ts:
-            bar = ts[0].numerator * 4 / ts[0].denominator
-        ax.vlines(np.arange(0, span_end + bar, bar), lo - 1.5, hi + 1.5, color="0.6", linewidth=0.6, zorder=0)  # one artist
-    ax.set_xlabel("time (beats)" if time == "beats" else "time (seconds)")
-    ax.set_ylabel("pitch")
+    bar = 4
+    ts = midi.time_signature_changes
+    if time == "beats" and ts:
+        bar = ts[0].numerator * 4 / ts[0].denominator
+    for r, ax in enumerate(axes):
+        a, b = r * row_len, min((r + 1) * row_len, span_end)
+        ax.set_xlim(a, b if n_rows > 1 else span_end)
+        ax.set_ylim(lo - 1.5, hi + 1.5)
+        ax.set_yticks(ticks)
+        ax.set_yticklabels([pitch_name(p) for p in ticks], fontsize=7 if every else 8)
+        for p in range(lo - 1, hi + 2):   # shade the black keys, like a piano-roll editor
+            if p % 12 in (1, 3, 6, 8, 10):
+                ax.axhspan(p - 0.5, p + 0.5, color="0.93", zorder=0)
+        if time == "beats":   # bar lines, one artist per row
+            ax.vlines(np.arange(0, span_end + bar, bar), lo - 1.5, hi + 1.5, color="0.6", linewidth=0.6, zorder=0)
+        if mark is not None and mark > a:
+            ax.axvspan(a, min(mark, b), color="0.75", alpha=0.35, zorder=0.5, linewidth=0)
+            if mark <= b:
+                ax.axvline(mark, color="crimson", linewidth=2.0, zorder=3)
+        ax.set_ylabel("pitch")
+    axes[-1].set_xlabel("time (beats)" if time == "beats" else "time (seconds)")
     if title:
-        ax.set_title(title)
+        axes[0].set_title(title, fontsize=12 if n_rows == 1 else 14)
     if handles:
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)  # beside, never over notes
+        axes[0].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8 if n_rows == 1 else 10,
+                       frameon=False)  # beside, never over notes
     fig.tight_layout()
     path = Path(path)
     try:
@@ -237,8 +271,7 @@ def engraver() -> tuple[str, str] | None:
     return None
 
 
-# clefs and staff names for four voices, top to bottom
-_SATB = (("Soprano", "treble"), ("Alto", "treble"), ("Tenor", "treble8vb"), ("Bass", "bass"))
+CLEFS = ("treble", "treble8vb", "bass")   # the clefs a staff layout (Model.score_layouts) may name
 
 
 def _quarters(midi, seconds: float, grid: int = 4) -> float:
@@ -288,13 +321,26 @@ def _grand_staff(inst, split: int = 60, span: int = 19):
     return [upper, lower]
 
 
-def to_score(midi, title: str | None = None, staves: int = 4):
-    """PrettyMIDI -> music21 Score a musician can read: a staff per track (four tracks: SATB with soprano,
-    alto, tenor (treble 8vb) and bass clefs, or with staves=2 soprano and alto on a treble staff, tenor and
-    bass on a bass staff, stems up for the upper voice), the best-fitting key signature with notes spelled in
-    the key, 16th-note grid, measures, ties across bar lines and merged note values."""
-    if staves not in (2, 4):
-        raise RenderError(f"staves must be 2 or 4, got {staves}")
+def _fit_layout(staves, n_tracks: int):
+    """A model's staff layout when it places each of the piece's tracks exactly once, else None."""
+    if not staves:
+        return None
+    for staff in staves:
+        if len(staff) != 3 or staff[1] not in CLEFS:
+            raise RenderError(f"a staff must be (name, clef, track indices) with a clef of {', '.join(CLEFS)}; "
+                              f"got {staff!r}")
+    placed = sorted(i for _, _, tracks in staves for i in tracks)
+    return staves if placed == list(range(n_tracks)) else None
+
+
+def to_score(midi, title: str | None = None, staves=None):
+    """PrettyMIDI -> music21 Score a musician can read: the best-fitting key signature with notes spelled in
+    the key, 16th-note grid, measures, ties across bar lines and merged note values.
+
+    `staves` is a layout a model declares (Model.score_layouts): staves top to bottom, each (name, clef,
+    track indices); the tracks of one staff become its voices, stems up for the upper. Without one, or when
+    the piece's tracks do not fit it, each track gets a staff with a clef chosen by its pitches, and a
+    wide-ranging track (a piano) a grand staff."""
     from music21 import clef, key, meter, metadata, stream, tempo
 
     midi = _as_midi(midi)
@@ -305,8 +351,8 @@ def to_score(midi, title: str | None = None, staves: int = 4):
     last = max((_quarters(midi, n.end) for i in tracks for n in i.notes), default=bar_q)
     end_q = max(bar_q, -(-last // bar_q) * bar_q)   # whole bars
     score = stream.Score()
-    satb = len(tracks) == 4
-    if not satb:   # a wide-ranging track (a piano) goes on a grand staff: right hand from middle C up
+    layout = _fit_layout(staves, len(tracks))
+    if layout is None:   # a wide-ranging track (a piano) goes on a grand staff: right hand from middle C up
         tracks = [half for inst in tracks for half in _grand_staff(inst)]
     parts = [_part(midi, inst, end_q) for inst in tracks]
     all_notes = stream.Stream()
@@ -328,8 +374,8 @@ def to_score(midi, title: str | None = None, staves: int = 4):
                         pitch.name = want
                         pitch.octave = (pitch.octave if pitch.octave is not None else 4) + (m - pitch.midi) // 12
     for i, (inst, part) in enumerate(zip(tracks, parts)):
-        if satb:
-            std, clef_name = _SATB[i]
+        if layout is not None:
+            std, clef_name, _ = next(staff for staff in layout if i in staff[2])
             c = {"treble": clef.TrebleClef, "treble8vb": clef.Treble8vbClef, "bass": clef.BassClef}[clef_name]()
         else:
             std = None
@@ -345,8 +391,8 @@ def to_score(midi, title: str | None = None, staves: int = 4):
             part.insert(0, tempo.MetronomeMark(number=round(midi.get_tempo_changes()[1][0]) if len(midi.get_tempo_changes()[1]) else 120))
         score.insert(0, part)
     score = score.makeNotation()
-    if satb and staves == 2:
-        score = _two_staves(score)
+    if layout is not None and any(len(tracks) > 1 for _, _, tracks in layout):
+        score = _shared_staves(score, layout)
     score.metadata = metadata.Metadata()
     score.metadata.title = title or ""
     score.metadata.movementName = ""
@@ -354,23 +400,27 @@ def to_score(midi, title: str | None = None, staves: int = 4):
     return score
 
 
-def _two_staves(score):
-    """An SATB score on four staves -> two: S+A on a treble staff, T+B on a bass staff, as voices per measure."""
+def _shared_staves(score, layout):
+    """A score with a staff per track -> the layout's staves: the tracks of one staff become its voices,
+    measure by measure, stems up for the first and down for the others."""
     from music21 import clef, stream
 
     parts = list(score.parts)
     out = stream.Score()
-    for (upper, lower), name, new_clef in (((parts[0], parts[1]), "S A", clef.TrebleClef),
-                                           ((parts[2], parts[3]), "T B", clef.BassClef)):
+    for name, clef_name, tracks in layout:
+        new_clef = {"treble": clef.TrebleClef, "treble8vb": clef.Treble8vbClef, "bass": clef.BassClef}[clef_name]
         staff = stream.Part()
         staff.partName = name
-        for m_up, m_low in zip(upper.getElementsByClass("Measure"), lower.getElementsByClass("Measure")):
+        sources = [parts[t].getElementsByClass("Measure") for t in tracks]
+        for measures in zip(*sources):
+            m_up = measures[0]
             m = stream.Measure(number=m_up.number)
             if m_up.number == 1 or m_up.offset == 0:
                 m.insert(0, new_clef())
                 for el in m_up.getElementsByClass(("KeySignature", "TimeSignature", "MetronomeMark")):
                     m.insert(0, el.__deepcopy__())
-            for k, (src, stem) in enumerate(((m_up, "up"), (m_low, "down"))):
+            for k, src in enumerate(measures):
+                stem = "up" if k == 0 else "down"
                 v = stream.Voice(id=str(k + 1))
                 for el in src.notesAndRests:
                     offset, el = el.offset, el.__deepcopy__()   # a copy forgets its offset in the measure
@@ -401,7 +451,7 @@ def check_score_target(path) -> tuple[str, str] | None:
     return None
 
 
-def write_score(midi, path, title: str | None = None, first_system: bool = False, staves: int = 4) -> Path:
+def write_score(midi, path, title: str | None = None, first_system: bool = False, staves=None) -> Path:
     """Sheet music: .musicxml/.xml/.mxl through music21; .pdf/.png engraved by LilyPond or MuseScore.
 
     first_system=True (PNG from LilyPond) crops the picture to the first system, for a README.
@@ -444,10 +494,23 @@ def _run(cmd, what, env=None, cwd=None):
     return proc
 
 
+def quote_ly_header(text: str) -> str:
+    """Quote the bare words musicxml2ly leaves unquoted in \\header (`title = c`): LilyPond reads a bare `c` or
+    `s` as a note or a spacer, not as text, and the score came out untitled. Only letters-only values are
+    bare (musicxml2ly quotes anything else), so quoting them changes nothing but their meaning."""
+    import re
+
+    def quote(block):
+        return re.sub(r"^(\s*[A-Za-z-]+\s*=\s*)([A-Za-z]+)\s*$", r'\1"\2"', block.group(0), flags=re.MULTILINE)
+
+    return re.sub(r"\\header\s*\{[^}]*\}", quote, text)
+
+
 def _lilypond(exe, xml: Path, tmp: Path, suffix: str, first_system: bool) -> None:
     conv = shutil.which("musicxml2ly") or str(Path(exe).with_name("musicxml2ly"))
     ly = tmp / "score.ly"
     _run([conv, "--no-beaming", "-o", str(ly), str(xml)], "musicxml2ly", cwd=tmp)
+    ly.write_text(quote_ly_header(ly.read_text(encoding="utf-8")), encoding="utf-8")
     out = tmp / "score.out"
     if suffix == ".pdf":
         _run([exe, "-s", "--pdf", "-o", str(out), str(ly)], "LilyPond", cwd=tmp)
@@ -462,4 +525,13 @@ def _lilypond(exe, xml: Path, tmp: Path, suffix: str, first_system: bool) -> Non
     pick = [p for p in made if ".preview" in p.name or ".cropped" in p.name] or made
     if not pick:
         raise RenderError("LilyPond wrote no PNG")
-    shutil.copyfile(pick[0], tmp / "score.out.png")
+    _pad_png(pick[0], tmp / "score.out.png")
+
+
+def _pad_png(src: Path, dest: Path, margin: int = 24) -> None:
+    """Copy a cropped PNG with a white margin: LilyPond crops to the ink, so the title's ascenders and the
+    composer line touched (and in some viewers lost) the picture's edge."""
+    from PIL import Image, ImageOps
+
+    with Image.open(src) as im:
+        ImageOps.expand(im.convert("RGB"), border=margin, fill="white").save(dest)

@@ -28,7 +28,7 @@ import torch.distributed as dist
 import zoo
 from zoo.checkpoint import atomic_folder, load_tensors, save_tensors, verify, write_manifest
 from zoo.config import config_from_dict, parse_overrides, to_dict, valid_keys
-from zoo.errors import CheckpointError, ConfigError, DataError
+from zoo.errors import CheckpointError, ConfigError, DataError, PluginError
 from zoo.safeio import read_json, write_text_atomic
 
 
@@ -51,19 +51,25 @@ class TrainConfig:
     eval_every: int = 0             # evaluate on the valid split every N steps; 0 = only at the end
     ckpt_every: int = 500           # checkpoint every N steps (and always at the end)
     keep_checkpoints: int = 3       # newest K checkpoints kept
+    num_workers: int = 2            # data-loader worker processes per torchrun process; 0 = load in the main process
+    distributed: str = "ddp"        # under torchrun: "ddp" (replicated weights) or "fsdp" (sharded weights, fully_shard)
 
     def __post_init__(self):
         positive = ("steps", "batch_size", "grad_accum", "metrics_every", "ckpt_every", "keep_checkpoints")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "log_every", "eval_every"):
+        for name in ("warmup_steps", "log_every", "eval_every", "num_workers"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if self.grad_clip < 0:
             raise ConfigError("grad_clip must be >= 0 (0 turns clipping off)")
+        if self.num_workers > 64:
+            raise ConfigError(f"num_workers must be 0..64, got {self.num_workers}")
+        if self.distributed not in ("ddp", "fsdp"):
+            raise ConfigError(f"distributed must be 'ddp' or 'fsdp', got {self.distributed!r}")
         if self.schedule not in ("constant", "cosine"):
             raise ConfigError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if not 0 <= self.min_lr_ratio <= 1:
@@ -76,10 +82,22 @@ class TrainConfig:
 
 
 class Trainer:
-    """Base class of a plugin's training step. See docs/training.md and docs/contract.md."""
+    """Base class of a plugin's training step. See docs/training.md and docs/plugins.md.
+
+    The step follows one of two protocols, chosen by `manual_optimization` (as in Lightning):
+
+    - False (the default): training_step returns {"loss": tensor with grad, ...logs}; the core does
+      backward, gradient accumulation (grad_accum), clipping and the step of the one optimizer.
+    - True: training_step calls self.optimize(name, loss) for every update (a GAN: the critic's, then
+      the generator's) and returns only logs. grad_accum must be 1.
+
+    Anything else (a loss without a gradient, two optimizers with a returned loss, a manual step
+    that never calls optimize) is a PluginError, never a silent step that trains nothing.
+    """
 
     config_class: ClassVar[type] = TrainConfig
     defaults: ClassVar[dict] = {}   # the plugin's TrainConfig defaults, e.g. {"lr": 1e-3}
+    manual_optimization: ClassVar[bool] = False
 
     def __init__(self, model, config: TrainConfig, source: str | None = None, device="cpu"):
         self.model = model
@@ -89,6 +107,7 @@ class Trainer:
         self.rank = dist.get_rank() if dist.is_initialized() else 0
         self.world_size = dist.get_world_size() if dist.is_initialized() else 1
         self._loop = None
+        self._optimize_calls = 0
 
     # ---- what a plugin implements -------------------------------------------------
     def build_dataset(self, source: str | None, split: str):
@@ -100,11 +119,13 @@ class Trainer:
         return {"main": torch.optim.AdamW(self.model.parameters(), lr=self.config.lr)}
 
     def training_step(self, batch, step: int) -> dict:
-        """One optimizer step. Return {'loss': tensor, ...} or call self.optimize() and return floats."""
+        """One optimizer step: return {'loss': tensor, ...logs}, or (manual_optimization) call
+        self.optimize() and return logs. Log values may be tensors: the core converts them only when it logs."""
         raise NotImplementedError
 
     def evaluate(self, dataset) -> dict:
-        """Metrics on held-out data (optional)."""
+        """Metrics on held-out data (optional). Under torchrun every process calls it: use eval_batches()
+        and reduce_sum() to share the work, or compute on the whole dataset in each process."""
         return {}
 
     def model_card(self, summary: dict) -> str:
@@ -132,39 +153,130 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def optimize(self, name: str, loss: torch.Tensor) -> float:
-        """zero_grad, backward, gradient all-reduce (torchrun), clip, step. Returns the grad norm."""
+    def optimize(self, name: str, loss: torch.Tensor):
+        """(manual_optimization) zero_grad, backward, clip, step of optimizer `name`. Under torchrun,
+        DDP averages the gradients during backward. Returns the grad norm as a tensor (no host sync)."""
+        if not self.manual_optimization:
+            raise PluginError(f"{type(self).__name__}.training_step called self.optimize(); set "
+                              f"manual_optimization = True on the trainer, or return {{'loss': loss}} for the core to step")
+        if name not in self.optimizers:
+            raise PluginError(f"self.optimize({name!r}): no such optimizer; configure_optimizers() "
+                              f"returned {', '.join(self.optimizers)}")
+        _check_loss(loss, f"the loss passed to self.optimize({name!r})", type(self).__name__)
         opt = self.optimizers[name]
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        self._optimize_calls += 1
         return self._finish_step(opt)
 
     def next_batch(self):
-        """Another batch from the training data (for steps that need several, e.g. critic steps)."""
-        return self._loop.next_batch()
+        """Another batch of the training data, on self.device (for steps that need several)."""
+        return _to_device(self._loop.next_batch(), self.device)
 
-    def _finish_step(self, opt) -> float:
+    def eval_batches(self, dataset, batch_size: int):
+        """Batches of `dataset` on self.device, in order: under torchrun (ddp) this process's share only
+        (examples rank, rank + N, ...). Sum what you measure and combine the sums with reduce_sum()."""
+        indices = range(len(dataset))
+        if self._shards_eval:
+            indices = indices[self.rank::self.world_size]
+        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, indices), batch_size=batch_size)
+        for batch in loader:
+            yield _to_device(batch, self.device)
+
+    def reduce_sum(self, *values) -> list[float]:
+        """Each value summed over the processes that shared eval_batches() (itself in one process)."""
+        totals = torch.tensor([float(v) for v in values], dtype=torch.float64)
+        if self._shards_eval:
+            totals = totals.to(self._comm_device)
+            dist.all_reduce(totals)
+        return totals.tolist()
+
+    @property
+    def _shards_eval(self) -> bool:
+        # with fsdp every forward all-gathers weights, a collective: all processes must run the same
+        # forwards, so each evaluates every batch (and nothing needs summing)
+        return self.world_size > 1 and self.config.distributed == "ddp"
+
+    @property
+    def _comm_device(self) -> torch.device:
+        """Where collectives' tensors live: the GPU for NCCL, the CPU for gloo."""
+        return self.device if self.device.type == "cuda" else torch.device("cpu")
+
+    def _finish_step(self, opt):
         params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
-        if self.world_size > 1:
-            _allreduce_mean([p.grad for p in params])
         norm = 0.0
         if self.config.grad_clip > 0 and params:
-            norm = float(torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip))
+            norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)   # a tensor: no host sync
+            norm = _full(norm)   # fsdp: the norm is a DTensor; every rank gathers it here, not only rank 0 when logging
         opt.step()
         return norm
 
 
-def _allreduce_mean(grads: list[torch.Tensor]) -> None:
-    """Average gradients over processes in one flat buffer (what DDP's reducer does)."""
-    if not grads:
+def _check_loss(loss, what: str, trainer: str) -> None:
+    if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
+        got = "a tensor without a gradient (detached, or computed under no_grad)" if isinstance(loss, torch.Tensor) \
+            else f"{type(loss).__name__}"
+        raise PluginError(f"{trainer}: {what} is {got}; it must be a tensor that requires grad, or nothing would "
+                          f"be trained. A step that optimizes itself sets manual_optimization = True and calls "
+                          f"self.optimize(name, loss)")
+
+
+def _full(t):
+    """An ordinary tensor for a possibly sharded one (fsdp's DTensor; a collective then), else t itself."""
+    full_tensor = getattr(t, "full_tensor", None)
+    return full_tensor() if full_tensor is not None else t
+
+
+def _shard_like(current, full: torch.Tensor):
+    """`full` cut to this process's shard of `current` when that is a DTensor (fsdp), else `full` as is."""
+    if not hasattr(current, "device_mesh") or full.dim() == 0:
+        return full
+    from torch.distributed.tensor import distribute_tensor
+
+    # every process read the whole tensor from the checkpoint: each keeps its slice, no communication
+    return distribute_tensor(full.to(current.device), current.device_mesh, current.placements, src_data_rank=None)
+
+
+def _distribute(trainer: Trainer) -> None:
+    """Under torchrun, hand every trained network (each of model.state_files(), e.g. a GAN's generator and
+    critic separately) to PyTorch: composable DDP (replicate: bucketed all-reduce overlapped with backward,
+    the double backward of a gradient penalty included) or FSDP2 (fully_shard: weights, gradients and
+    optimizer state sharded). Both change the modules in place, so a plugin's step and the checkpoint
+    names stay what they are in one process. Must run before configure_optimizers (fsdp swaps parameters)."""
+    if trainer.world_size == 1:
         return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
+    for module in trainer.model.state_files().values():
+        if not any(p.requires_grad for p in module.parameters()):
+            continue
+        if trainer.config.distributed == "fsdp":
+            from torch.distributed.fsdp import fully_shard
+
+            # each block of a ModuleList (a transformer's layers) is its own unit: only one block's
+            # weights are gathered at a time, which is what lets a model outgrow one GPU
+            for sub in list(module.modules()):
+                if isinstance(sub, torch.nn.ModuleList):
+                    for block in sub:
+                        if any(p.requires_grad for p in block.parameters()):
+                            fully_shard(block)
+            fully_shard(module)
+        else:
+            from torch.distributed._composable.replicate import replicate
+
+            kwargs = {"device_id": trainer.device} if trainer.device.type == "cuda" else {}
+            # gradient_as_bucket_view: gradients live in DDP's buckets, no second copy of them
+            replicate(module, gradient_as_bucket_view=True, **kwargs)
+            # build DDP now (a collective: it broadcasts rank 0's weights) rather than at the first forward,
+            # which under sharded evaluation may come on some ranks only
+            replicate.state(module).lazy_init()
+
+
+def _set_grad_sync(trainer: Trainer, sync: bool) -> None:
+    """Skip (or restore) DDP's/FSDP's gradient reduction: the micro-batches before the last accumulate locally."""
+    if trainer.world_size == 1:
+        return
+    for module in trainer.model.state_files().values():
+        if hasattr(module, "set_requires_gradient_sync"):
+            module.set_requires_gradient_sync(sync)
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:
@@ -178,35 +290,83 @@ def lr_factor(step: int, config: TrainConfig) -> float:
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-class _DataLoop:
-    """Seeded, resumable, sharded batches: epoch e's order is randperm(seed, e); rank r takes its slice
-    of every global batch, so N processes see exactly the batches one process would."""
+class _GlobalBatches(torch.utils.data.Sampler):
+    """This rank's slice of every global batch, from (epoch, position) on, for ever. Epoch e's order is
+    randperm(seed, e) and rank r takes the r-th 1/N of each global batch, so N processes together see
+    exactly the batches one process would. Items are (epoch, index): a dataset copied into a worker
+    process learns its epoch from them (set_epoch), not from the main process."""
 
-    def __init__(self, dataset, config: TrainConfig, rank: int, world: int, epoch=0, position=0):
+    def __init__(self, n: int, config: TrainConfig, rank: int, world: int, epoch: int, position: int):
+        self.n, self.config, self.rank, self.world = n, config, rank, world
+        self.epoch, self.position = epoch, position
+
+    def __iter__(self):
+        b, local = self.config.batch_size, self.config.batch_size // self.world
+        epoch, position = self.epoch, self.position
+        while True:
+            g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+            order = torch.randperm(self.n, generator=g)
+            for pos in range(position, self.n // b):
+                ids = order[pos * b:(pos + 1) * b][self.rank * local:(self.rank + 1) * local]
+                yield [(epoch, int(i)) for i in ids]
+            epoch, position = epoch + 1, 0
+
+
+class _EpochItems(torch.utils.data.Dataset):
+    """dataset[(epoch, i)] is dataset[i] as it is in that epoch (set_epoch, for random crops)."""
+
+    def __init__(self, dataset):
+        self.dataset, self.epoch = dataset, None
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        epoch, i = key
+        if epoch != self.epoch and hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        self.epoch = epoch
+        return self.dataset[i]
+
+
+class _DataLoop:
+    """Seeded, resumable, sharded batches through a DataLoader (worker processes, pinned memory on CUDA).
+    (epoch, position) count global batches handed to the step, not what the workers prefetched, so a
+    checkpoint resumes at the next unseen batch whatever the number of processes or workers."""
+
+    def __init__(self, dataset, config: TrainConfig, rank: int, world: int, epoch=0, position=0, device="cpu"):
         self.dataset, self.config, self.rank, self.world = dataset, config, rank, world
         self.epoch, self.position = epoch, position
+        self.device = torch.device(device)
         if config.batch_size % world:
             raise ConfigError(f"batch_size {config.batch_size} must be divisible by the {world} torchrun processes")
         self.per_batch = len(dataset) // config.batch_size
         if self.per_batch == 0:
             raise DataError(f"the training data has {len(dataset)} examples, fewer than one batch of "
                             f"{config.batch_size}; use a smaller --batch-size or more data")
-        self._set_epoch()
-
-    def _set_epoch(self):
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(self.epoch)
-        g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.epoch)
-        self.order = torch.randperm(len(self.dataset), generator=g)
+        self._batches = None
 
     def next_batch(self):
         if self.position >= self.per_batch:
             self.epoch, self.position = self.epoch + 1, 0
-            self._set_epoch()
-        b, local = self.config.batch_size, self.config.batch_size // self.world
-        ids = self.order[self.position * b:(self.position + 1) * b][self.rank * local:(self.rank + 1) * local]
+        if self._batches is None:
+            self._batches = iter(self._loader())
         self.position += 1
-        return torch.utils.data.default_collate([self.dataset[int(i)] for i in ids])
+        return next(self._batches)
+
+    def _loader(self):
+        sampler = _GlobalBatches(len(self.dataset), self.config, self.rank, self.world, self.epoch, self.position)
+        workers = self.config.num_workers
+        return torch.utils.data.DataLoader(
+            _EpochItems(self.dataset), batch_sampler=sampler, num_workers=workers,
+            pin_memory=self.device.type == "cuda", prefetch_factor=4 if workers else None,
+            # its own generator: a DataLoader draws its workers' base seed when it starts, and from the
+            # global RNG that would shift the training noise of a resumed run against an uninterrupted one
+            generator=torch.Generator().manual_seed(self.config.seed))
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        self._batches = None
 
 
 def _to_device(batch, device):
@@ -222,26 +382,74 @@ def _to_device(batch, device):
 # ---- checkpoints ------------------------------------------------------------------
 
 def _optimizer_tensors(opt) -> tuple[dict, dict]:
-    """Flatten an optimizer's state into tensors (safetensors) and JSON (everything else). No pickle."""
+    """Flatten an optimizer's state into tensors (safetensors) and JSON (everything else). No pickle.
+    Under fsdp the state is sharded: every process must call this (it gathers), rank 0 writes."""
     sd = opt.state_dict()
     tensors, scalars = {}, {}
     for pid, state in sd["state"].items():
         for key, value in state.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"state.{pid}.{key}"] = value
+                tensors[f"state.{pid}.{key}"] = _full(value)
             else:
                 scalars.setdefault(str(pid), {})[key] = value
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
 def _load_optimizer(opt, tensors: dict, meta: dict) -> None:
+    params = [p for g in opt.param_groups for p in g["params"]]   # the order of the state's integer ids
     state: dict = {}
     for name, value in tensors.items():
         _, pid, key = name.split(".", 2)
-        state.setdefault(int(pid), {})[key] = value
+        state.setdefault(int(pid), {})[key] = _shard_like(params[int(pid)], value)
     for pid, values in meta["scalars"].items():
         state.setdefault(int(pid), {}).update(values)
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _load_module(module, tensors: dict) -> None:
+    current = module.state_dict()
+    module.load_state_dict({k: _shard_like(current.get(k), v) for k, v in tensors.items()})
+
+
+def _rng_state(device: torch.device) -> dict:
+    """This process's random states as tensors: torch's (and its GPU's), numpy's and Python's."""
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    _, internal, gauss_next = random.getstate()
+    state = {"torch": torch.get_rng_state(),
+             "numpy_keys": torch.from_numpy(keys.astype(np.int64)),
+             "numpy_pos": torch.tensor([pos, has_gauss], dtype=torch.int64),
+             "numpy_gauss": torch.tensor([gauss], dtype=torch.float64),
+             "python_state": torch.tensor(internal, dtype=torch.int64),
+             "python_gauss": torch.tensor([math.nan if gauss_next is None else gauss_next], dtype=torch.float64)}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+    pos, has_gauss = (int(v) for v in state["numpy_pos"])
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss,
+                         float(state["numpy_gauss"][0])))
+    gauss = float(state["python_gauss"][0])
+    random.setstate((3, tuple(int(v) for v in state["python_state"]), None if math.isnan(gauss) else gauss))
+
+
+def _gather_rng(trainer: Trainer) -> list[dict]:
+    """Every rank's random states (on rank 0; the others get them too: all_gather is the simplest
+    collective that NCCL and gloo both have). Rank 0 writes them, so a multi-node run needs no shared disk."""
+    mine = _rng_state(trainer.device)
+    if trainer.world_size == 1:
+        return [mine]
+    ranks: list[dict] = [{} for _ in range(trainer.world_size)]
+    for key, value in mine.items():   # the same keys and shapes on every rank
+        parts = [torch.empty_like(value, device=trainer._comm_device) for _ in ranks]
+        dist.all_gather(parts, value.to(trainer._comm_device))
+        for r, part in enumerate(parts):
+            ranks[r][key] = part.cpu()
+    return ranks
 
 
 def checkpoint_dirs(run: Path) -> list[Path]:
@@ -252,24 +460,26 @@ def checkpoint_dirs(run: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step-"))
 
 
-def save_checkpoint(run: Path, trainer: Trainer, loop: _DataLoop, step: int, state: dict) -> Path:
-    """Write checkpoints/step-NNNNNN atomically, then keep only the newest K."""
+def save_checkpoint(run: Path, trainer: Trainer, loop: _DataLoop, step: int, state: dict) -> Path | None:
+    """Write checkpoints/step-NNNNNN atomically, then keep only the newest K. Every process calls it: the
+    random states of all ranks (and, under fsdp, the sharded weights) are gathered, and rank 0 writes."""
+    modules = {stem: {k: _full(v) for k, v in module.state_dict().items()}
+               for stem, module in trainer.model.state_files().items()}
+    optimizers = {name: _optimizer_tensors(opt) for name, opt in trainer.optimizers.items()}
+    rngs = _gather_rng(trainer)
+    if trainer.rank != 0:
+        return None
+
     def fill(tmp: Path):
-        for stem, module in trainer.model.state_files().items():
-            save_tensors(module.state_dict(), tmp / f"{stem}.safetensors")
+        for stem, tensors in modules.items():
+            save_tensors(tensors, tmp / f"{stem}.safetensors")
         meta = {}
-        for name, opt in trainer.optimizers.items():
-            tensors, meta[name] = _optimizer_tensors(opt)
+        for name, (tensors, meta[name]) in optimizers.items():
             save_tensors(tensors, tmp / f"optimizer-{name}.safetensors")
-        rng = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng.update({f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
-        save_tensors(rng, tmp / "rng.safetensors")
-        np_state = np.random.get_state()
-        py_state = random.getstate()
+        for r, rng in enumerate(rngs):
+            save_tensors(rng, tmp / f"rng-rank{r}.safetensors")
         info = {"step": step, "epoch": loop.epoch, "position": loop.position, "optimizers": meta,
-                "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-                "python_rng": [py_state[0], list(py_state[1]), py_state[2]], **state}
+                "world_size": trainer.world_size, **state}
         (tmp / "trainer_state.json").write_text(json.dumps(info))
         write_manifest(tmp)
 
@@ -325,10 +535,31 @@ def load_checkpoint(run: Path, trainer: Trainer) -> dict | None:
 def _restore(path: Path, trainer: Trainer, info: dict) -> None:
     """Load one verified checkpoint's weights, optimizer and random states into a trainer."""
     for stem, module in trainer.model.state_files().items():
-        module.load_state_dict(load_tensors(path / f"{stem}.safetensors", trainer.device))
+        _load_module(module, load_tensors(path / f"{stem}.safetensors", trainer.device))
     for name, opt in trainer.optimizers.items():
         _load_optimizer(opt, load_tensors(path / f"optimizer-{name}.safetensors", trainer.device),
                         info["optimizers"][name])
+    mine = path / f"rng-rank{trainer.rank}.safetensors"
+    if mine.is_file():
+        _set_rng_state(load_tensors(mine), trainer.device)
+    elif (path / "rng.safetensors").is_file() and trainer.rank == 0:
+        _restore_single_process_rng(path, info)   # written before per-rank states: one process's, rank 0's
+    else:
+        # this rank did not exist when the checkpoint was written (more processes now): a fresh stream of its
+        # own, never a copy of another rank's, which would make two GPUs draw the same noise
+        saved = info.get("world_size", 1)
+        print(f"zoo: warning: rank {trainer.rank}: the checkpoint holds the random states of {saved} process(es); "
+              f"this one starts a new seeded stream, so the run is not bit-identical to one without the change",
+              file=sys.stderr)
+        seed = (trainer.config.seed * 7919 + trainer.rank) * 1_000_003 + info["step"]
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+
+
+def _restore_single_process_rng(path: Path, info: dict) -> None:
+    """The random states of a checkpoint written before ranks had their own: rng.safetensors plus numpy's and
+    Python's in trainer_state.json."""
     rng = load_tensors(path / "rng.safetensors")
     torch.set_rng_state(rng["torch"])
     if torch.cuda.is_available():
@@ -441,7 +672,9 @@ def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, 
         torch.manual_seed(config.seed * 7919 + dist.get_rank())  # same init everywhere, own noise per process
     trainer = trainer_cls(model, config, source=data, device=device)
     rank0 = trainer.rank == 0
+    _distribute(trainer)
     trainer.optimizers = trainer.configure_optimizers()
+    _check_protocol(trainer)
     base_lrs = {n: [g["lr"] for g in o.param_groups] for n, o in trainer.optimizers.items()}
     dataset = trainer.build_dataset(data, "train")
 
@@ -451,7 +684,7 @@ def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, 
     step = info["step"] if info else 0
     elapsed = info.get("elapsed_s", 0.0) if info else 0.0
     loop = _DataLoop(dataset, config, trainer.rank, trainer.world_size,
-                     epoch=info["epoch"] if info else 0, position=info["position"] if info else 0)
+                     epoch=info["epoch"] if info else 0, position=info["position"] if info else 0, device=device)
     trainer._loop = loop
     if rank0:
         run.mkdir(parents=True, exist_ok=True)
@@ -480,42 +713,49 @@ def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, 
         steps_this_session += 1
         if rank0 and steps_this_session == _FIRST_REPORT and step < config.steps:
             _report_first_steps(steps_this_session, time.monotonic() - t0, config.steps - step)
-        last = {k: float(v) for k, v in logs.items()}
-        last["lr"] = config.lr * factor
-        if config.eval_every and step % config.eval_every == 0 and step < config.steps:
-            last.update({f"valid_{k}": v for k, v in _evaluate(trainer, data, "valid").items()})
+        evaluated = bool(config.eval_every and step % config.eval_every == 0 and step < config.steps)
+        valid = _evaluate(trainer, data, "valid") if evaluated else {}
+        checkpointing = step % config.ckpt_every == 0 or step == config.steps
+        logging = step % config.metrics_every == 0 or step == config.steps or evaluated or checkpointing \
+            or bool(config.log_every and step % config.log_every == 0)
+        if logging:   # float() waits for the device: only here, never on every step
+            last = {k: float(v) for k, v in logs.items()}
+            last["lr"] = config.lr * factor
+            last.update({f"valid_{k}": v for k, v in valid.items()})
         if rank0:
             now = time.monotonic()
             rate = steps_this_session / max(now - t0, 1e-9)
-            if step % config.metrics_every == 0 or step == config.steps or "valid_loss" in last:
+            if step % config.metrics_every == 0 or step == config.steps or evaluated:
                 with open(run / "metrics.jsonl", "a") as f:
                     f.write(json.dumps({"step": step, **last, "time_s": round(elapsed + now - t0, 3)}) + "\n")
             if progress is not None:
                 progress.update(1)
-                progress.set_postfix({k: f"{v:.4g}" for k, v in last.items() if k != "lr"}, refresh=False)
+                if logging:
+                    progress.set_postfix({k: f"{v:.4g}" for k, v in last.items() if k != "lr"}, refresh=False)
             if config.log_every and step % config.log_every == 0:
                 eta = (config.steps - step) / rate if rate else 0
                 losses = " ".join(f"{k}={v:.4g}" for k, v in last.items())
                 print(f"step {step}/{config.steps} {losses} {rate:.2f} it/s eta {eta:.0f}s", file=sys.stderr, flush=True)
-        if step % config.ckpt_every == 0 or step == config.steps:
-            if rank0:
-                save_checkpoint(run, trainer, loop, step, {"elapsed_s": elapsed + time.monotonic() - t0, "last": last})
+        if checkpointing:
+            save_checkpoint(run, trainer, loop, step, {"elapsed_s": elapsed + time.monotonic() - t0, "last": last})
             if trainer.world_size > 1:
                 dist.barrier()
+    loop.close()
     if progress is not None:
         progress.close()
     elapsed += time.monotonic() - t0
 
     final_metrics = _evaluate(trainer, data, "test")
     summary = {"arch": arch, "steps": config.steps, "model_config": to_dict(model_config),
-               "train_config": to_dict(config), "data": data or "embedded default", "last": last,
+               "train_config": to_dict(config), "data": data_name(data), "last": last,
                "test_metrics": final_metrics, "hardware": hardware(device), "world_size": trainer.world_size,
                "train_time_s": round(elapsed, 1), "parameters": model.num_parameters(),
                "precision": trainer.precision}
     final = run / "final"
+    plain = _gathered_copy(trainer, model_cls)   # under fsdp: the whole model, on rank 0 (a collective)
     if rank0:
-        model.eval()
-        model.save_pretrained(final, card=trainer.model_card(summary))
+        plain.eval()
+        plain.save_pretrained(final, card=trainer.model_card(summary))
         write_text_atomic(run / "summary.json", json.dumps(summary, indent=2) + "\n")
         print(f"zoo: trained {arch} for {config.steps} steps; model saved to {final}", file=sys.stderr)
     return final
@@ -536,31 +776,74 @@ def _report_first_steps(done: int, seconds: float, left: int) -> None:
           f"{left} steps left: about {when} (ETA, includes nothing for evaluation)", file=sys.stderr, flush=True)
 
 
+def _check_protocol(trainer: Trainer) -> None:
+    """Refuse, before the first step, a trainer whose optimizers do not fit its protocol."""
+    name, names = type(trainer).__name__, ", ".join(trainer.optimizers) or "none"
+    if trainer.manual_optimization:
+        if trainer.config.grad_accum > 1:
+            raise ConfigError(f"grad_accum > 1 needs a training_step that returns a loss; {name} optimizes itself "
+                              f"(manual_optimization = True): accumulate inside its training_step, or set grad_accum=1")
+    elif len(trainer.optimizers) != 1:
+        raise PluginError(f"{name}.training_step returns a loss for the core to step, which needs exactly one "
+                          f"optimizer, but configure_optimizers() returned {len(trainer.optimizers)} ({names}); with "
+                          f"several, set manual_optimization = True and call self.optimize(name, loss) for each")
+
+
+def _gathered_copy(trainer: Trainer, model_cls):
+    """The model itself, or under fsdp a plain copy with the gathered weights (on rank 0; None elsewhere)."""
+    model = trainer.model
+    if trainer.world_size == 1 or trainer.config.distributed != "fsdp":
+        return model
+    states = {stem: {k: _full(v).cpu() for k, v in m.state_dict().items()} for stem, m in model.state_files().items()}
+    if trainer.rank != 0:
+        return None
+    plain = model_cls(model.config)
+    for stem, module in plain.state_files().items():
+        module.load_state_dict(states[stem])
+    return plain
+
+
 def _one_step(trainer: Trainer, step: int) -> dict:
-    """Run the plugin's step; for a returned loss, do backward/accumulate/clip/step here."""
-    config = trainer.config
+    """One optimizer step under the trainer's protocol (see Trainer). Logs stay tensors: no host sync here."""
+    name, config = type(trainer).__name__, trainer.config
+    if trainer.manual_optimization:
+        trainer._optimize_calls = 0
+        with trainer.autocast():
+            out = trainer.training_step(trainer.next_batch(), step)
+        if trainer._optimize_calls == 0:
+            raise PluginError(f"{name}.training_step (manual_optimization = True) never called self.optimize(), "
+                              f"so it trained nothing; call it once per update, or return {{'loss': loss}} and set "
+                              f"manual_optimization = False")
+        return _logs(out, name)
     logs: dict = {}
     for micro in range(config.grad_accum):
-        batch = _to_device(trainer.next_batch(), trainer.device)
+        # DDP/FSDP reduce gradients in the last micro-batch's backward only; the others accumulate locally
+        _set_grad_sync(trainer, micro == config.grad_accum - 1)
         with trainer.autocast():
-            out = trainer.training_step(batch, step)
-        loss = out.get("loss") if isinstance(out, dict) else None
-        if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
-            if config.grad_accum > 1:
-                raise ConfigError("grad_accum > 1 needs a training_step that returns {'loss': tensor}")
-            return {k: float(v) for k, v in out.items()}
+            out = trainer.training_step(trainer.next_batch(), step)
+        out = _logs(out, name)
+        _check_loss(out.get("loss"), "the 'loss' that training_step returned", name)
         if micro == 0:
             for opt in trainer.optimizers.values():
                 opt.zero_grad(set_to_none=True)
-        (loss / config.grad_accum).backward()
+        (out["loss"] / config.grad_accum).backward()
         for k, v in out.items():
-            logs[k] = logs.get(k, 0.0) + float(v.detach() if isinstance(v, torch.Tensor) else v) / config.grad_accum
-    (opt,) = trainer.optimizers.values()
+            v = v.detach() if isinstance(v, torch.Tensor) else v
+            logs[k] = logs.get(k, 0.0) + v / config.grad_accum
+    (opt,) = trainer.optimizers.values()   # _check_protocol made sure there is exactly one
     logs["grad_norm"] = trainer._finish_step(opt)
     return logs
 
 
+def _logs(out, trainer: str) -> dict:
+    if not isinstance(out, dict):
+        raise PluginError(f"{trainer}.training_step returned {type(out).__name__}; it must return a dict "
+                          f"({{'loss': tensor, ...}}, or the logs of a manual_optimization step)")
+    return out
+
+
 def _evaluate(trainer: Trainer, data, split: str) -> dict:
+    """The plugin's metrics on a split; every process calls it (evaluate may share the work, reduce_sum)."""
     if type(trainer).evaluate is Trainer.evaluate:
         return {}
     was_training = trainer.model.training
@@ -571,7 +854,8 @@ def _evaluate(trainer: Trainer, data, split: str) -> dict:
     except DataError as exc:
         # a small dataset can leave a split empty: the run still finishes (and --resume is not stuck forever
         # repeating the failure after the last checkpoint), and says so
-        print(f"zoo: warning: no {split} metrics: {exc}", file=sys.stderr)
+        if trainer.rank == 0:
+            print(f"zoo: warning: no {split} metrics: {exc}", file=sys.stderr)
         return {}
     finally:
         trainer.model.train(was_training)
@@ -624,6 +908,14 @@ def hardware(device) -> str:
     except OSError:
         pass
     return f"CPU {cpu}, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
+
+
+def data_name(data) -> str:
+    """The training data as the model card names it: the folder's or file's name only, because the card is
+    published by `zoo push` and a local path (/home/you/...) is nobody else's business. run.json keeps the path."""
+    if not data:
+        return "embedded default"
+    return Path(str(data)).expanduser().name or str(data)
 
 
 def default_card(summary: dict) -> str:

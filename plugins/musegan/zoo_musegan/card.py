@@ -9,14 +9,22 @@ from .model import MuseGANConfig
 
 BOOK_TRAIN = {"lr": 1e-3, "batch_size": 64, "n_critic": 5, "gp_weight": 10.0, "beta1": 0.5, "beta2": 0.9}
 
+CHORALE_NOTES = {
+    "in_scale": "duration-weighted share of sounding voice-steps in the best-fitting major / natural-minor scale",
+    "chord_rate": "share of 16ths with 3+ voices sounding whose pitch classes form a major/minor triad or dominant 7th",
+    "voice_crossing": "share of (16th, adjacent voice pair) with both sounding where the upper voice is below",
+    "stepwise": "share of melodic motions (consecutive notes of a voice) of at most 2 semitones",
+    "note_length": "mean note length in 16ths, held notes merged",
+    "leaps_over_octave": "share of melodic motions larger than 12 semitones",
+    "near_duplicates": "share of pairs of pieces whose normalised Hamming distance is below 0.6",
+    "satb_order": "share of pieces whose mean pitches fall S > A > T > B",
+}
+
 METRIC_NOTES = {
     "rest_rate": "share of 16th steps that are rests, per voice",
     "upc_per_bar": "distinct pitch classes per bar, all voices",
-    "in_scale": "share of notes in the best-fitting major / harmonic-minor scale",
-    "note_length": "mean note length in 16th steps (held pitches merged)",
     "tonal_distance": "Harte et al. (2006) tonal-centroid distance between two voices, per bar",
     "in_range": "share of a voice's notes inside its SATB range (S C4-A5, A F3-D5, T C3-A4, B C2-D4)",
-    "voice_crossing": "share of sounding adjacent-voice pairs where the upper voice is lower",
 }
 
 
@@ -26,15 +34,38 @@ def differences_from_book(model_config: dict, train_config: dict) -> list[str]:
     lines = [f"`{k}` = {model_config[k]} (book: {v})" for k, v in book.items() if model_config.get(k) != v]
     lines += [f"`{k}` = {train_config[k]} (book: {v})" for k, v in BOOK_TRAIN.items() if train_config.get(k) != v]
     if train_config.get("transpose"):
-        lines.append(f"transposition augmentation of up to ±{train_config['transpose']} semitones (book: none)")
+        lines.append(f"transposition augmentation of up to ±{train_config['transpose']} semitones, kept inside every "
+                     f"voice's range (book: none)")
+    if model_config.get("output") == "categorical":
+        lines.append("categorical output (book: linear): per voice and 16th, logits over the 84 pitches and a rest; the "
+                     "critic sees a straight-through Gumbel-softmax one-hot sample, so it cannot tell real from fake by "
+                     "'one-hotness' and must judge the music")
     return lines
 
 
+def chorale_table(metrics: dict) -> str:
+    """The chorale metrics (zoo_musegan.metrics.CHORALE_METRICS) as `| metric | generated | test data |`."""
+    rows = [f"| {name} | {metrics[f'gen_{name}']:.3f} | {metrics.get(f'data_{name}', float('nan')):.3f} |"
+            for name in CHORALE_NOTES if f"gen_{name}" in metrics]
+    return "| metric | generated | test data |\n| --- | ---: | ---: |\n" + "\n".join(rows)
+
+
+def copy_text(metrics: dict) -> str:
+    """The copy check in words, when evaluate() measured it."""
+    if "copy_median_generated" not in metrics:
+        return ""
+    return (f"Copy check: the median distance (normalised Hamming, any transposition -6..+6) from a generated piece "
+            f"to its nearest training window is {metrics['copy_median_generated']:.3f}, against "
+            f"{metrics['copy_median_heldout']:.3f} for held-out Bach windows; "
+            f"{metrics['copy_share_below_0.2_generated']:.1%} of generated pieces and "
+            f"{metrics['copy_share_below_0.2_heldout']:.1%} of held-out windows lie within 0.2 of a training window.\n")
+
+
 def metric_table(metrics: dict) -> str:
-    """Rows `| metric | generated | test data |` from evaluate()'s gen_* / data_* keys."""
+    """Rows `| metric | generated | test data |` from evaluate()'s gen_* / data_* keys, chorale table excluded."""
     rows = []
     for key, value in metrics.items():
-        if not key.startswith("gen_"):
+        if not key.startswith("gen_") or key[4:] in CHORALE_NOTES:
             continue
         name = key[4:]
         data = metrics.get(f"data_{name}")
@@ -54,6 +85,14 @@ def model_card(summary: dict) -> str:
     if data in (None, "embedded default"):
         data = "the Bach chorales of music21's corpus (the plugin's default data; 2-bar windows, train split by BWV)"
     notes = "\n".join(f"- **{k}**: {v}" for k, v in METRIC_NOTES.items())
+    chorale_notes = "\n".join(f"- **{k}**: {v}" for k, v in CHORALE_NOTES.items())
+    if mc.get("output") == "categorical":
+        decoding = ("Decoding rule (fixed before measuring): each voice at each 16th plays one pitch or rests, "
+                    "sampled from the generator's categorical (the Gumbel-max trick), seeded per piece; the critic "
+                    "was trained on exactly such samples. No threshold.")
+    else:
+        decoding = (f"Decoding rule: the highest output of each voice and 16th sounds if it is at least the "
+                    f"tokenizer's threshold, else the voice rests.")
     extra = f"\nCritic's Wasserstein estimate, test data vs generated: {metrics['critic_w_distance']:.4f}\n" \
         if "critic_w_distance" in metrics else ""
     return f"""---
@@ -94,6 +133,16 @@ Training config:
 ```
 
 ## Metrics: generated pieces vs held-out test windows
+
+{summary.get('eval_note', '')}
+{chorale_table(metrics)}
+
+{chorale_notes}
+
+{copy_text(metrics)}
+{decoding}
+
+Other metrics:
 
 {metric_table(metrics)}
 {extra}

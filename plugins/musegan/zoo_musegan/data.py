@@ -16,12 +16,12 @@ import re
 import tempfile
 import warnings
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from zoo import data as zoo_data
 from zoo.errors import DataError
 
 from .tokenizer import REST, VOICES, notes_to_grid
@@ -31,17 +31,14 @@ SPLITS = ("train", "valid", "test")
 
 
 def cache_dir() -> Path:
-    """$ZOO_CACHE_DIR, else $XDG_CACHE_HOME/musezoo, else ~/.cache/musezoo; the musegan/ folder inside."""
-    root = os.environ.get("ZOO_CACHE_DIR")
-    if not root:
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "musezoo"
-    return Path(root) / "musegan"
+    """The musegan/ folder of musezoo's cache (zoo.data.cache_dir)."""
+    return zoo_data.cache_dir("musegan")
 
 
 def split_of(key: str) -> str:
-    """A deterministic ~80/10/10 split from a stable hash of a key (BWV number or file name)."""
-    bucket = zlib.crc32(key.encode("utf-8", "surrogateescape")) % 10  # file names need not be UTF-8
-    return "test" if bucket == 0 else "valid" if bucket == 1 else "train"
+    """A deterministic ~80/10/10 split from the crc32 of a key (BWV number or file name). These arguments
+    decided which chorales musegan-bach never saw in training: keep them."""
+    return zoo_data.split_of(key, valid=0.1, test=0.1, buckets=10, hash="crc32")
 
 
 @dataclass
@@ -73,7 +70,7 @@ def cut_windows(grid: np.ndarray, bar_starts: list[int], n_bars: int, steps_per_
 
 # --- Bach chorales from music21 ----------------------------------------------------------------
 
-class Skip(Exception):
+class Skip(DataError):
     """A piece that cannot be used; the message is the reason (counted, never fatal)."""
 
 
@@ -216,7 +213,21 @@ def load_chorales(n_bars: int = 2, steps_per_bar: int = 16, n_pitches: int = 84,
             return load_windows(path)
         except Exception:
             pass  # a damaged cache is rebuilt
-    data = build_chorales(n_bars=n_bars, steps_per_bar=steps_per_bar, n_pitches=n_pitches, progress=progress)
+    if progress is None:   # the first parse takes minutes: a bar on a terminal, silence in a pipe or a log
+        from zoo.progress import bar
+
+        shown = bar(desc="parsing the Bach chorales (once, then cached)", unit="chorale")
+
+        def progress(i, total, name):
+            shown.total = total
+            shown.update(i + 1 - shown.n)
+    else:
+        shown = None
+    try:
+        data = build_chorales(n_bars=n_bars, steps_per_bar=steps_per_bar, n_pitches=n_pitches, progress=progress)
+    finally:
+        if shown is not None:
+            shown.close()
     if cache:
         try:
             save_windows(data, path)
@@ -479,30 +490,26 @@ def load_midi_folder(path, n_tracks: int = 4, n_bars: int = 2, steps_per_bar: in
     from .tokenizer import PianoRollTokenizer
 
     root = Path(path)
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".mid", ".midi") and p.is_file())
-    if not files:
-        raise DataError(f"{root}: no .mid or .midi files found; give a folder of 4-voice MIDI files")
     tok = PianoRollTokenizer(n_tracks=n_tracks, n_bars=n_bars, steps_per_bar=steps_per_bar, n_pitches=n_pitches)
+
+    def windows(file):
+        midi = read_midi(file)  # size, header and event-count limits, then pretty_midi
+        try:
+            grid = tok.midi_to_grid(midi)
+        except Exception as exc:
+            raise Skip(str(exc).split(";")[0]) from None
+        bars = list(range(0, grid.shape[1] - steps_per_bar + 1, steps_per_bar))
+        found = cut_windows(grid, bars, n_bars, steps_per_bar)
+        if not found:
+            raise Skip("shorter than a window")
+        return found
+
     splits = {s: [] for s in SPLITS}
     sources = {s: [] for s in SPLITS}
     skipped, used = {}, 0
-    for f in files:
-        rel = str(f.relative_to(root))
-        try:
-            try:
-                midi = read_midi(f)  # size, header and event-count limits, then pretty_midi
-            except Exception as exc:
-                raise Skip(f"unreadable MIDI ({type(exc).__name__})") from None
-            try:
-                grid = tok.midi_to_grid(midi)
-            except Exception as exc:
-                raise Skip(str(exc).split(";")[0]) from None
-            bars = list(range(0, grid.shape[1] - steps_per_bar + 1, steps_per_bar))
-            w = cut_windows(grid, bars, n_bars, steps_per_bar)
-            if not w:
-                raise Skip("shorter than a window")
-        except Skip as exc:
-            skipped.setdefault(str(exc), []).append(rel)
+    for rel, w, reason in zoo_data.read_midi_folder(root, windows):
+        if reason is not None:
+            skipped.setdefault(reason, []).append(rel)
             continue
         used += 1
         s = split_of(rel)

@@ -37,7 +37,8 @@ def finalize(run: Path, dest: Path, calibrate: bool = False, notes: list[str] | 
     summary = json.loads((run / "summary.json").read_text())
     model = zoo.load(str(run / "final"), device="cpu")
     c = model.config
-    data = load_data(None if summary["data"] == "embedded default" else summary["data"],
+    source = json.loads((run / "run.json").read_text()).get("data")   # the card's summary names only the folder
+    data = load_data(source or None,
                      n_bars=c.n_bars, steps_per_bar=c.steps_per_bar, n_pitches=c.n_pitches)
     extra = list(notes or [])
     if calibrate:

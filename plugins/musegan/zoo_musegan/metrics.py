@@ -2,18 +2,204 @@
 
 Voices are ordered top to bottom (soprano, alto, tenor, bass) and time is a 16th-note grid. Each
 function is computed the same way on generated pieces and on real windows, so the two columns
-of `zoo eval musegan-bach` compare like with like. General grid metrics (rest rates, tonal
-distance, ranges) come from the core's zoo.metrics; `all_metrics` joins both.
+of `zoo eval musegan-bach` compare like with like. The grid metrics (rest rates, tonal distance,
+ranges) and the chorale table (CHORALE_METRICS) are both here; `all_metrics` joins them. The core's
+zoo.metrics keeps the metrics of any MIDI.
 """
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
-from zoo.metrics import (  # noqa: F401  (re-exported: the plugin's tests and card use these names)
-    MAJOR, REST, VOICE_LETTERS, VOICE_RANGES, grid_metrics, grid_to_notes, in_range_rate, mean_note_length,
-    rest_rate, tonal_distance, used_pitch_classes,
-)
+from zoo.metrics import MAJOR, scale_fit
+
+REST = -1
+VOICE_LETTERS = ("S", "A", "T", "B")
+# Common SATB ranges of chorale writing (inclusive MIDI numbers): S C4-A5, A F3-D5, T C3-A4, B C2-D4.
+VOICE_RANGES = ((60, 81), (53, 74), (48, 69), (36, 62))
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+def _letters(n: int) -> tuple[str, ...]:
+    return VOICE_LETTERS if n == 4 else tuple(str(i + 1) for i in range(n))
+
+
+
+def grid_to_notes(row) -> list[tuple[int, int, int]]:
+    """One voice's pitch grid -> notes (pitch, start_step, end_step); a pitch repeated on consecutive steps is one held note."""
+    notes, start = [], 0
+    row = np.asarray(row)
+    for t in range(1, len(row) + 1):
+        if t == len(row) or row[t] != row[start]:
+            if row[start] != REST:
+                notes.append((int(row[start]), start, t))
+            start = t
+    return notes
+
+
+def _notes(grids: np.ndarray):
+    """Per piece and voice, the notes (pitch, start, end) with held pitches merged."""
+    return [[grid_to_notes(row) for row in piece] for piece in grids]
+
+
+# --- pitch-grid metrics (four-part writing) ---------------------------------------------------------
+
+def rest_rate(grids: np.ndarray) -> list[float]:
+    """Per voice: the share of time steps that are rests.
+
+    Definition: mean over pieces and steps of [grid == REST], one value per voice. The voice-wise
+    analogue of the empty-bar rate (EB) of Dong et al., "MuseGAN", AAAI 2018.
+    """
+    grids = np.asarray(grids)
+    return [float(np.mean(grids[:, v] == REST)) for v in range(grids.shape[1])]
+
+
+def used_pitch_classes(grids: np.ndarray, steps_per_bar: int = 16) -> float:
+    """UPC: the number of distinct pitch classes sounding in a bar (all voices together), averaged over bars.
+
+    Source: Dong et al., "MuseGAN: Multi-track sequential GANs for symbolic music generation", AAAI 2018
+    ("used pitch classes per bar"). Only whole bars count; an all-rest bar counts 0.
+    """
+    grids = np.asarray(grids)
+    n, _, t = grids.shape
+    counts = []
+    for i in range(n):
+        for b in range(t // steps_per_bar):
+            bar = grids[i, :, b * steps_per_bar:(b + 1) * steps_per_bar]
+            counts.append(len(np.unique(bar[bar != REST] % 12)))
+    return float(np.mean(counts)) if counts else 0.0
+
+
+def in_scale_rate(grids: np.ndarray) -> float:
+    """Share of notes in the scale of the best-fitting major or harmonic-minor key, per piece, averaged over pieces.
+
+    Definition: for each piece, count notes (held pitches merged) per pitch class, take the maximum over the
+    24 scales of the share inside the scale. A per-piece variant of the "tonal/in-scale" ratio of
+    Dong et al., "MuseGAN", AAAI 2018, and the key-consistency measures of Yang & Lerch, "On the evaluation
+    of generative models in music", Neural Computing and Applications 2020.
+    """
+    rates = []
+    for piece in _notes(np.asarray(grids)):
+        pcs = [p % 12 for voice in piece for p, _, _ in voice]
+        if pcs:
+            rates.append(scale_fit(pcs))
+    return float(np.mean(rates)) if rates else 0.0
+
+
+def mean_note_length(grids: np.ndarray) -> float:
+    """Mean length of a note in time steps (a pitch repeated on consecutive steps counts as one held note).
+
+    Source: the note-length statistics of Yang & Lerch 2020 ("average note length", NL).
+    """
+    lengths = [e - s for piece in _notes(np.asarray(grids)) for voice in piece for _, s, e in voice]
+    return float(np.mean(lengths)) if lengths else 0.0
+
+
+def tonal_matrix(r1: float = 1.0, r2: float = 1.0, r3: float = 0.5) -> np.ndarray:
+    """The 6x12 map from a chroma vector to the tonal centroid (circle of fifths, minor thirds, major thirds).
+
+    Source: Harte, Sandler & Gasser, "Detecting harmonic change in musical audio", ACM MM workshop 2006.
+    """
+    k = np.arange(12)
+    return np.stack([r1 * np.sin(k * 7 * np.pi / 6), r1 * np.cos(k * 7 * np.pi / 6),
+                     r2 * np.sin(k * 3 * np.pi / 2), r2 * np.cos(k * 3 * np.pi / 2),
+                     r3 * np.sin(k * 2 * np.pi / 3), r3 * np.cos(k * 2 * np.pi / 3)])
+
+
+def tonal_distance(grids: np.ndarray, steps_per_bar: int = 16) -> dict[tuple[int, int], float]:
+    """TD per voice pair: Euclidean distance of the two voices' tonal centroids per bar, averaged over bars where both sound.
+
+    A bar's centroid is tonal_matrix() applied to the voice's step-weighted chroma, normalised to sum 1.
+    Source: Dong et al., "MuseGAN", AAAI 2018 (inter-track tonal distance), after Harte et al. 2006.
+    Lower means the voices agree harmonically.
+    """
+    grids = np.asarray(grids)
+    tm = tonal_matrix()
+    n, voices, t = grids.shape
+    bars = t // steps_per_bar
+    centroids = np.full((n, voices, bars, 6), np.nan)
+    for i in range(n):
+        for v in range(voices):
+            for b in range(bars):
+                seg = grids[i, v, b * steps_per_bar:(b + 1) * steps_per_bar]
+                seg = seg[seg != REST]
+                if seg.size:
+                    chroma = np.bincount(seg % 12, minlength=12).astype(float)
+                    centroids[i, v, b] = tm @ (chroma / chroma.sum())
+    out = {}
+    for a, b in itertools.combinations(range(voices), 2):
+        d = np.linalg.norm(centroids[:, a] - centroids[:, b], axis=-1)
+        d = d[np.isfinite(d)]
+        out[(a, b)] = float(d.mean()) if d.size else float("nan")
+    return out
+
+
+def in_range_rate(grids: np.ndarray, ranges=VOICE_RANGES) -> list[float]:
+    """Per voice: the share of its notes (held pitches merged) inside the voice's range (default: SATB chorale ranges).
+
+    Source: the voice-range rules of chorale harmonisation textbooks, e.g. Piston, "Harmony" (ranges in VOICE_RANGES).
+    """
+    grids = np.asarray(grids)
+    out = []
+    for v, (lo, hi) in enumerate(ranges[: grids.shape[1]]):
+        pitches = np.array([p for piece in _notes(grids[:, v:v + 1]) for p, _, _ in piece[0]])
+        out.append(float(np.mean((pitches >= lo) & (pitches <= hi))) if pitches.size else float("nan"))
+    return out
+
+
+def voice_crossing_rate(grids: np.ndarray) -> float:
+    """Share of (step, adjacent voice pair) where both voices sound and the upper voice is below the lower one.
+
+    Voices are ordered top to bottom (S, A, T, B). Source: the voice-crossing rule of part writing
+    (e.g. Piston, "Harmony"); as a rate, used for Bach chorale models by Hadjeres et al., "DeepBach", ICML 2017.
+    """
+    grids = np.asarray(grids)
+    upper, lower = grids[:, :-1], grids[:, 1:]
+    both = (upper != REST) & (lower != REST)
+    total = both.sum()
+    return float(((upper < lower) & both).sum() / total) if total else 0.0
+
+
+def grid_metrics(grids: np.ndarray, steps_per_bar: int = 16) -> dict[str, float]:
+    """Every pitch-grid metric as a flat dict of floats (named per voice S/A/T/B and per voice pair)."""
+    grids = np.asarray(grids)
+    letters = _letters(grids.shape[1])
+    out = {f"rest_rate_{l}": r for l, r in zip(letters, rest_rate(grids))}
+    out["upc_per_bar"] = used_pitch_classes(grids, steps_per_bar)
+    out["in_scale"] = in_scale_rate(grids)
+    out["note_length"] = mean_note_length(grids)
+    td = tonal_distance(grids, steps_per_bar)
+    finite = [v for v in td.values() if np.isfinite(v)]
+    out["tonal_distance"] = float(np.mean(finite)) if finite else float("nan")
+    out.update({f"tonal_distance_{letters[a]}{letters[b]}": v for (a, b), v in td.items()})
+    out.update({f"in_range_{l}": r for l, r in zip(letters, in_range_rate(grids))})
+    out["voice_crossing"] = voice_crossing_rate(grids)
+    return out
+
+
+# --- MIDI -> pitch grid (tests and data) ----------------------------------------------------------------------------
+
+def midi_to_grid(midi, steps_per_beat: int = 4) -> np.ndarray:
+    """A PrettyMIDI -> pitch grid (instruments, steps) on a grid of `steps_per_beat` steps per beat (tempo-aware).
+
+    One row per pitched instrument; where an instrument plays a chord the top note wins.
+    """
+    ticks_per_step = midi.resolution / steps_per_beat
+    insts = [i for i in midi.instruments if not i.is_drum]
+    spans = [[(n.pitch, round(midi.time_to_tick(n.start) / ticks_per_step),
+               round(midi.time_to_tick(n.end) / ticks_per_step)) for n in i.notes] for i in insts]
+    length = max((e for s in spans for _, _, e in s), default=0)
+    grid = np.full((len(insts), length), REST, dtype=np.int16)
+    for v, notes in enumerate(spans):
+        for pitch, start, end in notes:
+            seg = grid[v, start:max(end, start + 1)]
+            np.maximum(seg, pitch, out=seg)
+    return grid
+
+
 
 MAJOR_SETS = [frozenset((t + d) % 12 for d in MAJOR) for t in range(12)]   # natural minor = relative major's set
 TRIADS = {frozenset({r % 12, (r + third) % 12, (r + 7) % 12}) for r in range(12) for third in (3, 4)}

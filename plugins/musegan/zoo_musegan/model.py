@@ -27,11 +27,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, DataError
 from zoo.model import Model
 
 
@@ -293,6 +294,12 @@ class MuseGAN(Model):
     tokenizer_name = "pianoroll"
     optional_state_files = ("critic",)
     generate_options = ()
+    # sheet music of the four voices: SATB staves with their clefs, or a two-staff short score
+    score_layouts = {
+        "4": (("Soprano", "treble", (0,)), ("Alto", "treble", (1,)), ("Tenor", "treble8vb", (2,)),
+              ("Bass", "bass", (3,))),
+        "2": (("S A", "treble", (0, 1)), ("T B", "bass", (2, 3))),
+    }
 
     def __init__(self, config: MuseGANConfig | None = None, tokenizer=None):
         super().__init__(config or MuseGANConfig(), tokenizer)
@@ -348,6 +355,29 @@ class MuseGAN(Model):
             return out
         finally:
             self.generator.train(was_training)
+
+    def music_metrics(self, pieces) -> dict[str, float]:
+        """`zoo eval`'s chorale rows: the grid metrics and the chorale table (metrics.all_metrics) on 16th grids."""
+        from .metrics import REST, all_metrics
+
+        grids = [self.tokenizer.midi_to_grid(m) for m in pieces]
+        if not grids:
+            return {}
+        steps = max(g.shape[1] for g in grids)   # pieces of different lengths: rests after the shorter ones
+        padded = np.full((len(grids), self.config.n_tracks, steps), REST, dtype=np.int16)
+        for i, g in enumerate(grids):
+            padded[i, :, :g.shape[1]] = g
+        return all_metrics(padded, self.config.steps_per_bar)
+
+    def test_split(self, source):
+        """The test windows of `source` (None: the Bach chorales), unaugmented, for `zoo eval`."""
+        from .data import WindowDataset, load_data
+
+        c = self.config
+        data = load_data(source, n_bars=c.n_bars, steps_per_bar=c.steps_per_bar, n_pitches=c.n_pitches)
+        if len(data.splits["test"]) == 0:
+            raise DataError(f"no test windows in {data.stats.get('source', source)}; {data.summary()}")
+        return WindowDataset(data.splits["test"], c.n_bars, c.steps_per_bar, c.n_pitches)
 
     def generate(self, num: int = 1, seed: int | None = None, **options):
         """`num` 2-bar, 4-voice pieces: one PrettyMIDI each (a single one when num == 1)."""

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from zoo.errors import MidiError
-from zoo.metrics import grid_to_notes  # one definition, shared with the metrics
 from zoo.tokenizer import Tokenizer
+
+from .metrics import grid_to_notes  # one definition, shared with the metrics
 
 VOICES = ("Soprano", "Alto", "Tenor", "Bass")
 REST = -1

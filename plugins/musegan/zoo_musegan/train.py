@@ -40,8 +40,10 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) 
 
 
 def wgan_gp_iteration(generator: Callable, critic: nn.Module, gen_opt, critic_opt, real: torch.Tensor,
-                      sample_noise: Callable[[int], tuple], n_critic: int = 5, gp_weight: float = 10.0) -> dict[str, float]:
-    """n_critic critic updates on one real batch, then one generator update.
+                      sample_noise: Callable[[int], tuple], n_critic: int = 5,
+                      gp_weight: float = 10.0) -> dict[str, torch.Tensor]:
+    """n_critic critic updates on one real batch, then one generator update; returns the losses as detached
+    tensors (a float() here would wait for the GPU at every step: the trainer converts them when it logs).
 
     generator maps noise to the rolls the critic judges (a module, or MuseGAN.fake_rolls);
     gen_opt / critic_opt are optimizers or step(loss) callables (the trainer's self.optimize).
@@ -63,8 +65,8 @@ def wgan_gp_iteration(generator: Callable, critic: nn.Module, gen_opt, critic_op
         step_g(g_loss)
     finally:
         critic.requires_grad_(True)
-    return {"critic_loss": c_loss.item(), "gp": gp.item(), "wasserstein": (c_real - c_fake).item(),
-            "gen_loss": g_loss.item()}
+    return {"critic_loss": c_loss.detach(), "gp": gp.detach(), "wasserstein": (c_real - c_fake).detach(),
+            "gen_loss": g_loss.detach()}
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,9 @@ class MuseGANTrainer(Trainer):
     """WGAN-GP: one step = n_critic critic updates + one generator update, on a batch of real windows."""
 
     config_class = MuseGANTrainConfig
+    # zoo release picks the checkpoint whose generated pieces are closest to the validation windows
+    select_by = ("valid_distance_to_data", "min")
+    manual_optimization = True   # two optimizers: training_step calls self.optimize("critic" / "generator", loss)
     # the book: Adam 1e-3, betas (0.5, 0.9), batch 64, no LR schedule, no gradient clipping.
     # amp off: bf16 moved the critic's gradients by 27 % on trained weights, and no run has shown yet
     # that the GAN's music survives it (--set amp=true tries it; on CUDA and AMX CPUs it is ~1.4x faster).

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from zoo import data as zoo_data
 from zoo.errors import DataError, MidiError
 
 from .tokenizer import (EOS, N_SHIFTS, NOTE_OFF, PAD, TIME_SHIFT, VELOCITY, notes_to_tokens,
@@ -58,31 +59,18 @@ COMPOSERS = (
     "liliuokalani", "schoenberg", "webern",
 )
 SCORE_SUFFIXES = (".mxl", ".xml", ".musicxml", ".krn", ".abc", ".mid", ".midi")
-MIDI_SUFFIXES = (".mid", ".midi")
 SPLITS = ("train", "valid", "test")
 
 
 def cache_dir() -> Path:
-    """Where tokenized corpora are cached: $ZOO_CACHE_DIR, else the user cache dir of 'musezoo'."""
-    env = os.environ.get("ZOO_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    try:
-        import platformdirs
-
-        return Path(platformdirs.user_cache_dir("musezoo"))
-    except ImportError:
-        return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "musezoo"
-
-
-def _hash(name: str) -> int:
-    return int(hashlib.sha1(name.encode("utf-8", "surrogateescape")).hexdigest()[:8], 16)  # file names need not be UTF-8
+    """Where tokenized corpora are cached: the music-transformer/ folder of musezoo's cache (zoo.data.cache_dir)."""
+    return zoo_data.cache_dir("music-transformer")
 
 
 def split_of(name: str) -> str:
-    """Deterministic train/valid/test assignment of a piece by the hash of its name (90/5/5)."""
-    h = _hash(name) % 100
-    return "test" if h < 5 else "valid" if h < 10 else "train"
+    """Deterministic train/valid/test assignment of a piece by the sha1 of its name (90/5/5). These arguments
+    decided which pieces music-transformer-classical never saw in training: keep them."""
+    return zoo_data.split_of(name, valid=0.05, test=0.05, buckets=100, hash="sha1")
 
 
 def assign_splits(names: list[str]) -> list[str]:
@@ -91,7 +79,7 @@ def assign_splits(names: list[str]) -> list[str]:
     splits = [split_of(n) for n in names]
     for need in ("test", "valid"):
         if need not in splits and splits.count("train") >= 2:
-            donor = min((i for i, s in enumerate(splits) if s == "train"), key=lambda i: _hash(names[i]))
+            donor = min((i for i, s in enumerate(splits) if s == "train"), key=lambda i: zoo_data.stable_hash(names[i]))
             splits[donor] = need
     return splits
 
@@ -360,19 +348,15 @@ def _read_midi_item(path):
 def midi_folder_corpus(folder: str | os.PathLike, workers: int | None = None) -> TokenCorpus:
     """Every .mid/.midi file under folder (recursively), tokenized and cached; unreadable ones skipped and counted."""
     folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise DataError(f"MIDI folder {folder} does not exist; give --data a folder of .mid files")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
-    if not files:
-        raise DataError(f"no .mid/.midi files found under {folder}")
-    listing = [(p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    files = zoo_data.midi_files(folder)   # read in parallel below, so zoo.data.read_midi_folder's loop is not used
+    listing = [(name, p.stat().st_size, p.stat().st_mtime_ns) for name, p in files]
     key = hashlib.sha1(json.dumps([DATA_VERSION, str(folder.resolve()), listing]).encode()).hexdigest()[:12]
     path = cache_dir() / f"midi-v{DATA_VERSION}-{key}"
     cached = TokenCorpus.load(path)
     if cached is not None:
         return cached
     workers = workers or _default_workers()
-    results = _run_parallel(_read_midi_item, [str(p) for p in files], workers if len(files) > 50 else 1,
+    results = _run_parallel(_read_midi_item, [str(p) for _, p in files], workers if len(files) > 50 else 1,
                             "MIDI files")
     names, tokens, skipped = [], [], []
     for (rel, _, _), (toks, err) in zip(listing, results):

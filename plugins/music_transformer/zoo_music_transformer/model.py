@@ -21,7 +21,9 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from zoo.errors import ConfigError
-from zoo.model import Model
+from zoo.progress import bar
+from zoo.limits import MAX_LENGTH, MAX_TOP_K, MIN_TOP_P, TEMPERATURE
+from zoo.model import GenerateOption, Model
 
 from .tokenizer import EOS, PAD, VELOCITY, VOCAB_SIZE, PerformanceTokenizer
 
@@ -188,7 +190,18 @@ class MusicTransformer(Model):
     min_arch_version = 1
     config_class = MusicTransformerConfig
     tokenizer_name = "performance"
-    generate_options = ("prompt", "length", "temperature", "top_k", "top_p", "include_prompt")
+    generate_options = (
+        GenerateOption("prompt", str, None, "MIDI file to continue (default: none, start from scratch)",
+                       midi_file=True),
+        GenerateOption("length", int, 1024, "number of new tokens", min=1, max=MAX_LENGTH),
+        GenerateOption("temperature", float, 1.0, "sampling temperature; 0 = greedy (always the most likely token)",
+                       min=0, max=TEMPERATURE[1]),
+        GenerateOption("top_k", int, None, "sample from the k most likely tokens (default: all)", min=1, max=MAX_TOP_K),
+        GenerateOption("top_p", float, None, "nucleus sampling: the smallest set of tokens with this much "
+                       "probability (default: all)", min=MIN_TOP_P, max=1),
+        GenerateOption("include_prompt", bool, True, "write the prompt before the new music; --continuation-only "
+                       "writes only the new music", flag="--continuation-only"),
+    )
 
     def __init__(self, config: MusicTransformerConfig, tokenizer=None):
         super().__init__(config, tokenizer)
@@ -277,7 +290,10 @@ class MusicTransformer(Model):
         keep = max(1, cfg.block_size - cfg.block_size // 4)
         dtype = next(self.parameters()).dtype
         cache, logits = None, None
+        # a thousand tokens take a while on a CPU: a bar on a terminal, nothing in a pipe or a log
+        progress = bar(total=length, desc="tokens", unit="token")
         for i in range(length):
+            progress.update(1)
             if not use_cache:
                 logits = self(seq[:, -cfg.block_size:])[:, -1]
             elif cache is None or cache.length >= cfg.block_size:
@@ -298,7 +314,16 @@ class MusicTransformer(Model):
             seq = torch.cat([seq, nxt[:, None]], dim=1)
             if use_cache and cache.length < cfg.block_size:
                 logits = self(nxt[:, None], cache)[:, -1]
+        progress.close()
         return out
+
+    def test_split(self, source):
+        """Every token of the test pieces of `source` (None: the music21 corpus) in block_size windows, for
+        `zoo eval` (the split the trainer's build_dataset(source, "test") gives with its defaults)."""
+        from . import data
+        from .train import _corpus
+
+        return data.EvalDataset(_corpus(None if source is None else str(source), 0).split("test"), self.config.block_size)
 
     @torch.no_grad()
     def generate(self, num: int = 1, seed: int | None = None, prompt=None, length: int = 1024,

@@ -69,6 +69,7 @@ class MusicTransformerTrainer(Trainer):
     """Language-model step: predict every next event of a crop."""
 
     config_class = MusicTransformerTrainConfig
+    select_by = ("valid_nll", "min")   # zoo release picks the checkpoint with the lowest validation NLL
     defaults = {"lr": 3e-4, "batch_size": 8, "warmup_steps": 100, "schedule": "cosine", "grad_clip": 1.0}
 
     def build_dataset(self, source, split):
@@ -99,21 +100,21 @@ class MusicTransformerTrainer(Trainer):
         x, y = batch[:, :-1], batch[:, 1:]
         logits = self.model(x)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=PAD)
-        return {"loss": loss, "tokens": float((y != PAD).sum())}
+        return {"loss": loss, "tokens": (y != PAD).sum()}   # a tensor: the core syncs only when it logs
 
     @torch.no_grad()
     def evaluate(self, dataset):
-        """Held-out NLL per token (nats), perplexity and the number of tokens scored."""
+        """Held-out NLL per token (nats), perplexity and the number of tokens scored (under torchrun each
+        process scores its share of the windows and the sums are added up)."""
         total, count = 0.0, 0
-        loader = torch.utils.data.DataLoader(dataset, batch_size=self.config.eval_batch_size, shuffle=False)
-        for batch in loader:
-            batch = batch.to(self.device)
+        for batch in self.eval_batches(dataset, self.config.eval_batch_size):
             x, y = batch[:, :-1], batch[:, 1:]
             with self.autocast():
                 logits = self.model(x)
             total += float(F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1),
                                            ignore_index=PAD, reduction="sum"))
             count += int((y != PAD).sum())
+        total, count = self.reduce_sum(total, count)
         nll = total / max(count, 1)
         out = {"nll": nll, "ppl": math.exp(min(nll, 50.0)), "tokens": float(count)}
         if self.config.eval_samples:
@@ -159,6 +160,28 @@ class MusicTransformerTrainer(Trainer):
         out["continuations"] = float(len(rows))
         return out
 
+    def release_files(self) -> dict:
+        """prompt.mid and sample.mid for the card: the opening 256 tokens of a test-split piece (a Bach chorale
+        when there is one) and the model's continuation (512 new tokens, T 0.9, top-p 0.95, seed 0)."""
+        import io
+
+        import numpy as np
+
+        corpus = _corpus(None if self.source is None else str(self.source), self.config.max_pieces)
+        names = [n for n, s in zip(corpus.names, data.assign_splits(corpus.names)) if s == "test"]
+        if not names:
+            return {}
+        name = next((n for n in names if n.startswith("bach/")), names[0])
+        ids = torch.as_tensor(corpus.tokens[corpus.names.index(name)][:256].astype(np.int64))
+        files = {}
+        for fname, midi in (("prompt.mid", self.model.tokenizer.decode(ids)),
+                            ("sample.mid", self.model.generate(prompt=ids.tolist(), length=512, seed=0,
+                                                               **self.CONTINUATION_SAMPLING))):
+            buf = io.BytesIO()
+            midi.write(buf)
+            files[fname] = buf.getvalue()
+        return files
+
     def model_card(self, summary: dict) -> str:
         """The core's card plus NLL per token and the tokens seen."""
         cfg = summary["train_config"]
@@ -172,5 +195,14 @@ class MusicTransformerTrainer(Trainer):
         if "nll" in test:
             lines.append(f"- Test NLL per token: {test['nll']:.4f} nats (perplexity {test['ppl']:.2f}, "
                          f"{int(test['tokens']):,} tokens)")
+        if any(k.startswith("gen_") for k in test):
+            rows = [f"| {k[4:]} | {v:.3f} | {test.get('data_' + k[4:], float('nan')):.3f} |"
+                    for k, v in test.items() if k.startswith("gen_")]
+            rows += [f"| {k} (0 = same, 1 = disjoint) | {test[k]:.3f} | |" for k in ("pitch_class_tv", "ioi_tv") if k in test]
+            lines += ["", "## Continuations of held-out prompts", "",
+                      f"{int(test.get('continuations', 0))} continuations of the opening {cfg.get('eval_prompt', 256)} "
+                      f"tokens of test-split pieces, {cfg.get('eval_new', 512)} new tokens each at temperature 0.9, "
+                      "top-p 0.95, without the stuck-note guard; beside each piece's real next tokens:", "",
+                      "| measure | generated | real continuation |", "| --- | ---: | ---: |", *rows]
         lines += ["", "## Training config", "", "```json", json.dumps(cfg, indent=2), "```", ""]
         return "\n".join(lines)

@@ -7,16 +7,12 @@ file under DIR, split into train/valid/test by a hash of its path.
 
 from __future__ import annotations
 
-import zlib
-from pathlib import Path
-
 import torch
 
+from zoo.data import SPLITS, midi_files, split_of
 from zoo.errors import DataError
 from zoo.midi import read_midi
 from zoo_yourarch.tokenizer import HOLD, REST
-
-SPLITS = ("train", "valid", "test")
 _SCALE = (0, 2, 4, 5, 7, 9, 11, 12)
 _ARPEGGIO = (0, 4, 7, 12, 7, 4, 0)
 
@@ -33,15 +29,9 @@ def embedded_melodies(split: str) -> list[list[int]]:
 
 def midi_melodies(folder: str, split: str, tokenizer) -> list[list[int]]:
     """The tokenized MIDI files under `folder` that fall into `split` (10% valid, 10% test)."""
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise DataError(f"--data {folder}: not a folder; give a folder of .mid files, or no --data for the embedded scales")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".mid", ".midi"))
-    if not files:
-        raise DataError(f"--data {folder}: no .mid files found")
-    bucket = {0: "test", 1: "valid"}
-    chosen = [p for p in files if bucket.get(zlib.crc32(str(p.relative_to(root)).encode()) % 10, "train") == split]
-    return [tokenizer.encode(read_midi(p)).tolist() for p in chosen]
+    # a file's split comes from a stable hash of its path: it never moves once your model is released
+    chosen = [path for name, path in midi_files(folder) if split_of(name, valid=0.1, test=0.1, buckets=10) == split]
+    return [tokenizer.encode(read_midi(path)).tolist() for path in chosen]
 
 
 class MelodyWindows(torch.utils.data.Dataset):

@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from zoo.errors import ConfigError
-from zoo.model import Model
+from zoo.model import GenerateOption, Model
 from zoo_yourarch.tokenizer import REST, VOCAB_SIZE
 
 
@@ -39,7 +39,12 @@ class MelodyModel(Model):
     arch_version = 1                  # bump when saved tensors or config fields change meaning
     config_class = MelodyConfig
     tokenizer_name = "yourarch-melody"
-    generate_options = ("length", "temperature", "top_k")   # the `zoo generate` flags we accept
+    # generate()'s options as data: `zoo generate` makes them flags (--top-k), `zoo info` lists them
+    generate_options = (
+        GenerateOption("length", int, 64, "melody length in steps", min=1, max=100_000),
+        GenerateOption("temperature", float, 1.0, "sampling temperature", min=1e-3, max=1e3),
+        GenerateOption("top_k", int, None, "sample from the k most likely tokens (default: all)", min=1),
+    )
 
     def __init__(self, config: MelodyConfig, tokenizer=None):
         super().__init__(config, tokenizer)

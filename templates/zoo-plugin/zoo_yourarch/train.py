@@ -18,14 +18,20 @@ class MelodyTrainer(Trainer):
     # configure_optimizers() is inherited: one AdamW over all parameters, named "main".
 
     def training_step(self, batch, step):
-        # Returning {"loss": tensor} lets the core do backward, accumulation, clipping and step.
+        # Returning {"loss": tensor} lets the core do backward, accumulation, clipping and step. (A GAN
+        # sets manual_optimization = True and calls self.optimize(name, loss) instead: docs/plugins.md.)
         logits = self.model(batch[:, :-1])
         return {"loss": F.cross_entropy(logits.float(), batch[:, -1])}
 
     def evaluate(self, dataset):
-        if len(dataset) == 0:
+        # under torchrun each process scores its share of the batches; reduce_sum adds the sums up
+        loss = correct = count = 0.0
+        for batch in self.eval_batches(dataset, batch_size=256):
+            logits = self.model(batch[:, :-1]).float()
+            loss += F.cross_entropy(logits, batch[:, -1], reduction="sum").item()
+            correct += (logits.argmax(-1) == batch[:, -1]).sum().item()
+            count += len(batch)
+        loss, correct, count = self.reduce_sum(loss, correct, count)
+        if count == 0:
             return {}
-        batch = dataset.windows.to(self.device)
-        logits = self.model(batch[:, :-1]).float()
-        return {"loss": F.cross_entropy(logits, batch[:, -1]).item(),
-                "accuracy": (logits.argmax(-1) == batch[:, -1]).float().mean().item()}
+        return {"loss": loss / count, "accuracy": correct / count}

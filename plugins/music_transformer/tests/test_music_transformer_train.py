@@ -17,7 +17,7 @@ from zoo_music_transformer.model import MusicTransformer
 from zoo_music_transformer.train import MusicTransformerTrainer
 
 MUSIC21 = Path(__import__("music21").__file__).parent
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]   # the checkout: plugins/music_transformer/tests/
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -138,3 +138,49 @@ def test_shipped_weights_load_by_name_and_continue_their_prompt():
     card = (SHIPPED / "README.md").read_text()
     for needle in ("Steps:", "Hardware:", "NLL", "test", "Differences from the book", "sample.mid"):
         assert needle in card
+
+
+def test_torchrun_two_processes_match_one_process(midi_folder, tmp_path):
+    """2 gloo processes train the Music Transformer to the weights of 1 process with the same global batch.
+
+    Both runs compute each step's gradient as the mean of the same 8 per-sequence gradients, summed in a
+    different order (4 + 4 across the processes, DDP's bucketed all-reduce), so they differ by fp32
+    rounding: ~1e-7 of a gradient's largest terms (amp off: bf16 would round at 2**-8). The optimizer
+    is the book's Adam, whose first steps move a weight by about lr * g / (|g| + eps) = lr * sign(g):
+    a gradient within rounding noise of zero can flip its sign and move that weight by up to
+    2 * lr * steps, whatever the engine. So: every weight within 2 * lr * steps (Adam's bound), and all
+    but 0.1 % of them within 1e-5 (the rounding, with 10x room as in the core's tests/test_trainer.py).
+    block_size 8 keeps PAD out of the training crops: with padding each process's loss is a mean over its
+    own token count and DDP averages those means, which is not the one-process mean. That is a wrongly
+    weighted gradient this check catches: at block_size 32, 45 % of the weights differed by more than 1e-5.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    ZOO = str(Path(sys.executable).with_name("zoo"))   # this interpreter's console script
+
+    steps, lr = 3, 1e-3
+    common = ["train", "music-transformer", "--data", str(midi_folder), "--steps", str(steps), "--seed", "0",
+              "--batch-size", "8", "--lr", str(lr)]
+    for k, v in dict(block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.0, optimizer="adam", amp="false",
+                     schedule="constant", warmup_steps=0, grad_clip=0.0, num_workers=0).items():
+        common += ["--set", f"{k}={v}"]
+    env = {**os.environ, "ZOO_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([ZOO, *common, "--out", str(tmp_path / "one")], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", "0",
+                          "--standalone", ZOO, *common, "--out", str(tmp_path / "two")], capture_output=True,
+                         text=True, timeout=300, env=env)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = load_file(tmp_path / "one" / "final" / "model.safetensors"), load_file(tmp_path / "two" / "final" / "model.safetensors")
+    diff = torch.cat([(a[k] - b[k]).abs().flatten() for k in a])
+    assert float(diff.max()) <= 2 * lr * steps
+    assert float((diff > 1e-5).float().mean()) <= 1e-3, f"{float((diff > 1e-5).float().mean()):.2%} of weights differ"
+    # and the test data's NLL, scored in shares by the two processes and summed, is the same number
+    s1 = json.loads((tmp_path / "one" / "summary.json").read_text())["test_metrics"]
+    s2 = json.loads((tmp_path / "two" / "summary.json").read_text())["test_metrics"]
+    assert s1["tokens"] == s2["tokens"] and abs(s1["nll"] - s2["nll"]) < 1e-4

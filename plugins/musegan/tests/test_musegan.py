@@ -19,11 +19,11 @@ from zoo_musegan.model import MuseCritic, MuseGAN, MuseGANConfig, MuseGenerator,
 from zoo_musegan.tokenizer import REST, PianoRollTokenizer, grid_to_notes  # noqa: E402
 from zoo_musegan.train import gradient_penalty  # noqa: E402
 
-from .musegan_reference import copy_weights, reference_from_config, reference_name  # noqa: E402
+from musegan_reference import copy_weights, reference_from_config, reference_name  # noqa: E402
 
 TINY = dict(z_dim=8, temporal_hidden=16, bar_hidden_features=32, bar_hidden_channels=16, critic_hidden=8,
             critic_hidden_features=16)
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]   # the checkout: plugins/musegan/tests/
 
 
 @pytest.fixture(autouse=True)
@@ -100,7 +100,7 @@ def test_book_configuration_computes_what_the_literal_book_layers_compute():
 
 @pytest.mark.parametrize("overrides", [TINY, {"n_bars": 3, **TINY}, {"n_tracks": 3, "n_pitches": 48, **TINY}])
 def test_same_math_as_the_literal_book_layers(overrides):
-    """Same weights in the reference (tests/musegan_reference.py) and in zoo_musegan: same outputs,
+    """Same weights in the reference (tests/musegan_reference.py, beside this file) and in zoo_musegan: same outputs,
     same gradient penalty and its gradients, same BN running statistics after training-mode passes."""
     config = MuseGANConfig(**overrides)
     gen, critic, rgen, rcritic = make_pair(config)
@@ -635,3 +635,17 @@ def test_piece_k_of_a_batch_is_seed_plus_k_alone():
         batch = model.sample(4, seed=7)
         assert_same_math(model.sample(1, seed=9)[0], batch[2])   # another batch size may take another kernel path
         assert not torch.equal(batch[0], batch[1])
+
+
+def test_the_split_of_every_piece_is_what_musegan_bach_was_trained_with():
+    """zoo.data.split_of with this plugin's arguments gives exactly the crc32 split the plugin had its own copy of
+    when musegan-bach was trained, so the same chorales stay held out."""
+    import zlib
+
+    def before(key):   # the plugin's split_of until it moved to zoo.data
+        bucket = zlib.crc32(key.encode("utf-8", "surrogateescape")) % 10
+        return "test" if bucket == 0 else "valid" if bucket == 1 else "train"
+
+    keys = [f"bwv{n}" for n in range(1, 1500)] + ["bach/bwv66.6", "sub/dir/x.mid", "caf\udce9.mid", ""]
+    assert [mdata.split_of(k) for k in keys] == [before(k) for k in keys]
+    assert {mdata.split_of(k) for k in keys} == {"train", "valid", "test"}

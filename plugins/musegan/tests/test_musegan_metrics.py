@@ -1,0 +1,82 @@
+"""The pitch-grid metrics of zoo_musegan.metrics on hand-made inputs whose answers are known by hand."""
+
+import math
+
+import numpy as np
+import pretty_midi
+import pytest
+
+from zoo.metrics import scale_sets
+from zoo_musegan import metrics as M
+
+R = M.REST
+
+
+def grid(*voices):
+    """(1 piece, voices, steps) from lists of pitches."""
+    return np.array([voices], dtype=np.int16)
+
+
+def midi(*notes, tempo=120.0, program=0):
+    """A one-instrument PrettyMIDI from (pitch, start_s, end_s)."""
+    m = pretty_midi.PrettyMIDI(initial_tempo=tempo)
+    inst = pretty_midi.Instrument(program=program)
+    inst.notes = [pretty_midi.Note(velocity=80, pitch=p, start=s, end=e) for p, s, e in notes]
+    m.instruments.append(inst)
+    return m
+
+
+def test_grid_to_notes_merges_held_pitches_and_skips_rests():
+    assert M.grid_to_notes([60, 60, R, 62, 62, 62, 64]) == [(60, 0, 2), (62, 3, 6), (64, 6, 7)]
+
+
+def test_rest_rate_per_voice():
+    assert M.rest_rate(grid([60, R, R, R], [R, R, R, R])) == [0.75, 1.0]
+
+
+def test_used_pitch_classes_counts_per_bar_across_voices():
+    # bar 1: C, E, and C an octave down (same class) -> 2; bar 2: all rests -> 0
+    g = grid([60, 64, R, R], [48, 48, R, R])
+    assert M.used_pitch_classes(g, steps_per_bar=2) == pytest.approx((2 + 0) / 2)
+
+
+def test_in_scale_rate():
+    c_major = grid([60, 62, 64, 65, 67, 69, 71, 72])
+    assert M.in_scale_rate(c_major) == 1.0
+    chromatic = grid([60, 61, 62, 63])
+    best = max(len({0, 1, 2, 3} & s) for s in scale_sets()) / 4
+    assert M.in_scale_rate(chromatic) == pytest.approx(best)
+
+
+def test_mean_note_length_merges_repeats():
+    assert M.mean_note_length(grid([60, 60, 60, 62])) == pytest.approx((3 + 1) / 2)
+
+
+def test_tonal_distance_zero_for_identical_voices_and_positive_otherwise():
+    same = grid([60] * 4, [48] * 4)       # both C
+    assert M.tonal_distance(same, 4)[(0, 1)] == pytest.approx(0.0)
+    tritone = grid([60] * 4, [66] * 4)    # C against F#: opposite on the circle of fifths
+    d = M.tonal_distance(tritone, 4)[(0, 1)]
+    # angles k*7pi/6, k*3pi/2, k*2pi/3 for k = 0 and 6: opposite (7pi, radius 1), opposite (9pi, radius 1), equal (4pi)
+    assert d == pytest.approx(math.sqrt(2 ** 2 + 2 ** 2 + 0 ** 2))
+    assert math.isnan(M.tonal_distance(grid([60] * 4, [R] * 4), 4)[(0, 1)])
+
+
+def test_in_range_and_voice_crossing():
+    g = grid([72, 72, 50, 50], [60, 60, 60, 60])   # soprano in range, then drops below the alto
+    assert M.in_range_rate(g, ((60, 81), (53, 74))) == [0.5, 1.0]
+    assert M.voice_crossing_rate(g) == pytest.approx(2 / 4)
+
+
+def test_grid_metrics_names_voices():
+    g = np.stack([grid([72] * 16, [67] * 16, [64] * 16, [48] * 16)[0]])
+    out = M.grid_metrics(g)
+    assert out["rest_rate_S"] == 0.0 and out["in_range_B"] == 1.0 and out["voice_crossing"] == 0.0
+    assert out["upc_per_bar"] == 3.0 and out["in_scale"] == 1.0 and out["note_length"] == 16.0
+    assert {"tonal_distance_SA", "tonal_distance_TB"} <= set(out)
+
+
+def test_midi_to_grid_is_tempo_aware():
+    m = midi((60, 0.0, 0.5), (64, 0.5, 1.0), tempo=120.0)   # one beat each = 4 steps each
+    g = M.midi_to_grid(m)
+    assert g.shape == (1, 8) and g[0].tolist() == [60] * 4 + [64] * 4

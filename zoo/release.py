@@ -1,0 +1,107 @@
+"""`zoo release RUN --out DIR`: turn a training run into a model folder ready to ship or push.
+
+One path for every plugin: pick a checkpoint (the best one by the trainer's `select_by` metric
+on the validation split, or the one asked for), load it, measure it on the test split with the
+trainer's own evaluate(), and save it in the Hub layout with a model card built by the
+trainer's model_card() plus the selection curve, any files the trainer adds (samples), and
+the maintainer's notes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from zoo.errors import ConfigError
+
+
+def _metric_lines(run: Path) -> list[dict]:
+    from zoo.safeio import read_bytes
+
+    lines = []
+    raw = read_bytes(run / "metrics.jsonl", 256 * 2**20, what="metrics log").decode("utf-8", "replace")
+    for line in raw.splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            continue   # a line cut short by a kill
+    return lines
+
+
+def pick_checkpoint(run: Path, select_by: tuple[str, str] | None, step: int | None = None) -> tuple[Path, list]:
+    """The checkpoint to release and the selection curve [(step, value)] it was picked from.
+
+    step given: that checkpoint. Otherwise the checkpoint whose logged `select_by` metric is best
+    ("min" or "max"); without one, the newest checkpoint.
+    """
+    from zoo.trainer import checkpoint_dirs
+
+    ckpts = {int(p.name.split("-")[1]): p for p in checkpoint_dirs(run)}
+    if not ckpts:
+        raise ConfigError(f"{run} has no checkpoints; train first (zoo train ... --out {run})")
+    if step is not None:
+        if step not in ckpts:
+            raise ConfigError(f"{run} has no checkpoint at step {step}; it has {', '.join(map(str, sorted(ckpts)))}")
+        return ckpts[step], []
+    curve = []
+    if select_by:
+        key, mode = select_by
+        curve = [(m["step"], m[key]) for m in _metric_lines(run) if key in m and isinstance(m[key], (int, float))]
+        kept = [(s, v) for s, v in curve if s in ckpts]
+        if kept:
+            best = (min if mode == "min" else max)(kept, key=lambda sv: sv[1])
+            return ckpts[best[0]], curve
+    return ckpts[max(ckpts)], curve
+
+
+def release(run, out, step: int | None = None, notes: str | None = None, values: dict | None = None,
+            device="cpu") -> Path:
+    """Load a checkpoint of `run`, evaluate it on the test split, save it to `out` with a full model card."""
+    import torch
+
+    from zoo.checkpoint import load_tensors, verify
+    from zoo.config import config_from_dict, to_dict
+    from zoo.registry import get_registry
+    from zoo.safeio import read_json
+    from zoo.trainer import hardware, split_overrides
+
+    run = Path(run)
+    info = read_json(run / "run.json")
+    registry = get_registry()
+    arch = info["arch"]
+    model_cls, trainer_cls = registry.architecture(arch), registry.trainer(arch)
+    merged = {**info["model_config"], **info["train_config"], **(values or {})}
+    model_values, train_values = split_overrides(merged, model_cls, trainer_cls)
+    model_config = config_from_dict(model_cls.config_class, model_values, what=f"{arch} config")
+    train_config = config_from_dict(trainer_cls.config_class, train_values, what="training config")
+    ckpt, curve = pick_checkpoint(run, getattr(trainer_cls, "select_by", None), step)
+    verify(ckpt)
+    state = read_json(ckpt / "trainer_state.json")
+    model = model_cls(model_config)
+    for stem, module in model.state_files().items():
+        module.load_state_dict(load_tensors(ckpt / f"{stem}.safetensors", device))
+    model.to(device).eval()
+    data = info.get("data")
+    trainer = trainer_cls(model, train_config, source=data, device=device)
+    print(f"zoo: releasing {ckpt.name} of {run}; measuring it on the test split", file=sys.stderr)
+    with torch.no_grad():
+        test = {k: float(v) for k, v in trainer.evaluate(trainer.build_dataset(data, "test")).items()}
+    logged = next((m for m in _metric_lines(run) if m.get("step") == state["step"]), {})
+    summary = {"arch": arch, "steps": state["step"], "model_config": to_dict(model_config),
+               "train_config": to_dict(train_config), "data": Path(data).name if data else "embedded default",
+               "last": {k: v for k, v in logged.items() if isinstance(v, (int, float)) and k not in ("step", "time_s")},
+               "test_metrics": test, "hardware": hardware(device), "world_size": info.get("world_size", 1),
+               "train_time_s": round(float(state.get("elapsed_s", 0.0)), 1),
+               "parameters": model.num_parameters(), "precision": info.get("precision", "fp32")}
+    card = trainer.model_card(summary)
+    if curve:
+        key, mode = trainer_cls.select_by
+        rows = "\n".join(f"| {s} | {v:.4f} |{' selected' if s == state['step'] else ''}" for s, v in curve)
+        card += (f"\n## Checkpoint selection\n\nThe released checkpoint is step {state['step']}, the one with the "
+                 f"{'lowest' if mode == 'min' else 'highest'} `{key}` among the run's checkpoints "
+                 f"(measured on the validation split during training):\n\n| step | {key} |\n| ---: | ---: |\n{rows}\n")
+    if notes:
+        card += "\n" + notes.strip() + "\n"
+    files = trainer.release_files() if hasattr(trainer, "release_files") else {}
+    return model.save_pretrained(out, card=card, extra_files=files)
