@@ -32,6 +32,44 @@ def test_round_trip_on_cpu_gives_identical_weights_and_music(tiny_model, tmp_pat
     assert [(n.pitch, n.start) for n in a.instruments[0].notes] == [(n.pitch, n.start) for n in b.instruments[0].notes]
 
 
+def test_loading_assigns_the_saved_tensors_to_a_model_built_on_meta(tiny_model, tmp_path, monkeypatch):
+    """The model is built once, on the meta device, and takes the saved tensors: nothing is initialised at
+    random and thrown away. A model that makes a tensor it never saves is built for real instead."""
+    from zoo_tiny.model import TinyLM
+
+    folder = tiny_model.save_pretrained(tmp_path / "m")
+    loaded = zoo.load(str(folder), device="cpu")
+    assert not any(t.is_meta for t in loaded.state_dict().values())
+    assert all(p.requires_grad for p in loaded.parameters())            # still trainable after assignment
+
+    built = TinyLM.__init__
+
+    def with_unsaved_buffer(self, config, tokenizer=None):
+        built(self, config, tokenizer)
+        self.register_buffer("scale", torch.full((3,), 2.0), persistent=False)
+
+    monkeypatch.setattr(TinyLM, "__init__", with_unsaved_buffer)
+    loaded = zoo.load(str(folder), device="cpu")
+    assert torch.equal(loaded.scale, torch.full((3,), 2.0))
+    assert torch.equal(loaded.embed.weight, tiny_model.embed.weight)
+
+
+def test_generate_options_are_checked_from_python_too(tiny_model):
+    """The ranges a plugin declares hold for generate() called from Python, not only on the command line."""
+    from zoo.errors import ConfigError
+    from zoo.model import GenerateOption
+
+    with pytest.raises(ConfigError, match="start_pitch must be a whole number from 0 to 127, got 128"):
+        tiny_model.generate(start_pitch=128)
+    with pytest.raises(ConfigError, match="temperature must be a number from 0.001 to 1000"):
+        tiny_model.generate(temperature=float("nan"))
+    assert tiny_model.generate(seed=1, length=2, start_pitch=70).instruments[0].notes[0].pitch == 70
+    with pytest.raises(TypeError, match="GenerateOption"):
+        type("Bad", (zoo.Model,), {"generate_options": ("length",)})
+    with pytest.raises(TypeError, match="only a bool option has a flag"):
+        GenerateOption("length", int, flag="--short")
+
+
 def test_dtype_cast_on_load(tiny_model, tmp_path):
     folder = tiny_model.save_pretrained(tmp_path / "m")
     model = zoo.load(str(folder), device="cpu", dtype="bf16")

@@ -175,11 +175,25 @@ def test_generation_is_deterministic_and_in_eval_mode():
         model.generate(num=1, temperature=0.5)
 
 
-def test_categorical_output_samples_one_pitch_or_rest_per_voice_and_step():
+def test_onehot_output_plays_the_largest_logit_and_passes_gradients_straight_through():
+    torch.manual_seed(0)
+    model = MuseGAN(MuseGANConfig(output="onehot", **TINY))
+    z = model.sample_noise(3)
+    logits = model(*z)
+    rolls = model.fake_rolls(*z)
+    want = torch.nn.functional.one_hot(logits.argmax(-1), 85)[..., :-1] * 2 - 1   # the rest column dropped
+    assert torch.equal(rolls.detach(), want.float())
+    model.critic(rolls).sum().backward()
+    assert model.generator.bar_generators[0].rest.weight.grad.abs().sum() > 0
+    a, b = model.sample(2, seed=4), model.sample(2, seed=4)
+    assert torch.equal(a, b) and ((a > 0).sum(-1) <= 1).all()
+
+
+def test_gumbel_output_samples_one_pitch_or_rest_per_voice_and_step():
     from zoo_musegan.model import categorical_roll
 
     torch.manual_seed(0)
-    config = MuseGANConfig(output="categorical", **TINY)
+    config = MuseGANConfig(output="gumbel", **TINY)
     model = MuseGAN(config)
     z = model.sample_noise(3)
     logits = model(*z)
@@ -627,14 +641,15 @@ def test_rest_threshold_calibration():
 
 def test_piece_k_of_a_batch_is_seed_plus_k_alone():
     torch.manual_seed(0)
-    for output in ("linear", "categorical"):
+    for output in ("linear", "onehot", "gumbel"):
         model = MuseGAN(MuseGANConfig(output=output, **TINY))
         for m in model.generator.modules():   # unit BN scales, as a trained model has, so the noise shows
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 torch.nn.init.ones_(m.weight)
         batch = model.sample(4, seed=7)
         assert_same_math(model.sample(1, seed=9)[0], batch[2])   # another batch size may take another kernel path
-        assert not torch.equal(batch[0], batch[1])
+        if output != "onehot":   # an untrained net's largest logits hardly move with the noise
+            assert not torch.equal(batch[0], batch[1])
 
 
 def test_the_split_of_every_piece_is_what_musegan_bach_was_trained_with():

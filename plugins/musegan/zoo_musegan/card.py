@@ -36,10 +36,12 @@ def differences_from_book(model_config: dict, train_config: dict) -> list[str]:
     if train_config.get("transpose"):
         lines.append(f"transposition augmentation of up to ±{train_config['transpose']} semitones, kept inside every "
                      f"voice's range (book: none)")
-    if model_config.get("output") == "categorical":
-        lines.append("categorical output (book: linear): per voice and 16th, logits over the 84 pitches and a rest; the "
-                     "critic sees a straight-through Gumbel-softmax one-hot sample, so it cannot tell real from fake by "
-                     "'one-hotness' and must judge the music")
+    if model_config.get("output") in ("onehot", "gumbel"):
+        how = ("the one-hot of the largest logit (deterministic binary neurons, Dong & Yang, ISMIR 2018)"
+               if model_config["output"] == "onehot" else "a Gumbel-max sample")
+        lines.append(f"one-hot output `{model_config['output']}` (book: linear): per voice and 16th, logits over the "
+                     f"84 pitches and a rest; the critic sees what the decoder plays, {how}, with a straight-through "
+                     "softmax gradient, so it cannot tell real from fake by 'one-hotness' and must judge the music")
     return lines
 
 
@@ -86,7 +88,11 @@ def model_card(summary: dict) -> str:
         data = "the Bach chorales of music21's corpus (the plugin's default data; 2-bar windows, train split by BWV)"
     notes = "\n".join(f"- **{k}**: {v}" for k, v in METRIC_NOTES.items())
     chorale_notes = "\n".join(f"- **{k}**: {v}" for k, v in CHORALE_NOTES.items())
-    if mc.get("output") == "categorical":
+    if mc.get("output") == "onehot":
+        decoding = ("Decoding rule (fixed before measuring): each voice at each 16th plays the pitch, or the rest, "
+                    "with the largest logit; the critic was trained on exactly these one-hots. The noise inputs "
+                    "(seeded per piece) are the only randomness. No threshold.")
+    elif mc.get("output") == "gumbel":
         decoding = ("Decoding rule (fixed before measuring): each voice at each 16th plays one pitch or rests, "
                     "sampled from the generator's categorical (the Gumbel-max trick), seeded per piece; the critic "
                     "was trained on exactly such samples. No threshold.")

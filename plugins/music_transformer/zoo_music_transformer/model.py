@@ -217,6 +217,8 @@ class MusicTransformer(Model):
             ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
         ))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)  # untied, as in the book
+        if torch.empty(0).is_meta:   # built on the meta device to take saved weights: nothing to initialise
+            return
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2's scaled init of residual projections
             if name.endswith("c_proj.weight"):
