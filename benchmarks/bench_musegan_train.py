@@ -1,7 +1,7 @@
 """2. MuseGAN training iteration (5 critic steps + 1 generator step, WGAN-GP, batch 64): ours vs the book's literal layers.
 
 Both sides run the same loop (zoo_musegan.train.wgan_gp_iteration) with Adam, on the same weights
-(tests/musegan_reference.copy_weights), so the difference is the layers: the book's one-call-per-(bar,
+(plugins/musegan/tests/musegan_reference.copy_weights), so the difference is the layers: the book's one-call-per-(bar,
 track) nn.Sequential stacks against zoo_musegan's batched ones.
 """
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(bench, device: torch.device, batch: int = 64):
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "plugins" / "musegan" / "tests"))
     from musegan_reference import copy_weights, reference_from_config
     from zoo_musegan.model import MuseCritic, MuseGANConfig, MuseGenerator, book_init
     from zoo_musegan.train import wgan_gp_iteration

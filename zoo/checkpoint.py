@@ -353,6 +353,9 @@ def _load_states(model, folder: Path, skip, device, assign: bool) -> bool:
         if bad:   # NaN or inf weights only fail later, inside sampling (multinomial)
             raise CheckpointError(f"{path}: tensor {bad[0]} holds NaN or infinite values (diverged training?); "
                                   f"use an earlier checkpoint")
+        if assign:   # assignment keeps a tensor's dtype: cast fp16/bf16 weights to the model's, as copying did
+            expected = module.state_dict()
+            tensors = {k: t.to(expected[k].dtype) for k, t in tensors.items()}
         module.load_state_dict(tensors, strict=True, assign=assign)
         if assign and any(t.is_meta for t in (*module.parameters(), *module.buffers())):
             return False

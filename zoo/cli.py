@@ -358,7 +358,8 @@ def _extras(args, pieces, staves=None) -> None:
     from zoo.midi import output_paths
 
     prompt_end = None   # a continuation's plot shades the prompt and marks where the new music starts
-    if getattr(args, "prompt", None) is not None and getattr(args, "include_prompt", None) is not False:
+    # only for --plot: a prompt the model's own reader took may be one pretty_midi refuses, after the MIDI is written
+    if args.plot and getattr(args, "prompt", None) is not None and getattr(args, "include_prompt", None) is not False:
         from zoo.midi import read_midi
 
         prompt_end = read_midi(args.prompt).get_end_time()

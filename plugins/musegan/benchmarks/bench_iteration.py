@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))   # the plugin's tests/
 
 from musegan_reference import copy_weights, reference_from_config  # noqa: E402
 from zoo_musegan.model import MuseGANConfig, MuseCritic, MuseGenerator, book_init  # noqa: E402

@@ -189,6 +189,31 @@ def test_onehot_output_plays_the_largest_logit_and_passes_gradients_straight_thr
     assert torch.equal(a, b) and ((a > 0).sum(-1) <= 1).all()
 
 
+def test_onehot_output_starts_from_unit_bn_scales_so_the_noise_shows():
+    from zoo_musegan.metrics import near_duplicate_rate
+
+    torch.manual_seed(0)
+    book, onehot = MuseGAN(MuseGANConfig(**TINY)), MuseGAN(MuseGANConfig(output="onehot", **TINY))
+    assert all(torch.all(m.weight == 1) for m in onehot.generator.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert book.generator.bar_generators[0].bns[0].weight.std() < 0.1      # the book's N(0, 0.02) stays for linear
+
+    def near_duplicates(model):   # in training mode, as the critic sees them, 16 pieces from 16 noise vectors
+        with torch.no_grad():
+            rolls = model.fake_rolls(*model.sample_noise(16))
+        return near_duplicate_rate(model.tokenizer.roll_to_grid(rolls).reshape(4, 16, -1).transpose(1, 0, 2))
+
+    wider = dict(temporal_hidden=64, bar_hidden_features=128, bar_hidden_channels=64, critic_hidden=8,
+                 critic_hidden_features=16)
+    unit, scaled = [], []
+    for seed in range(1, 5):
+        torch.manual_seed(seed)
+        model = MuseGAN(MuseGANConfig(output="onehot", **wider))
+        unit.append(near_duplicates(model))
+        model.generator.apply(book_init)                                    # the book's scales instead
+        scaled.append(near_duplicates(model))
+    assert np.mean(unit) < 0.3 < 0.7 < np.mean(scaled)      # measured: ~0.07 against 1.0
+
+
 def test_gumbel_output_samples_one_pitch_or_rest_per_voice_and_step():
     from zoo_musegan.model import categorical_roll
 
@@ -664,3 +689,40 @@ def test_the_split_of_every_piece_is_what_musegan_bach_was_trained_with():
     keys = [f"bwv{n}" for n in range(1, 1500)] + ["bach/bwv66.6", "sub/dir/x.mid", "caf\udce9.mid", ""]
     assert [mdata.split_of(k) for k in keys] == [before(k) for k in keys]
     assert {mdata.split_of(k) for k in keys} == {"train", "valid", "test"}
+
+
+def test_zoo_eval_gets_the_chorale_rows_and_the_test_split_from_the_model(monkeypatch):
+    """music_metrics of decoded pieces are all_metrics of their grids (the rows `zoo eval` adds), and
+    test_split serves the test windows without a Trainer."""
+    model = MuseGAN(MuseGANConfig(**TINY))
+    rolls = model.sample(3, seed=0)
+    grids = model.tokenizer.roll_to_grid(rolls).reshape(4, 3, -1).transpose(1, 0, 2)
+    pieces = [model.tokenizer.decode(r) for r in rolls]
+    got, want = model.music_metrics(pieces), all_metrics(grids, 16)
+    assert got.keys() == want.keys()
+    assert [got[k] for k in want] == pytest.approx([want[k] for k in want], nan_ok=True)
+    assert model.music_metrics([]) == {}
+
+    windows = np.full((2, 4, 32), 60, dtype=np.int16)
+    fake = mdata.WindowData({"train": windows, "valid": windows[:0], "test": windows}, stats={"source": "fake"})
+    monkeypatch.setattr(mdata, "load_data", lambda source, **grid: fake)
+    split = model.test_split(None)
+    assert len(split) == 2 and np.array_equal(split.grids, windows)
+    fake.splits["test"] = windows[:0]
+    with pytest.raises(DataError, match="no test windows"):
+        model.test_split(None)
+
+
+@pytest.mark.skipif(not (REPO / "weights" / "musegan-bach" / "config.json").is_file(), reason="weights not shipped yet")
+def test_generating_neither_reads_nor_allocates_the_critic():
+    """zoo generate loads with generate_only: the critic stays on the meta device, and the music is the same."""
+    from zoo.checkpoint import load_model
+    from zoo.registry import resolve
+
+    folder = resolve("musegan-bach")
+    for_generate, full = load_model(folder, device="cpu", generate_only=True), load_model(folder, device="cpu")
+    assert all(p.is_meta for p in for_generate.critic.parameters())
+    assert not any(p.is_meta for p in full.critic.parameters()) and for_generate.device.type == "cpu"
+    a, b = for_generate.generate(num=2, seed=3), full.generate(num=2, seed=3)
+    assert [[(n.pitch, n.start) for i in m.instruments for n in i.notes] for m in a] == \
+        [[(n.pitch, n.start) for i in m.instruments for n in i.notes] for m in b]

@@ -2,7 +2,7 @@
 
 The default config reproduces the book's network exactly (6,576,612 generator and
 1,446,401 critic parameters). Two things differ from a literal transcription, and
-neither changes the math (tests/musegan_reference.py proves it weight for weight):
+neither changes the math (the plugin's tests/musegan_reference.py proves it weight for weight):
 
 * every transposed convolution of the bar generator and every convolution of the
   critic has stride == kernel (or a tiny kernel over the bar axis), so each one is
@@ -315,6 +315,16 @@ class MuseGAN(Model):
         if not torch.empty(0).is_meta:
             self.generator.apply(book_init)
             self.critic.apply(book_init)
+            if self.config.output != "linear":
+                self._unit_bn_scales()
+
+    def _unit_bn_scales(self):
+        """One-hot outputs start from unit batch-norm scales instead of the book's N(0, 0.02) ones: with scales
+        near 0.02 the generator's output hardly depends on its noise at first, so the largest logit was the same
+        for every noise vector (measured: every pair of 256 pieces a near-duplicate for the first 300 steps)."""
+        for m in self.generator.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
 
     def state_files(self) -> dict[str, nn.Module]:
         """The generator is model.safetensors; the critic rides along for resuming and fine-tuning."""
@@ -374,7 +384,8 @@ class MuseGAN(Model):
         grids = [self.tokenizer.midi_to_grid(m) for m in pieces]
         if not grids:
             return {}
-        steps = max(g.shape[1] for g in grids)   # pieces of different lengths: rests after the shorter ones
+        # a piece that ends in rests decodes shorter than its window: pad every piece with rests to a whole window
+        steps = max([self.config.n_bars * self.config.steps_per_bar] + [g.shape[1] for g in grids])
         padded = np.full((len(grids), self.config.n_tracks, steps), REST, dtype=np.int16)
         for i, g in enumerate(grids):
             padded[i, :, :g.shape[1]] = g
