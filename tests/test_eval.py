@@ -55,7 +55,7 @@ def test_zoo_eval_cli_prints_a_table_and_writes_json(tiny, saved, capsys, tmp_pa
     data = json.loads((tmp_path / "e.json").read_text())
     assert data["samples"] == 4 and data["test_in_scale"] == 1.0 and "gen_pitch_class_entropy" in data and "loss" in data
     code, _, err = cli(capsys, "eval", saved, "--num", 0)
-    assert code == 2 and "--num must be at least 1" in err
+    assert code == 2 and "--num must be a whole number from 1 to" in err
 
 
 def test_generate_plot_render_score(tiny, saved, capsys, tmp_path):

@@ -397,8 +397,6 @@ def _source_folder(model_or_path, scratch: Path):
 def _metrics(metrics, folder: Path) -> dict:
     """Metrics for the card: given (dict or JSON file), else a run's test metrics from summary.json."""
     if isinstance(metrics, (str, Path)):
-        from zoo.safeio import read_json
-
         metrics = read_json(metrics, "metrics file (the JSON `zoo eval --json` writes)", HubError)
     if metrics is None:
         summary = folder.parent / "summary.json"
