@@ -50,15 +50,7 @@ def tiny(tiny_path, monkeypatch):
     registry.reset()
 
 
-@pytest.fixture
-def zoo_cli():
-    """Run the `zoo` console script as a subprocess; returns CompletedProcess (text)."""
-
-    def run(*args, timeout=120, **kw):
-        env = {**os.environ, **kw.pop("env", {})}
-        return subprocess.run([ZOO, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env, **kw)
-
-    return run
+from zoo.testing import one_torch_thread, zoo_cli  # noqa: E402,F401  (the fixtures every plugin's tests share)
 
 
 @pytest.fixture
@@ -72,12 +64,3 @@ def tiny_model(tiny):
     return zoo.create("tiny-lm")
 
 
-@pytest.fixture(scope="module")
-def one_torch_thread():
-    """Tiny models run fastest on one thread, and the suite shares two cores with other work."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -5,16 +5,12 @@ import math
 import pretty_midi
 import pytest
 
+from zoo.testing import one_track_midi
+
 from zoo import metrics as M
 
 
-def midi(*notes, tempo=120.0, program=0):
-    """A one-instrument PrettyMIDI from (pitch, start_s, end_s)."""
-    m = pretty_midi.PrettyMIDI(initial_tempo=tempo)
-    inst = pretty_midi.Instrument(program=program)
-    inst.notes = [pretty_midi.Note(velocity=80, pitch=p, start=s, end=e) for p, s, e in notes]
-    m.instruments.append(inst)
-    return m
+midi = one_track_midi
 
 
 def test_pitch_class_entropy():

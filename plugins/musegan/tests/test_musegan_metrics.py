@@ -6,6 +6,8 @@ import numpy as np
 import pretty_midi
 import pytest
 
+from zoo.testing import one_track_midi
+
 from zoo.metrics import scale_sets
 from zoo_musegan import metrics as M
 
@@ -17,13 +19,7 @@ def grid(*voices):
     return np.array([voices], dtype=np.int16)
 
 
-def midi(*notes, tempo=120.0, program=0):
-    """A one-instrument PrettyMIDI from (pitch, start_s, end_s)."""
-    m = pretty_midi.PrettyMIDI(initial_tempo=tempo)
-    inst = pretty_midi.Instrument(program=program)
-    inst.notes = [pretty_midi.Note(velocity=80, pitch=p, start=s, end=e) for p, s, e in notes]
-    m.instruments.append(inst)
-    return m
+midi = one_track_midi
 
 
 def test_grid_to_notes_merges_held_pitches_and_skips_rests():
