@@ -416,8 +416,9 @@ def test_continuation_metrics_of_a_tiny_model_run_without_the_guard(tiny_model):
     config = config_from_dict(MusicTransformerTrainConfig, {"eval_samples": 3, "eval_prompt": 40, "eval_new": 30})
     out = MusicTransformerTrainer(tiny_model, config, device="cpu").continuation_metrics(pieces)
     assert out["continuations"] == 3.0
-    assert {"gen_long_notes", "data_long_notes", "gen_polyphony", "gen_in_key", "pitch_class_tv", "ioi_tv"} <= set(out)
-    assert out["data_long_notes"] == 0.0 and 0.0 <= out["pitch_class_tv"] <= 1.0
+    assert {"gen_cont_long_notes", "data_cont_long_notes", "gen_cont_polyphony", "gen_cont_in_key",
+            "cont_pitch_class_tv", "cont_ioi_tv"} <= set(out)
+    assert out["data_cont_long_notes"] == 0.0 and 0.0 <= out["cont_pitch_class_tv"] <= 1.0
 
 
 def test_piece_k_of_a_batch_is_seed_plus_k_alone(tiny_model):

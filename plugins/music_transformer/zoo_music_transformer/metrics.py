@@ -89,11 +89,12 @@ def total_variation(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def compare(generated: np.ndarray, real: np.ndarray, key: frozenset) -> dict[str, float]:
-    """One prompt's generated continuation beside its real one: gen_X / data_X rows and the two distances."""
+    """One prompt's generated continuation beside its real one: gen_cont_X / data_cont_X rows (`zoo eval` shows
+    them as cont_X beside the general metrics of pieces generated from scratch) and the two distances."""
     out = {}
     for name, fn in (("long_notes", long_note_rate), ("polyphony", polyphony), ("notes_per_s", notes_per_second)):
-        out[f"gen_{name}"], out[f"data_{name}"] = fn(generated), fn(real)
-    out["gen_in_key"], out["data_in_key"] = in_key_rate(generated, key), in_key_rate(real, key)
-    out["pitch_class_tv"] = total_variation(pitch_class_histogram(generated), pitch_class_histogram(real))
-    out["ioi_tv"] = total_variation(ioi_histogram(generated), ioi_histogram(real))
+        out[f"gen_cont_{name}"], out[f"data_cont_{name}"] = fn(generated), fn(real)
+    out["gen_cont_in_key"], out["data_cont_in_key"] = in_key_rate(generated, key), in_key_rate(real, key)
+    out["cont_pitch_class_tv"] = total_variation(pitch_class_histogram(generated), pitch_class_histogram(real))
+    out["cont_ioi_tv"] = total_variation(ioi_histogram(generated), ioi_histogram(real))
     return out

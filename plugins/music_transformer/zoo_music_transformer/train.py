@@ -195,10 +195,11 @@ class MusicTransformerTrainer(Trainer):
         if "nll" in test:
             lines.append(f"- Test NLL per token: {test['nll']:.4f} nats (perplexity {test['ppl']:.2f}, "
                          f"{int(test['tokens']):,} tokens)")
-        if any(k.startswith("gen_") for k in test):
-            rows = [f"| {k[4:]} | {v:.3f} | {test.get('data_' + k[4:], float('nan')):.3f} |"
-                    for k, v in test.items() if k.startswith("gen_")]
-            rows += [f"| {k} (0 = same, 1 = disjoint) | {test[k]:.3f} | |" for k in ("pitch_class_tv", "ioi_tv") if k in test]
+        if any(k.startswith("gen_cont_") for k in test):
+            rows = [f"| {k[9:]} | {v:.3f} | {test.get('data_' + k[4:], float('nan')):.3f} |"
+                    for k, v in test.items() if k.startswith("gen_cont_")]
+            rows += [f"| {k[5:]} (0 = same, 1 = disjoint) | {test[k]:.3f} | |"
+                     for k in ("cont_pitch_class_tv", "cont_ioi_tv") if k in test]
             lines += ["", "## Continuations of held-out prompts", "",
                       f"{int(test.get('continuations', 0))} continuations of the opening {cfg.get('eval_prompt', 256)} "
                       f"tokens of test-split pieces, {cfg.get('eval_new', 512)} new tokens each at temperature 0.9, "
