@@ -47,7 +47,7 @@ def card_metrics(text: str) -> dict:
                 rows[cells[0]] = dict(zip(header[1:], cells[1:]))
                 i += 1
             if heading or header[0].lower() == "metric":   # a metric table, not the data or training tables
-                out[heading or "metrics"] = rows
+                out.setdefault(heading or "metrics", {}).update(rows)   # a section may hold several tables
             continue
         i += 1
     return out

@@ -187,7 +187,14 @@ class MusicTransformerTrainer(Trainer):
         cfg = summary["train_config"]
         last, test = summary["last"], summary["test_metrics"]
         tokens = summary["steps"] * cfg["batch_size"] * summary["model_config"]["block_size"]
-        lines = [default_card(summary), "## Language-model metrics", "",
+        book = {"n_layer": 6, "n_head": 8, "n_embd": 512, "block_size": 2048, "dropout": 0.1, "attention": "absolute"}
+        mc = summary["model_config"]
+        diffs = [f"`{k}` = {mc.get(k)!r} (book: {v!r})" for k, v in book.items() if mc.get(k) != v]
+        lines = [default_card(summary), "## Differences from the book", "",
+                 *(f"- {d}" for d in diffs or ["none in the model: this is the book's configuration"]),
+                 "- training: AdamW with warmup and cosine, clipping, random crops with transposition and time "
+                 "stretch (the book: Adam at 1e-4, no schedule, the first block of each piece; preset "
+                 "configs/music_transformer_book.json)", "", "## Language-model metrics", "",
                  f"- Token positions trained on: {tokens:,} (steps x batch x block_size; PAD ignored in the loss)",
                  f"- Train NLL per token (last step): {last.get('loss', float('nan')):.4f} nats"]
         if "valid_nll" in last:
@@ -204,6 +211,6 @@ class MusicTransformerTrainer(Trainer):
                       f"{int(test.get('continuations', 0))} continuations of the opening {cfg.get('eval_prompt', 256)} "
                       f"tokens of test-split pieces, {cfg.get('eval_new', 512)} new tokens each at temperature 0.9, "
                       "top-p 0.95, without the stuck-note guard; beside each piece's real next tokens:", "",
-                      "| measure | generated | real continuation |", "| --- | ---: | ---: |", *rows]
+                      "| metric | generated | real continuation |", "| --- | ---: | ---: |", *rows]
         lines += ["", "## Training config", "", "```json", json.dumps(cfg, indent=2), "```", ""]
         return "\n".join(lines)
