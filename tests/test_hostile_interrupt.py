@@ -23,6 +23,7 @@ from zoo import registry
 from zoo.checkpoint import verify
 from zoo.trainer import checkpoint_dirs
 from tests.conftest import ZOO, make_distribution
+from zoo.testing import sigint_as_usual
 
 SLOWGEN = {
     "zoo_slowgen/__init__.py": "",
@@ -107,7 +108,7 @@ def slowgen(tmp_path_factory):
 def _start(args, env_extra, cwd):
     env = {**os.environ, **env_extra, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([ZOO, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=cwd)
+                            env=env, cwd=cwd, preexec_fn=sigint_as_usual)
 
 
 def _wait_for(pred, proc, what, timeout=90):

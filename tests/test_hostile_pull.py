@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ZOO
+from zoo.testing import sigint_as_usual
 from tests.test_hub import _repo, hub_env, olah, saved  # noqa: F401  (fixtures)
 
 # Loaded at start-up of the `zoo pull` subprocess: the weights file's download announces itself and stalls,
@@ -60,7 +61,8 @@ def test_signal_during_pull_leaves_no_partial_model_and_the_next_pull_completes(
     marker = tmp_path / "downloading"
     env = {**os.environ, "PULL_MARKER": str(marker), "PULL_STALL_S": "2" if sig == signal.SIGINT else "60",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen([ZOO, "pull", repo], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([ZOO, "pull", repo], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=sigint_as_usual)
     deadline = time.monotonic() + 60
     while not marker.exists():
         assert proc.poll() is None, proc.stderr.read()

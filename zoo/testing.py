@@ -48,3 +48,15 @@ def one_track_midi(*notes, tempo: float = 120.0, program: int = 0):
     inst.notes = [pretty_midi.Note(velocity=80, pitch=p, start=s, end=e) for p, s, e in notes]
     m.instruments.append(inst)
     return m
+
+
+def sigint_as_usual() -> None:
+    """A subprocess preexec_fn: SIGINT back to its default, so that Python turns it into KeyboardInterrupt.
+
+    A shell starts background jobs (`cmd &`) with SIGINT ignored, and children inherit that: a test
+    that sends Ctrl-C to a zoo subprocess would then wait for nothing when the suite itself runs in
+    the background.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
