@@ -29,7 +29,8 @@ def _metric_lines(run: Path) -> list[dict]:
     return lines
 
 
-def pick_checkpoint(run: Path, select_by: tuple[str, str] | None, step: int | None = None) -> tuple[Path, list]:
+def pick_checkpoint(run: Path, select_by: tuple[str, str] | None, step: int | None = None,
+                    logged: list[dict] | None = None) -> tuple[Path, list]:
     """The checkpoint to release and the selection curve [(step, value)] it was picked from.
 
     step given: that checkpoint. Otherwise the checkpoint whose logged `select_by` metric is best
@@ -47,7 +48,7 @@ def pick_checkpoint(run: Path, select_by: tuple[str, str] | None, step: int | No
     curve = []
     if select_by:
         key, mode = select_by
-        curve = [(m["step"], m[key]) for m in _metric_lines(run) if key in m and isinstance(m[key], (int, float))]
+        curve = [(m["step"], m[key]) for m in (logged if logged is not None else _metric_lines(run)) if key in m and isinstance(m[key], (int, float))]
         kept = [(s, v) for s, v in curve if s in ckpts]
         if kept:
             best = (min if mode == "min" else max)(kept, key=lambda sv: sv[1])
@@ -75,7 +76,8 @@ def release(run, out, step: int | None = None, notes: str | None = None, values:
     model_values, train_values = split_overrides(merged, model_cls, trainer_cls)
     model_config = config_from_dict(model_cls.config_class, model_values, what=f"{arch} config")
     train_config = config_from_dict(trainer_cls.config_class, train_values, what="training config")
-    ckpt, curve = pick_checkpoint(run, getattr(trainer_cls, "select_by", None), step)
+    lines = _metric_lines(run)
+    ckpt, curve = pick_checkpoint(run, getattr(trainer_cls, "select_by", None), step, lines)
     verify(ckpt)
     state = read_json(ckpt / "trainer_state.json")
     model = model_cls(model_config)
@@ -87,7 +89,7 @@ def release(run, out, step: int | None = None, notes: str | None = None, values:
     print(f"zoo: releasing {ckpt.name} of {run}; measuring it on the test split", file=sys.stderr)
     with torch.no_grad():
         test = {k: float(v) for k, v in trainer.evaluate(trainer.build_dataset(data, "test")).items()}
-    logged = next((m for m in _metric_lines(run) if m.get("step") == state["step"]), {})
+    logged = next((m for m in lines if m.get("step") == state["step"]), {})
     summary = {"arch": arch, "steps": state["step"], "model_config": to_dict(model_config),
                "train_config": to_dict(train_config), "data": Path(data).name if data else "embedded default",
                "last": {k: v for k, v in logged.items() if isinstance(v, (int, float)) and k not in ("step", "time_s")},

@@ -21,6 +21,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from zoo.errors import ConfigError
+from zoo.limits import check_sampling
 from zoo.progress import bar
 from zoo.limits import MAX_LENGTH, MAX_TOP_K, MIN_TOP_P, TEMPERATURE
 from zoo.model import GenerateOption, Model
@@ -342,7 +343,7 @@ class MusicTransformer(Model):
 
         if not isinstance(length, int) or not 1 <= length <= MAX_LENGTH:
             raise ConfigError(f"length must be a whole number from 1 to {MAX_LENGTH:,}, got {length!r}")
-        check_sampling(temperature, top_k, top_p)
+        check_sampling(temperature, top_k, top_p)   # the zoo's documented ranges (1e-40 overflowed the logits)
         prompt_ids = self._prompt_ids(prompt)
         ids = prompt_ids[-(self.config.block_size - 1):]  # the context the model sees
         generator = None
@@ -362,19 +363,6 @@ class MusicTransformer(Model):
                 for note in midi.instruments[0].notes:
                     note.end = min(note.end, note.start + max_note_s)
         return midis[0] if num == 1 else midis
-
-
-def check_sampling(temperature, top_k, top_p) -> None:
-    """Validate sampling options, raising ConfigError with what is allowed."""
-    from zoo.limits import check_sampling as check_ranges
-
-    check_ranges(temperature, top_k, top_p)   # the zoo's documented ranges (1e-40 overflowed the logits)
-    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
-        raise ConfigError(f"temperature must be >= 0 (0 = greedy), got {temperature!r}")
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-        raise ConfigError(f"top_k must be a positive integer, got {top_k!r}")
-    if top_p is not None and (not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):  # nan fails too
-        raise ConfigError(f"top_p must be in (0, 1], got {top_p!r}")
 
 
 def sample(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
