@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -242,6 +243,33 @@ def test_gumbel_output_samples_one_pitch_or_rest_per_voice_and_step():
     assert 0.45 < (picks == 10).float().mean() < 0.55
     a, b = model.sample(2, seed=5), model.sample(2, seed=5)
     assert torch.equal(a, b) and ((a > 0).sum(-1) <= 1).all()
+
+
+def test_gumbel_noise_per_voice_holds_pitches_and_keeps_each_cells_distribution():
+    from zoo_musegan.model import categorical_roll
+
+    # the same logits at every step: one draw per voice means one pitch for the whole piece
+    logits = torch.randn(64, 4, 2, 16, 85).mean(dim=(2, 3), keepdim=True).expand(64, 4, 2, 16, 85)
+    held = categorical_roll(logits, generator=torch.Generator().manual_seed(0), noise="voice").argmax(-1)
+    assert (held == held[:, :, :1, :1]).all()
+    fresh = categorical_roll(logits, generator=torch.Generator().manual_seed(0), noise="cell").argmax(-1)
+    assert not (fresh == fresh[:, :, :1, :1]).all()
+    # every cell is still a sample of its own categorical: logits 0, ln 3 (probabilities 1/4, 3/4) at one step
+    # give pitch 20 in 3/4 of 8000 pieces (binomial sd 0.005, so +-0.02 is 4 sd); at another step the order flips
+    two = torch.full((8000, 1, 1, 2, 85), -30.0)
+    two[:, :, :, 0, 10], two[:, :, :, 0, 20] = 0.0, math.log(3)
+    two[:, :, :, 1, 10], two[:, :, :, 1, 20] = math.log(3), 0.0
+    picks = categorical_roll(two, generator=torch.Generator().manual_seed(1), noise="voice").argmax(-1)[:, 0, 0]
+    assert abs((picks[:, 0] == 20).float().mean() - 0.75) < 0.02
+    assert abs((picks[:, 1] == 10).float().mean() - 0.75) < 0.02
+    # the randomness is shared: pitch 20 at the first step makes pitch 20 at the second likelier than independent
+    # draws would (P(20, 20) is 1/4 here, against 3/16 independently)
+    assert ((picks[:, 0] == 20) & (picks[:, 1] == 20)).float().mean() > 0.22
+    model = MuseGAN(MuseGANConfig(output="gumbel", gumbel_noise="voice", **TINY))
+    a, b = model.sample(2, seed=5), model.sample(2, seed=5)
+    assert torch.equal(a, b) and ((a > 0).sum(-1) <= 1).all()
+    with pytest.raises(ConfigError, match="gumbel_noise"):
+        MuseGANConfig(gumbel_noise="bar")
 
 
 def test_linear_output_is_the_default_and_old_folders_still_load(tmp_path):

@@ -23,6 +23,13 @@ and only the music is left to judge. The generator stays a deterministic functio
 as in any GAN. `output="gumbel"` samples the one-hot instead (Gumbel-max, straight-through
 Gumbel-softmax, Jang et al. 2017); it trained far slower: after 500 steps its per-cell
 distributions were still nearly flat (mean top probability 0.09), so every 16th was a new note.
+
+`gumbel_noise="voice"` draws one Gumbel vector per piece and voice instead of one per 16th. Each
+cell is still an exact sample of its own categorical (Gumbel-max with any one standard Gumbel
+draw), but neighbouring cells share their randomness: a voice holds its pitch for as long as its
+logits keep their order, and moves when the generator moves them. Fresh noise per 16th makes a
+held note a run of independent draws that all agree, which a near-flat distribution almost never
+gives; shared noise makes held notes the default and leaves the generator to write the motion.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ class MuseGANConfig:
     critic_hidden_features: int = 1024  # width of the critic's hidden linear layer
     output: str = "linear"            # "linear" (the book: one value per pitch, >0 = on), "onehot" or "gumbel"
     gumbel_tau: float = 1.0           # softmax temperature of the straight-through gradient (onehot, gumbel)
+    gumbel_noise: str = "cell"        # gumbel: a fresh draw per voice and 16th ("cell") or one per piece and voice ("voice")
 
     def __post_init__(self):
         for name in ("n_tracks", "n_bars", "steps_per_bar", "n_pitches", "z_dim", "temporal_hidden",
@@ -77,6 +85,8 @@ class MuseGANConfig:
                 f"(three 2x upsamplings), got {self.steps_per_bar}; change the widths or steps_per_bar")
         if self.output not in ("linear", "onehot", "gumbel"):
             raise ConfigError(f"musegan config output must be 'linear', 'onehot' or 'gumbel', got {self.output!r}")
+        if self.gumbel_noise not in ("cell", "voice"):
+            raise ConfigError(f"musegan config gumbel_noise must be 'cell' or 'voice', got {self.gumbel_noise!r}")
         if not isinstance(self.gumbel_tau, (int, float)) or isinstance(self.gumbel_tau, bool) or not 0.05 <= self.gumbel_tau <= 10:
             raise ConfigError(f"musegan config gumbel_tau must be a number in [0.05, 10], got {self.gumbel_tau!r}")
         if _critic_steps_out(self.steps_per_bar) != 1:
@@ -275,13 +285,16 @@ def gumbel_noise(shape, generator: torch.Generator | None = None, device=None) -
 
 
 def categorical_roll(logits: torch.Tensor, tau: float = 1.0, generator: torch.Generator | None = None,
-                     straight_through: bool = False, sample: bool = True) -> torch.Tensor:
-    """Logits (..., pitches + 1) -> a +1/-1 roll (..., pitches): one pitch or a rest (the last logit) per voice
-    and step: the largest logit, or with sample a draw by the Gumbel-max trick. With straight_through, the
-    gradient is that of the softmax at temperature tau (the forward value is the hard one-hot either way)."""
+                     straight_through: bool = False, sample: bool = True, noise: str = "cell") -> torch.Tensor:
+    """Logits (B, tracks, bars, steps, pitches + 1) -> a +1/-1 roll (..., pitches): one pitch or a rest (the
+    last logit) per voice and step: the largest logit, or with sample a draw by the Gumbel-max trick, with
+    fresh noise per cell or (noise="voice") one noise vector per piece and voice, shared by all its steps.
+    With straight_through, the gradient is that of the softmax at temperature tau (the forward value is the
+    hard one-hot either way)."""
     noisy = logits.float()
     if sample:
-        noisy = noisy + gumbel_noise(logits.shape, generator, logits.device)
+        shape = logits.shape if noise == "cell" else (*logits.shape[:2], *[1] * (logits.dim() - 3), logits.shape[-1])
+        noisy = noisy + gumbel_noise(shape, generator, logits.device)
     hard = F.one_hot(noisy.argmax(dim=-1), logits.shape[-1]).to(logits.dtype)
     if straight_through:
         soft = torch.softmax(noisy / tau, dim=-1).to(logits.dtype)
@@ -349,7 +362,7 @@ class MuseGAN(Model):
         out = self.generator(*noise)
         if self.config.output != "linear":
             return categorical_roll(out, self.config.gumbel_tau, straight_through=True,
-                                    sample=self.config.output == "gumbel")
+                                    sample=self.config.output == "gumbel", noise=self.config.gumbel_noise)
         return out
 
     @torch.no_grad()
@@ -372,7 +385,8 @@ class MuseGAN(Model):
             if self.config.output == "onehot":
                 out = categorical_roll(out, sample=False)
             elif self.config.output == "gumbel":
-                out = torch.cat([categorical_roll(out[k:k + 1], generator=g) for k, g in enumerate(gens)])
+                out = torch.cat([categorical_roll(out[k:k + 1], generator=g, noise=self.config.gumbel_noise)
+                                 for k, g in enumerate(gens)])
             return out
         finally:
             self.generator.train(was_training)
