@@ -30,6 +30,10 @@ draw), but neighbouring cells share their randomness: a voice holds its pitch fo
 logits keep their order, and moves when the generator moves them. Fresh noise per 16th makes a
 held note a run of independent draws that all agree, which a near-flat distribution almost never
 gives; shared noise makes held notes the default and leaves the generator to write the motion.
+Measured, it did not train better: branched from a per-cell run at step 2,200, notes grew from 1.2
+to 6 16ths within 400 steps, but the logits went flatter (mean top probability 0.36 -> 0.12 in the
+upper voices), so each voice held one random pitch: SATB order fell from 0.97 to 0.08 of pieces and
+octave leaps rose from 0.08 to 0.45. "cell" stays the default.
 """
 
 from __future__ import annotations
