@@ -279,8 +279,7 @@ def cmd_generate(args) -> int:
     with status(f"loading {args.name}"):
         model = load_model(folder, device=args.device, dtype=args.dtype, generate_only=True)
     with status(f"generating {args.num} piece(s)"):
-        result = model.generate(num=args.num, seed=args.seed, **given)
-    pieces = result if isinstance(result, list) else [result]
+        pieces = model.generate(num=args.num, seed=args.seed, **given)
     for midi, path in zip(pieces, output_paths(args.output, len(pieces))):
         print(printable(write_midi(midi, path)))
     _extras(args, pieces, staves)

@@ -504,7 +504,7 @@ zoo generate {name} -o sample.mid --seed 0
 import zoo
 
 model = zoo.load("{name}")
-midi = model.generate(num=1, seed=0)
+(midi,) = model.generate(num=1, seed=0)   # a list of num pieces
 midi.write("sample.mid")
 ```
 

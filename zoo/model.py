@@ -120,8 +120,9 @@ class Model(nn.Module):
         """File stem -> module whose state_dict is saved as <stem>.safetensors."""
         return {"model": self}
 
-    def generate(self, num: int = 1, seed: int | None = None, **options):
-        """Return one PrettyMIDI (num == 1) or a list of them."""
+    def generate(self, num: int = 1, seed: int | None = None, **options) -> list:
+        """`num` pieces as a list of `num` PrettyMIDI objects (a list also when num == 1), decoded by
+        self.tokenizer; the same seed gives the same pieces. `options` are the declared generate_options."""
         raise NotImplementedError
 
     def music_metrics(self, pieces: list) -> dict[str, float]:
@@ -155,7 +156,8 @@ class Model(nn.Module):
 
 
 def _checked_generate(generate):
-    """Wrap a plugin's generate() so num and seed are validated (ConfigError) before any work."""
+    """Wrap a plugin's generate() so num and seed are validated (ConfigError) before any work, and what it
+    returns is checked: a list of num PrettyMIDI (PluginError otherwise), so no caller re-normalises."""
     import functools
     import inspect
 
@@ -181,10 +183,24 @@ def _checked_generate(generate):
         for name, value in bound.arguments.items():
             if name in declared:
                 declared[name].check(value)
-        return generate(self, *args, **kwargs)
+        return _check_pieces(generate(self, *args, **kwargs), bound.arguments.get("num"), type(self).__name__)
 
     checked._zoo_checked = True
     return checked
+
+
+def _check_pieces(pieces, num, cls: str) -> list:
+    """generate()'s result, if it is a list of `num` PrettyMIDI (any number when num is not a parameter)."""
+    import pretty_midi
+
+    from zoo.errors import PluginError
+
+    ok = isinstance(pieces, list) and all(isinstance(p, pretty_midi.PrettyMIDI) for p in pieces)
+    if not ok or (isinstance(num, int) and len(pieces) != num):
+        got = f"a list of {len(pieces)}" if isinstance(pieces, list) else type(pieces).__name__
+        raise PluginError(f"{cls}.generate(num={num}) returned {got}; it must return a list of {num} "
+                          f"pretty_midi.PrettyMIDI objects (a list also when num is 1)")
+    return pieces
 
 
 def _var_keyword(signature) -> str | None:

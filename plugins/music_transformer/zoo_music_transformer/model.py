@@ -333,7 +333,7 @@ class MusicTransformer(Model):
                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                  allow_eos: bool = False, include_prompt: bool = True, max_note_s: float | None = 5.0):
         """Sample `num` continuations of `prompt` (a MIDI path, PrettyMIDI or token ids; None = from
-        scratch), each `length` new tokens. Returns a PrettyMIDI, or a list of them when num > 1.
+        scratch), each `length` new tokens. Returns a list of `num` PrettyMIDI.
         The output contains the prompt followed by the continuation unless include_prompt=False.
         Notes longer than max_note_s seconds are cut to that length (a small model sometimes never
         emits a note's off event, which would hold it to the end); None keeps every note whole."""
@@ -362,7 +362,7 @@ class MusicTransformer(Model):
             for midi in midis:
                 for note in midi.instruments[0].notes:
                     note.end = min(note.end, note.start + max_note_s)
-        return midis[0] if num == 1 else midis
+        return midis
 
 
 def sample(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,

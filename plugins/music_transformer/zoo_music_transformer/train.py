@@ -176,7 +176,7 @@ class MusicTransformerTrainer(Trainer):
         files = {}
         for fname, midi in (("prompt.mid", self.model.tokenizer.decode(ids)),
                             ("sample.mid", self.model.generate(prompt=ids.tolist(), length=512, seed=0,
-                                                               **self.CONTINUATION_SAMPLING))):
+                                                               **self.CONTINUATION_SAMPLING)[0])):
             buf = io.BytesIO()
             midi.write(buf)
             files[fname] = buf.getvalue()
