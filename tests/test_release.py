@@ -21,6 +21,8 @@ def test_release_picks_the_best_checkpoint_by_the_validation_metric(tiny, zoo_cl
     card = (tmp_path / "rel" / "README.md").read_text()
     assert f"The released checkpoint is step {best}" in card and "Trained as a test." in card
     assert f"Steps: {best}" in card and str(run) not in card          # no local path in what gets published
+    assert card.index("## Checkpoint selection") < card.index("Trained as a test.")   # the notes come last
+    assert "test_loss" in zoo.info(str(tmp_path / "rel"))["metrics"]["Metrics"]       # zoo info reads the card
     model = zoo.load(str(tmp_path / "rel"), device="cpu")
     assert model.arch == "tiny-lm"
     # a named step instead, and a clear error for one that is not there

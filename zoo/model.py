@@ -74,7 +74,7 @@ class Model(nn.Module):
     arch_version: ClassVar[int] = 1          # bump when the tensor layout or config meaning changes
     min_arch_version: ClassVar[int] = 1      # oldest saved version this code still loads
     config_class: ClassVar[type] = None
-    tokenizer_name: ClassVar[str] = ""       # the registered tokenizer built when none is given
+    tokenizer_name: ClassVar[str] = ""       # the registered tokenizer zoo.create / zoo train build for it
     optional_state_files: ClassVar[tuple[str, ...]] = ()
     generate_options: ClassVar[tuple[GenerateOption, ...]] = ()  # generate()'s keywords besides num and seed
     # how `zoo generate --score` engraves this model's music: layout name -> staves, top to bottom, each
@@ -93,14 +93,13 @@ class Model(nn.Module):
             cls.generate = _checked_generate(own)
 
     def __init__(self, config, tokenizer=None):
+        """`tokenizer` comes from outside: zoo.load reads the folder's tokenizer.json, zoo.create and zoo train
+        build the registered `tokenizer_name` (Registry.new_tokenizer). The model never looks it up itself, so
+        a model can be built with any tokenizer; a plugin may fall back to its own when none is given."""
         super().__init__()
         if self.config_class is not None and not isinstance(config, self.config_class):
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
         self.config = config
-        if tokenizer is None and self.tokenizer_name:
-            from zoo.registry import get_registry
-
-            tokenizer = get_registry().tokenizer(self.tokenizer_name)()
         self.tokenizer = tokenizer
 
     @property

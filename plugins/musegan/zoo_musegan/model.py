@@ -307,6 +307,10 @@ class MuseGAN(Model):
     }
 
     def __init__(self, config: MuseGANConfig | None = None, tokenizer=None):
+        if tokenizer is None:   # built directly (tests, notebooks): the plugin's own tokenizer, no registry
+            from .tokenizer import PianoRollTokenizer
+
+            tokenizer = PianoRollTokenizer()
         super().__init__(config or MuseGANConfig(), tokenizer)
         self.generator = MuseGenerator(self.config)
         self.critic = MuseCritic(self.config)

@@ -205,9 +205,8 @@ class MusicTransformer(Model):
     )
 
     def __init__(self, config: MusicTransformerConfig, tokenizer=None):
-        super().__init__(config, tokenizer)
-        if getattr(self, "tokenizer", None) is None:
-            self.tokenizer = PerformanceTokenizer()
+        # built directly (tests, notebooks), it falls back to the plugin's own tokenizer, no registry
+        super().__init__(config, tokenizer if tokenizer is not None else PerformanceTokenizer())
         layers = dict(wte=nn.Embedding(config.vocab_size, config.n_embd))
         if config.attention == "absolute":
             layers["wpe"] = nn.Embedding(config.block_size, config.n_embd)
