@@ -20,7 +20,7 @@ OURS = textwrap.dedent("""
     import sys
     import zoo
     model = zoo.load(sys.argv[1], device=sys.argv[2])
-    model.generate(num=1, seed=0).write(sys.argv[3])
+    model.generate(num=1, seed=0)[0].write(sys.argv[3])
 """)
 
 # The book's conversion (Foster, Generative Deep Learning 2nd ed., MuseGAN notebook: notes_to_midi), with

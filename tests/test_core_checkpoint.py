@@ -28,7 +28,7 @@ def test_round_trip_on_cpu_gives_identical_weights_and_music(tiny_model, tmp_pat
     loaded = zoo.load(str(folder), device="cpu")
     for k, v in tiny_model.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k]), k
-    a, b = tiny_model.generate(seed=5), loaded.generate(seed=5)
+    (a,), (b,) = tiny_model.generate(seed=5), loaded.generate(seed=5)
     assert [(n.pitch, n.start) for n in a.instruments[0].notes] == [(n.pitch, n.start) for n in b.instruments[0].notes]
 
 
@@ -63,12 +63,39 @@ def test_generate_options_are_checked_from_python_too(tiny_model):
         tiny_model.generate(start_pitch=128)
     with pytest.raises(ConfigError, match="temperature must be a number from 0.001 to 1000"):
         tiny_model.generate(temperature=float("nan"))
-    assert tiny_model.generate(seed=1, length=2, start_pitch=70).instruments[0].notes[0].pitch == 70
+    assert tiny_model.generate(seed=1, length=2, start_pitch=70)[0].instruments[0].notes[0].pitch == 70
     with pytest.raises(TypeError, match="GenerateOption"):
         type("Bad", (zoo.Model,), {"generate_options": ("length",)})
     with pytest.raises(TypeError, match="only a bool option has a flag"):
         GenerateOption("length", int, flag="--short")
 
+
+
+def test_generate_returns_a_list_of_num_pieces_for_every_plugin(tiny_model):
+    """One return type: a list of num PrettyMIDI, also for one piece; a plugin that returns anything else
+    is told so by name instead of every caller guessing which it got."""
+    import pretty_midi
+
+    from zoo.errors import PluginError
+
+    for num in (1, 3):
+        pieces = tiny_model.generate(num=num, seed=0, length=2)
+        assert isinstance(pieces, list) and len(pieces) == num
+        assert all(isinstance(p, pretty_midi.PrettyMIDI) for p in pieces)
+
+    class Single(zoo.Model):
+        def generate(self, num=1, seed=None):
+            return pretty_midi.PrettyMIDI()   # the old contract's num == 1 case
+
+    class Short(zoo.Model):
+        def generate(self, num=1, seed=None):
+            return [pretty_midi.PrettyMIDI()]
+
+    with pytest.raises(PluginError, match=r"Single.generate\(num=1\) returned PrettyMIDI; it must return a list"):
+        Single(None).generate()
+    with pytest.raises(PluginError, match=r"Short.generate\(num=2\) returned a list of 1"):
+        Short(None).generate(num=2)
+    assert len(Short(None).generate(num=1)) == 1
 
 def test_dtype_cast_on_load(tiny_model, tmp_path):
     folder = tiny_model.save_pretrained(tmp_path / "m")

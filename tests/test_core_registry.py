@@ -55,6 +55,24 @@ def test_create_gives_fresh_model_with_overrides(tiny):
         zoo.create("tiny-lm", n_embd="wide")
 
 
+def test_a_model_is_handed_its_tokenizer_and_never_looks_it_up(tiny, tmp_path, monkeypatch):
+    """zoo.create builds the registered tokenizer and passes it in, zoo.load passes the folder's own (with its
+    saved parameters): the Model itself consults no registry, so any tokenizer can be given to it."""
+    created = zoo.create("tiny-lm")
+    tok_cls, model_cls = type(created.tokenizer), type(created)
+    assert tok_cls.name == "tiny-melody" and created.tokenizer.step_seconds == 0.25
+    slow = tok_cls(step_seconds=0.5)
+    folder = model_cls(created.config, slow).save_pretrained(tmp_path / "slow")
+    assert zoo.load(str(folder), device="cpu").tokenizer.step_seconds == 0.5   # from tokenizer.json
+
+    def no_registry():
+        raise AssertionError("the Model looked up the registry")
+
+    monkeypatch.setattr(registry, "get_registry", no_registry)
+    assert model_cls(created.config, slow).tokenizer is slow
+    assert model_cls(created.config).tokenizer is None   # none given: none made up from a global table
+
+
 def test_plugin_that_fails_to_import_is_skipped(plugin_dir, monkeypatch):
     install_fake(plugin_dir, "zoo-importfail")
     _only(monkeypatch, "zoo-importfail", "zoo-tiny")

@@ -78,7 +78,7 @@ SLOWGEN = {
                 inst = pretty_midi.Instrument(0)
                 inst.notes = [pretty_midi.Note(80, 48 + i % 36, i * 0.01, i * 0.01 + 0.005) for i in range(100_000)]
                 midi.instruments.append(inst)
-                return midi
+                return [midi]
         """,
 }
 

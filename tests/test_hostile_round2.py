@@ -146,7 +146,7 @@ def test_nan_weights_are_refused_at_load(folder):
 def test_output_to_a_device_or_fifo_is_refused_and_links_are_written_through(tiny_model, tmp_path, capsys):
     from zoo.midi import write_midi
 
-    midi = tiny_model.generate(length=4)
+    (midi,) = tiny_model.generate(length=4)
     fifo = tmp_path / "fifo.mid"
     os.mkfifo(fifo)
     for target in ("/dev/null", fifo):
@@ -288,7 +288,7 @@ def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch, tiny_model):
     from zoo.trainer import _truncate_metrics
 
     picture = tmp_path / "roll.png"
-    render.plot_pianoroll(tiny_model.generate(length=4), picture)
+    render.plot_pianoroll(tiny_model.generate(length=4)[0], picture)
     before = picture.read_bytes()
 
     def full_disk(*a, **k):
@@ -298,7 +298,7 @@ def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch, tiny_model):
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full_disk)
     with pytest.raises(OSError):
-        render.plot_pianoroll(tiny_model.generate(length=4), picture)
+        render.plot_pianoroll(tiny_model.generate(length=4)[0], picture)
     assert picture.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["roll.png"]
 
     metrics = tmp_path / "metrics.jsonl"

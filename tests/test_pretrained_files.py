@@ -179,7 +179,7 @@ def test_demo_covers_the_shipped_models_and_skips_a_third_party_one(tiny, monkey
 
     class Fake:  # the real models are exercised by their own tests; here only the demo's choices matter
         def generate(self, num, seed):
-            return pretty_midi.PrettyMIDI()
+            return [pretty_midi.PrettyMIDI()]
 
     monkeypatch.setattr(demo.zoo, "load", lambda name: loaded.append(name) or Fake())
     monkeypatch.setattr(demo, "README_IMAGES", ())

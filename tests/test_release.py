@@ -21,6 +21,11 @@ def test_release_picks_the_best_checkpoint_by_the_validation_metric(tiny, zoo_cl
     card = (tmp_path / "rel" / "README.md").read_text()
     assert f"The released checkpoint is step {best}" in card and "Trained as a test." in card
     assert f"Steps: {best}" in card and str(run) not in card          # no local path in what gets published
+    assert card.index("## Checkpoint selection") < card.index("Trained as a test.")   # the notes come last
+    # the plugin's own sections (Trainer.card_sections), inside the core's card: one added to Data, one of its own
+    assert card.index("## Data") < card.index("Rising C-major scales") < card.index("## Training")
+    assert "## How it sounds\n\nLike a scale, step by step." in card and "- tiny\n" in card.split("---")[1]
+    assert "test_loss" in zoo.info(str(tmp_path / "rel"))["metrics"]["Metrics"]       # zoo info reads the card
     model = zoo.load(str(tmp_path / "rel"), device="cpu")
     assert model.arch == "tiny-lm"
     # a named step instead, and a clear error for one that is not there

@@ -50,7 +50,7 @@ def main() -> int:
     for name in shipped:
         try:
             model = zoo.load(name)
-            midi = model.generate(num=1, seed=0)
+            (midi,) = model.generate(num=1, seed=0)
             path = write_midi(midi, out / f"{name}.mid")
             if name in README_IMAGES:
                 # the short score (two staves) when the model declares one: it fits the README's width

@@ -76,10 +76,12 @@ def create(arch: str, **config_overrides):
     from zoo.config import config_from_dict
     from zoo.registry import get_registry
 
-    cls = get_registry().architecture(arch)
+    registry = get_registry()
+    cls = registry.architecture(arch)
     config = config_from_dict(cls.config_class, config_overrides, what=f"{arch} config")
-    check_buildable(cls, config, what=f"{arch} config")   # bounded, on the meta device, before any allocation
-    return cls(config)
+    tokenizer = registry.new_tokenizer(cls)   # the model is handed its tokenizer; it never looks one up
+    check_buildable(cls, config, tokenizer, what=f"{arch} config")   # bounded, on the meta device, before any allocation
+    return cls(config, tokenizer)
 
 
 def load(name_or_path: str, device="auto", dtype=None, revision: str | None = None):

@@ -222,7 +222,10 @@ def read_config(folder) -> dict:
 def save_model(model, dest, card: str | None = None, extra_files: dict | None = None) -> Path:
     """Save a model atomically in the Hub layout."""
     import zoo
+    from zoo.card import build_card
     from zoo.config import to_dict
+
+    text = card if card is not None else build_card(model)   # without one: what it is, and that no training was recorded
 
     def fill(tmp: Path):
         config = {"arch": model.arch, "arch_version": model.arch_version, "zoo_version": zoo.__version__,
@@ -231,18 +234,12 @@ def save_model(model, dest, card: str | None = None, extra_files: dict | None = 
         for stem, module in model.state_files().items():
             save_tensors(module.state_dict(), tmp / f"{stem}.safetensors", metadata={"format": "pt"})
         model.tokenizer.save(tmp / "tokenizer.json")
-        (tmp / "README.md").write_text(card if card is not None else default_card(model))
+        (tmp / "README.md").write_text(text, encoding="utf-8")
         for name, content in (extra_files or {}).items():
             (tmp / name).write_bytes(content if isinstance(content, bytes) else str(content).encode())
         write_manifest(tmp)
 
     return atomic_folder(dest, fill)
-
-
-def default_card(model) -> str:
-    """A minimal, honest card for a model saved without one."""
-    return (f"# {model.arch} model\n\nSaved by musezoo {__import__('zoo').__version__}. "
-            "No training details were recorded with this checkpoint.\n")
 
 
 def check_not_training_folder(folder) -> None:

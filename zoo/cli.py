@@ -71,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("-o", "--output", required=True, help="output .mid (several pieces: OUT-1.mid … OUT-N.mid)")
     s.add_argument("--num", type=int, default=1, help="number of pieces (default 1)")
-    s.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same music; piece k "
-                   "of --num N is the piece --seed SEED+k-1 --num 1 would make (default: a random seed)")
+    s.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same music on the same "
+                   "device (another device may round differently: see the model's docs); the shipped models make "
+                   "piece k of --num N the piece --seed SEED+k-1 --num 1 would make (default: a random seed)")
     s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     s.add_argument("--dtype", default=None, help="cast weights, e.g. bf16 or fp16 (default: as saved, fp32)")
     s.add_argument("--revision", default=None, help="Hub revision for hf:// names (default: the name's @rev, else main)")
@@ -279,8 +280,7 @@ def cmd_generate(args) -> int:
     with status(f"loading {args.name}"):
         model = load_model(folder, device=args.device, dtype=args.dtype, generate_only=True)
     with status(f"generating {args.num} piece(s)"):
-        result = model.generate(num=args.num, seed=args.seed, **given)
-    pieces = result if isinstance(result, list) else [result]
+        pieces = model.generate(num=args.num, seed=args.seed, **given)
     for midi, path in zip(pieces, output_paths(args.output, len(pieces))):
         print(printable(write_midi(midi, path)))
     _extras(args, pieces, staves)

@@ -40,5 +40,7 @@ def convert(src, arch: str, out, overrides: list[str] | None = None) -> Path:
             raise CheckpointError(f"{src}: no tensors for {stem!r}")
         check_state(module, parts[stem], f"{src.name} [{stem}]")
         module.load_state_dict(parts[stem])
-    card = f"# {arch} (converted)\n\nConverted by `zoo convert` from `{src.name}`. Training details unknown.\n"
+    from zoo.card import build_card
+
+    card = build_card(model, sections={"Training": f"Converted by `zoo convert` from `{src.name}`."})
     return model.save_pretrained(out, card=card)

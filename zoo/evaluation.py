@@ -38,8 +38,7 @@ def generate_pieces(model, num: int, seed: int = 0, batch_size: int = 32, **opti
     pieces = []
     for b, start in enumerate(range(0, num, batch_size)):
         n = min(batch_size, num - start)
-        out = model.generate(num=n, seed=seed + b, **options)
-        pieces.extend(out if isinstance(out, list) else [out])
+        pieces.extend(model.generate(num=n, seed=seed + b, **options))
     return pieces
 
 

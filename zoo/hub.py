@@ -445,30 +445,15 @@ def _upload(staged: Path, repo_id: str, revision: str | None, private: bool, mes
 
 def model_card(existing: str | None, repo_id: str, config: dict, spec=None, revision: str | None = None,
                metrics: dict | None = None) -> str:
-    """The README.md to publish: Hub metadata merged into the existing card, plus a usage section."""
-    from huggingface_hub import ModelCard
+    """The README.md to publish: Hub metadata merged into the existing card (zoo.card), plus a usage section."""
+    from zoo import card as cards
 
     arch = config["arch"]
-    if existing and existing.lstrip().startswith("---"):
-        card = ModelCard(existing, ignore_metadata_errors=True)
-        meta, text = (card.data.to_dict() if card.data is not None else {}), card.text
-    else:
-        meta, text = {}, existing
-    meta["library_name"] = "musezoo"
-    meta["tags"] = list(dict.fromkeys([*(meta.get("tags") or []), *CARD_TAGS, arch]))
-    if spec is not None and spec.license and spec.license != "unknown":
-        meta["license"] = spec.license
-    meta.setdefault("license", "other")
-    if spec is not None and spec.data:
-        meta["datasets"] = list(dict.fromkeys([*(meta.get("datasets") or []), spec.data]))
-    if metrics:
-        meta["metrics"] = list(dict.fromkeys([*(meta.get("metrics") or []), *metrics]))
-        meta["model-index"] = [{"name": repo_id.split("/")[1], "results": [{
-            "task": {"type": "music-generation", "name": "Symbolic music generation"},
-            "dataset": {"type": (spec.data if spec is not None and spec.data else "custom"),
-                        "name": (spec.data if spec is not None and spec.data else "held-out test split")},
-            "metrics": [{"type": k, "name": k, "value": v} for k, v in metrics.items()],
-        }]}]
+    meta, text = cards.parse(existing)
+    meta = cards.metadata(arch, meta, license=spec.license if spec is not None else None,
+                          datasets=[spec.data] if spec is not None and spec.data else (), scores=metrics,
+                          name=repo_id.split("/")[1])
+    meta.license = meta.license or "other"
     body = text if text else f"# {repo_id.split('/')[1]}\n\n" + (
         f"{spec.description}\n" if spec is not None and spec.description else f"A `{arch}` model for musezoo.\n")
     section = _usage_section(repo_id, config, revision, metrics)
@@ -476,13 +461,7 @@ def model_card(existing: str | None, repo_id: str, config: dict, spec=None, revi
         body = body[:body.index(_BEGIN)] + section + body[body.index(_END) + len(_END):]
     else:
         body = body.rstrip("\n") + "\n\n" + section + "\n"
-    import yaml
-
-    # A fixed key order, so that updating a card that is already up to date changes nothing.
-    first = ("library_name", "license", "tags", "datasets", "metrics", "model-index")
-    meta = {**{k: meta[k] for k in first if k in meta}, **{k: v for k, v in meta.items() if k not in first}}
-    front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip()
-    return f"---\n{front}\n---\n\n{body.lstrip(chr(10))}"
+    return cards.render(meta, body)
 
 
 def _usage_section(repo_id: str, config: dict, revision: str | None, metrics: dict | None) -> str:
@@ -504,7 +483,7 @@ zoo generate {name} -o sample.mid --seed 0
 import zoo
 
 model = zoo.load("{name}")
-midi = model.generate(num=1, seed=0)
+(midi,) = model.generate(num=1, seed=0)   # a list of num pieces
 midi.write("sample.mid")
 ```
 

@@ -74,7 +74,7 @@ class Model(nn.Module):
     arch_version: ClassVar[int] = 1          # bump when the tensor layout or config meaning changes
     min_arch_version: ClassVar[int] = 1      # oldest saved version this code still loads
     config_class: ClassVar[type] = None
-    tokenizer_name: ClassVar[str] = ""       # the registered tokenizer built when none is given
+    tokenizer_name: ClassVar[str] = ""       # the registered tokenizer zoo.create / zoo train build for it
     optional_state_files: ClassVar[tuple[str, ...]] = ()
     generate_options: ClassVar[tuple[GenerateOption, ...]] = ()  # generate()'s keywords besides num and seed
     # how `zoo generate --score` engraves this model's music: layout name -> staves, top to bottom, each
@@ -93,14 +93,13 @@ class Model(nn.Module):
             cls.generate = _checked_generate(own)
 
     def __init__(self, config, tokenizer=None):
+        """`tokenizer` comes from outside: zoo.load reads the folder's tokenizer.json, zoo.create and zoo train
+        build the registered `tokenizer_name` (Registry.new_tokenizer). The model never looks it up itself, so
+        a model can be built with any tokenizer; a plugin may fall back to its own when none is given."""
         super().__init__()
         if self.config_class is not None and not isinstance(config, self.config_class):
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
         self.config = config
-        if tokenizer is None and self.tokenizer_name:
-            from zoo.registry import get_registry
-
-            tokenizer = get_registry().tokenizer(self.tokenizer_name)()
         self.tokenizer = tokenizer
 
     @property
@@ -120,8 +119,9 @@ class Model(nn.Module):
         """File stem -> module whose state_dict is saved as <stem>.safetensors."""
         return {"model": self}
 
-    def generate(self, num: int = 1, seed: int | None = None, **options):
-        """Return one PrettyMIDI (num == 1) or a list of them."""
+    def generate(self, num: int = 1, seed: int | None = None, **options) -> list:
+        """`num` pieces as a list of `num` PrettyMIDI objects (a list also when num == 1), decoded by
+        self.tokenizer; the same seed gives the same pieces. `options` are the declared generate_options."""
         raise NotImplementedError
 
     def music_metrics(self, pieces: list) -> dict[str, float]:
@@ -155,7 +155,8 @@ class Model(nn.Module):
 
 
 def _checked_generate(generate):
-    """Wrap a plugin's generate() so num and seed are validated (ConfigError) before any work."""
+    """Wrap a plugin's generate() so num and seed are validated (ConfigError) before any work, and what it
+    returns is checked: a list of num PrettyMIDI (PluginError otherwise), so no caller re-normalises."""
     import functools
     import inspect
 
@@ -181,10 +182,24 @@ def _checked_generate(generate):
         for name, value in bound.arguments.items():
             if name in declared:
                 declared[name].check(value)
-        return generate(self, *args, **kwargs)
+        return _check_pieces(generate(self, *args, **kwargs), bound.arguments.get("num"), type(self).__name__)
 
     checked._zoo_checked = True
     return checked
+
+
+def _check_pieces(pieces, num, cls: str) -> list:
+    """generate()'s result, if it is a list of `num` PrettyMIDI (any number when num is not a parameter)."""
+    import pretty_midi
+
+    from zoo.errors import PluginError
+
+    ok = isinstance(pieces, list) and all(isinstance(p, pretty_midi.PrettyMIDI) for p in pieces)
+    if not ok or (isinstance(num, int) and len(pieces) != num):
+        got = f"a list of {len(pieces)}" if isinstance(pieces, list) else type(pieces).__name__
+        raise PluginError(f"{cls}.generate(num={num}) returned {got}; it must return a list of {num} "
+                          f"pretty_midi.PrettyMIDI objects (a list also when num is 1)")
+    return pieces
 
 
 def _var_keyword(signature) -> str | None:

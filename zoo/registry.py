@@ -114,6 +114,12 @@ class Registry:
         """The Tokenizer class for a tokenizer name."""
         return self.get("tokenizers", name).load()
 
+    def new_tokenizer(self, model_cls):
+        """A fresh tokenizer, with its default parameters, of the kind a Model class names (tokenizer_name);
+        None when it names none. What zoo.create and zoo train give a new model (zoo.load reads tokenizer.json)."""
+        name = getattr(model_cls, "tokenizer_name", "")
+        return self.tokenizer(name)() if name else None
+
     def trainer(self, arch: str):
         """The Trainer class for an architecture."""
         self.get("architectures", arch)

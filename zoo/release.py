@@ -2,9 +2,9 @@
 
 One path for every plugin: pick a checkpoint (the best one by the trainer's `select_by` metric
 on the validation split, or the one asked for), load it, measure it on the test split with the
-trainer's own evaluate(), and save it in the Hub layout with a model card built by the
-trainer's model_card() plus the selection curve, any files the trainer adds (samples), and
-the maintainer's notes.
+trainer's own evaluate(), and save it in the Hub layout with the model card of zoo.card (the
+trainer's own sections, the selection curve and the maintainer's notes) and any files the
+trainer adds (samples).
 """
 
 from __future__ import annotations
@@ -61,11 +61,12 @@ def release(run, out, step: int | None = None, notes: str | None = None, values:
     """Load a checkpoint of `run`, evaluate it on the test split, save it to `out` with a full model card."""
     import torch
 
+    from zoo.card import build_card
     from zoo.checkpoint import load_tensors, verify
     from zoo.config import config_from_dict, to_dict
     from zoo.registry import get_registry
     from zoo.safeio import read_json
-    from zoo.trainer import hardware, split_overrides
+    from zoo.trainer import data_name, hardware, split_overrides
 
     run = Path(run)
     info = read_json(run / "run.json")
@@ -80,7 +81,7 @@ def release(run, out, step: int | None = None, notes: str | None = None, values:
     ckpt, curve = pick_checkpoint(run, getattr(trainer_cls, "select_by", None), step, lines)
     verify(ckpt)
     state = read_json(ckpt / "trainer_state.json")
-    model = model_cls(model_config)
+    model = model_cls(model_config, registry.new_tokenizer(model_cls))
     for stem, module in model.state_files().items():
         module.load_state_dict(load_tensors(ckpt / f"{stem}.safetensors", device))
     model.to(device).eval()
@@ -91,19 +92,19 @@ def release(run, out, step: int | None = None, notes: str | None = None, values:
         test = {k: float(v) for k, v in trainer.evaluate(trainer.build_dataset(data, "test")).items()}
     logged = next((m for m in lines if m.get("step") == state["step"]), {})
     summary = {"arch": arch, "steps": state["step"], "model_config": to_dict(model_config),
-               "train_config": to_dict(train_config), "data": Path(data).name if data else "embedded default",
+               "train_config": to_dict(train_config), "data": data_name(data),
                "last": {k: v for k, v in logged.items() if isinstance(v, (int, float)) and k not in ("step", "time_s")},
-               "test_metrics": test, "hardware": hardware(device), "world_size": info.get("world_size", 1),
+               "test_metrics": test, "hardware": info.get("hardware") or hardware(device), "world_size": info.get("world_size", 1),
                "train_time_s": round(float(state.get("elapsed_s", 0.0)), 1),
                "parameters": model.num_parameters(), "precision": info.get("precision", "fp32")}
-    card = trainer.model_card(summary)
+    sections = trainer.card_sections(summary)
     if curve:
         key, mode = trainer_cls.select_by
         rows = "\n".join(f"| {s} | {v:.4f} |{' selected' if s == state['step'] else ''}" for s, v in curve)
-        card += (f"\n## Checkpoint selection\n\nThe released checkpoint is step {state['step']}, the one with the "
-                 f"{'lowest' if mode == 'min' else 'highest'} `{key}` among the run's checkpoints "
-                 f"(measured on the validation split during training):\n\n| step | {key} |\n| ---: | ---: |\n{rows}\n")
-    if notes:
-        card += "\n" + notes.strip() + "\n"
+        sections["Checkpoint selection"] = (
+            f"The released checkpoint is step {state['step']}, the one with the "
+            f"{'lowest' if mode == 'min' else 'highest'} `{key}` among the run's checkpoints "
+            f"(measured on the validation split during training):\n\n| step | {key} |\n| ---: | ---: |\n{rows}")
+    card = build_card(model, summary, sections, trainer.card_metadata, notes=notes)
     files = trainer.release_files() if hasattr(trainer, "release_files") else {}
     return model.save_pretrained(out, card=card, extra_files=files)

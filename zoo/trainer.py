@@ -100,6 +100,8 @@ class Trainer:
     config_class: ClassVar[type] = TrainConfig
     defaults: ClassVar[dict] = {}   # the plugin's TrainConfig defaults, e.g. {"lr": 1e-3}
     manual_optimization: ClassVar[bool] = False
+    # the model card's YAML metadata this plugin knows: {"license": "mit", "tags": [...], "datasets": [...]}
+    card_metadata: ClassVar[dict] = {}
 
     def __init__(self, model, config: TrainConfig, source: str | None = None, device="cpu"):
         self.model = model
@@ -130,9 +132,10 @@ class Trainer:
         and reduce_sum() to share the work, or compute on the whole dataset in each process."""
         return {}
 
-    def model_card(self, summary: dict) -> str:
-        """The README.md of final/; plugins may override to add their metrics."""
-        return default_card(summary)
+    def card_sections(self, summary: dict) -> dict[str, str]:
+        """The plugin's own sections of the model card (title -> markdown), added to the core's (zoo.card): a
+        title Data, Training, Metrics or Limitations adds to that section. `summary` is what training measured."""
+        return {}
 
     # ---- helpers a step uses ------------------------------------------------------
     @property
@@ -670,7 +673,9 @@ def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, 
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     np.random.seed(config.seed)
-    model = model_cls(model_config).to(device)
+    from zoo.registry import get_registry
+
+    model = model_cls(model_config, get_registry().new_tokenizer(model_cls)).to(device)
     model.train()
     if dist.is_initialized() and dist.get_world_size() > 1:
         torch.manual_seed(config.seed * 7919 + dist.get_rank())  # same init everywhere, own noise per process
@@ -692,7 +697,7 @@ def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, 
     trainer._loop = loop
     if rank0:
         run.mkdir(parents=True, exist_ok=True)
-        _write_run_json(run, arch, model_config, config, data, trainer.world_size, trainer.precision)
+        _write_run_json(run, arch, model_config, config, data, trainer.world_size, trainer.precision, hardware(device))
         n = model.num_parameters()
         state_mb = n * 16 / 2**20   # fp32 weights + gradients + Adam's two moments
         print(f"zoo: training {arch}: {n:,} parameters; {config.batch_size} examples per step"
@@ -759,7 +764,10 @@ def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, 
     plain = _gathered_copy(trainer, model_cls)   # under fsdp: the whole model, on rank 0 (a collective)
     if rank0:
         plain.eval()
-        plain.save_pretrained(final, card=trainer.model_card(summary))
+        from zoo.card import build_card
+
+        plain.save_pretrained(final, card=build_card(plain, summary, trainer.card_sections(summary),
+                                                     trainer.card_metadata))
         write_text_atomic(run / "summary.json", json.dumps(summary, indent=2) + "\n")
         print(f"zoo: trained {arch} for {config.steps} steps; model saved to {final}", file=sys.stderr)
     return final
@@ -801,7 +809,7 @@ def _gathered_copy(trainer: Trainer, model_cls):
     states = {stem: {k: _full(v).cpu() for k, v in m.state_dict().items()} for stem, m in model.state_files().items()}
     if trainer.rank != 0:
         return None
-    plain = model_cls(model.config)
+    plain = model_cls(model.config, model.tokenizer)
     for stem, module in plain.state_files().items():
         module.load_state_dict(states[stem])
     return plain
@@ -865,7 +873,7 @@ def _evaluate(trainer: Trainer, data, split: str) -> dict:
         trainer.model.train(was_training)
 
 
-def _write_run_json(run: Path, arch, model_config, config, data, world, precision="fp32") -> None:
+def _write_run_json(run: Path, arch, model_config, config, data, world, precision="fp32", where=None) -> None:
     from zoo.registry import get_registry
 
     plugin = get_registry().get("architectures", arch).plugin
@@ -878,6 +886,7 @@ def _write_run_json(run: Path, arch, model_config, config, data, world, precisio
     info = {"arch": arch, "model_config": to_dict(model_config), "train_config": to_dict(config), "data": data,
             "zoo_version": zoo.__version__, "plugin": plugin, "plugin_version": plugin_version,
             "torch_version": torch.__version__, "world_size": world, "precision": precision,
+            "hardware": where,   # what the card names: zoo release may run on another machine
             "command": sys.argv}
     tmp = run / ".run.json.tmp"
     tmp.write_text(json.dumps(info, indent=2) + "\n")
@@ -921,30 +930,3 @@ def data_name(data) -> str:
         return "embedded default"
     return Path(str(data)).expanduser().name or str(data)
 
-
-def default_card(summary: dict) -> str:
-    """A model card from a training summary: what, data, steps, hardware, time, losses, metrics."""
-    rows = "\n".join(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |"
-                     for k, v in {**{f"train_{k}": v for k, v in summary["last"].items()},
-                                 **{f"test_{k}": v for k, v in summary["test_metrics"].items()}}.items())
-    return f"""# {summary['arch']} trained with musezoo
-
-- Architecture: `{summary['arch']}` ({summary['parameters']:,} parameters)
-- Data: {summary['data']}
-- Steps: {summary['steps']} (batch {summary['train_config']['batch_size']}, {summary['world_size']} process(es))
-- Hardware: {summary['hardware']}
-- Precision: {summary.get('precision', 'fp32')}
-- Training time: {summary['train_time_s']} s
-
-## Config
-
-```json
-{json.dumps(summary['model_config'], indent=2)}
-```
-
-## Final training losses and test metrics
-
-| metric | value |
-| --- | --- |
-{rows}
-"""

@@ -1,9 +1,9 @@
-"""The model card (README.md) of a trained MuseGAN: config, training, losses, metrics beside the test data."""
+"""MuseGAN's sections of the model card (README.md): what its metrics mean, how it decodes, how it differs from
+the book. zoo.card builds the card around them."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 
 from .model import MuseGANConfig
 
@@ -45,13 +45,6 @@ def differences_from_book(model_config: dict, train_config: dict) -> list[str]:
     return lines
 
 
-def chorale_table(metrics: dict) -> str:
-    """The chorale metrics (zoo_musegan.metrics.CHORALE_METRICS) as `| metric | generated | test data |`."""
-    rows = [f"| {name} | {metrics[f'gen_{name}']:.3f} | {metrics.get(f'data_{name}', float('nan')):.3f} |"
-            for name in CHORALE_NOTES if f"gen_{name}" in metrics]
-    return "| metric | generated | test data |\n| --- | ---: | ---: |\n" + "\n".join(rows)
-
-
 def copy_text(metrics: dict) -> str:
     """The copy check in words, when evaluate() measured it."""
     if "copy_median_generated" not in metrics:
@@ -63,105 +56,47 @@ def copy_text(metrics: dict) -> str:
             f"{metrics['copy_share_below_0.2_heldout']:.1%} of held-out windows lie within 0.2 of a training window.\n")
 
 
-def metric_table(metrics: dict) -> str:
-    """Rows `| metric | generated | test data |` from evaluate()'s gen_* / data_* keys, chorale table excluded."""
-    rows = []
-    for key, value in metrics.items():
-        if not key.startswith("gen_") or key[4:] in CHORALE_NOTES:
-            continue
-        name = key[4:]
-        data = metrics.get(f"data_{name}")
-        rows.append(f"| {name} | {value:.3f} | {'' if data is None else f'{data:.3f}'} |")
-    return "| metric | generated | test data |\n| --- | ---: | ---: |\n" + "\n".join(rows)
+def decoding_rule(output: str) -> str:
+    """How a generated roll becomes notes, fixed before anything was measured."""
+    if output == "onehot":
+        return ("Decoding rule (fixed before measuring): each voice at each 16th plays the pitch, or the rest, "
+                "with the largest logit; the critic was trained on exactly these one-hots. The noise inputs "
+                "(seeded per piece) are the only randomness. No threshold.")
+    if output == "gumbel":
+        return ("Decoding rule (fixed before measuring): each voice at each 16th plays one pitch or rests, "
+                "sampled from the generator's categorical (the Gumbel-max trick), seeded per piece; the critic "
+                "was trained on exactly such samples. No threshold.")
+    return ("Decoding rule: the highest output of each voice and 16th sounds if it is at least the "
+            "tokenizer's threshold, else the voice rests.")
 
 
-def model_card(summary: dict) -> str:
-    """README.md for final/ from the trainer's summary."""
+def card_sections(summary: dict) -> dict[str, str]:
+    """MuseGAN's sections of the model card (zoo.card builds the rest: metadata, data, training, the metric
+    tables, limitations, config): what the metrics mean, the decoding rule, the differences from the book."""
     mc, tc = summary["model_config"], summary["train_config"]
-    diffs = differences_from_book(mc, tc)
-    diff_text = "\n".join(f"- {d}" for d in diffs) if diffs else "- none: this is the book's configuration"
-    last = summary.get("last", {})
-    losses = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k in ("critic_loss", "gen_loss", "wasserstein", "gp"))
     metrics = summary.get("test_metrics", {})
-    data = summary["data"]
-    if data in (None, "embedded default"):
-        data = "the Bach chorales of music21's corpus (the plugin's default data; 2-bar windows, train split by BWV)"
-    notes = "\n".join(f"- **{k}**: {v}" for k, v in METRIC_NOTES.items())
-    chorale_notes = "\n".join(f"- **{k}**: {v}" for k, v in CHORALE_NOTES.items())
-    if mc.get("output") == "onehot":
-        decoding = ("Decoding rule (fixed before measuring): each voice at each 16th plays the pitch, or the rest, "
-                    "with the largest logit; the critic was trained on exactly these one-hots. The noise inputs "
-                    "(seeded per piece) are the only randomness. No threshold.")
-    elif mc.get("output") == "gumbel":
-        decoding = ("Decoding rule (fixed before measuring): each voice at each 16th plays one pitch or rests, "
-                    "sampled from the generator's categorical (the Gumbel-max trick), seeded per piece; the critic "
-                    "was trained on exactly such samples. No threshold.")
-    else:
-        decoding = (f"Decoding rule: the highest output of each voice and 16th sounds if it is at least the "
-                    f"tokenizer's threshold, else the voice rests.")
-    extra = f"\nCritic's Wasserstein estimate, test data vs generated: {metrics['critic_w_distance']:.4f}\n" \
-        if "critic_w_distance" in metrics else ""
-    return f"""---
-license: mit
-library_name: musezoo
-tags: [music-generation, midi, musegan, gan, bach-chorales]
----
-
-# {summary['arch']} trained with musezoo
-
-MuseGAN (Dong et al. 2018) as in the book's chapter: a WGAN-GP whose generator turns four
-noise inputs (chords, style, melody, groove) into 2-bar, 4-voice (SATB) piano rolls of 16th
-notes and 84 pitches. The book's bugs are fixed (voice order when decoding, alpha drawn once,
-U[0,1) noise at inference, generator not in eval mode), rests and held notes are expressible.
-
-- Parameters: {summary['parameters']:,} (generator and critic; the generator alone is `model.safetensors`,
-  the critic is `critic.safetensors`, kept for resuming and fine-tuning)
-- Data: {data}
-- Steps: {summary['steps']} (one step = {tc.get('n_critic', 5)} critic updates + 1 generator update, batch {tc['batch_size']})
-- Hardware: {summary['hardware']}
-- Training time: {summary['train_time_s']} s
-- Final losses: {losses}
-
-## Differences from the book
-
-{diff_text}
-
-## Config
-
-```json
-{json.dumps(mc, indent=2)}
-```
-
-Training config:
-
-```json
-{json.dumps(tc, indent=2)}
-```
-
-## Metrics: generated pieces vs held-out test windows
-
-{summary.get('eval_note', '')}
-{chorale_table(metrics)}
-
-{chorale_notes}
-
-{copy_text(metrics)}
-{decoding}
-
-Other metrics:
-
-{metric_table(metrics)}
-{extra}
-{notes}
-
-## Use
-
-```console
+    sections = {}
+    if summary.get("data") in (None, "embedded default"):
+        sections["Data"] = ("The Bach chorales of music21's corpus: 2-bar windows, split into train, valid and test "
+                            "by BWV number.")
+    sections["Training"] = (f"One step is {tc.get('n_critic', 5)} critic updates and 1 generator update (WGAN-GP). "
+                            "The generator alone is `model.safetensors`; the critic is `critic.safetensors`, kept "
+                            "for resuming and fine-tuning.")
+    notes = "\n".join(f"- **{k}**: {v}" for k, v in {**CHORALE_NOTES, **METRIC_NOTES}.items())
+    critic = (f"Critic's Wasserstein estimate, test data vs generated: {metrics['critic_w_distance']:.4f}\n\n"
+              if "critic_w_distance" in metrics else "")
+    sections["Metrics"] = f"{decoding_rule(mc.get('output', 'linear'))}\n\n{copy_text(metrics)}\n{critic}{notes}"
+    diffs = differences_from_book(mc, tc)
+    sections["Differences from the book"] = (
+        "The book's bugs are fixed (voice order when decoding, alpha drawn once, U[0,1) noise at inference, "
+        "generator not in eval mode); rests and held notes are expressible.\n\n"
+        + ("\n".join(f"- {d}" for d in diffs) if diffs else "- none: this is the book's configuration"))
+    sections["Use"] = """```console
 zoo generate musegan-bach -o chorale.mid --num 4 --seed 7   # chorale-1.mid ... chorale-4.mid, one 2-bar piece each
 ```
 
 ```python
 import zoo
-midi = zoo.load("musegan-bach").generate(num=4, seed=0)   # a list of 4 PrettyMIDI objects
-```
-"""
+pieces = zoo.load("musegan-bach").generate(num=4, seed=0)   # a list of 4 PrettyMIDI objects
+```"""
+    return sections

@@ -324,6 +324,10 @@ class MuseGAN(Model):
     }
 
     def __init__(self, config: MuseGANConfig | None = None, tokenizer=None):
+        if tokenizer is None:   # built directly (tests, notebooks): the plugin's own tokenizer, no registry
+            from .tokenizer import PianoRollTokenizer
+
+            tokenizer = PianoRollTokenizer()
         super().__init__(config or MuseGANConfig(), tokenizer)
         self.generator = MuseGenerator(self.config)
         self.critic = MuseCritic(self.config)
@@ -420,9 +424,8 @@ class MuseGAN(Model):
         return WindowDataset(data.splits["test"], c.n_bars, c.steps_per_bar, c.n_pitches)
 
     def generate(self, num: int = 1, seed: int | None = None, **options):
-        """`num` 2-bar, 4-voice pieces: one PrettyMIDI each (a single one when num == 1)."""
+        """`num` 2-bar, 4-voice pieces: a list of one PrettyMIDI each."""
         if options:
             raise ConfigError(f"musegan generate takes no options, got {', '.join(sorted(options))}")
         rolls = self.sample(num, seed).cpu()
-        midis = [self.tokenizer.decode(roll) for roll in rolls]
-        return midis[0] if num == 1 else midis
+        return [self.tokenizer.decode(roll) for roll in rolls]

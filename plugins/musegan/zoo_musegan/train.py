@@ -106,6 +106,7 @@ class MuseGANTrainer(Trainer):
     # that the GAN's music survives it (--set amp=true tries it; on CUDA and AMX CPUs it is ~1.4x faster).
     defaults = {"lr": 1e-3, "batch_size": 64, "schedule": "constant", "grad_clip": 0.0, "ckpt_every": 100,
                 "amp": False}
+    card_metadata = {"license": "mit", "tags": ["musegan", "gan"]}
 
     def _data(self, source):
         from .data import load_data
@@ -172,7 +173,7 @@ class MuseGANTrainer(Trainer):
             out["critic_w_distance"] = float(model.critic(real).mean() - model.critic(rolls[:m].to(model.device)).mean())
         return out
 
-    def model_card(self, summary):
-        from .card import model_card
+    def card_sections(self, summary):
+        from .card import card_sections
 
-        return model_card(summary)
+        return card_sections(summary)

@@ -225,7 +225,8 @@ def test_generate_is_deterministic_batched_and_slides_past_block_size(tiny_model
     notes = lambda m: [(n.pitch, n.start, n.end, n.velocity) for n in m.instruments[0].notes]
     assert [notes(m) for m in a] == [notes(m) for m in b]
     assert notes(a[0]) != notes(a[1])  # different rows of the batch differ
-    assert isinstance(tiny_model.generate(seed=1, length=10), pretty_midi.PrettyMIDI)
+    one = tiny_model.generate(seed=1, length=10)   # num=1 is a list too: one return type
+    assert isinstance(one, list) and len(one) == 1 and isinstance(one[0], pretty_midi.PrettyMIDI)
 
 
 def test_pad_never_sampled_and_eos_only_when_allowed():
@@ -241,27 +242,27 @@ def test_pad_never_sampled_and_eos_only_when_allowed():
     assert not ((out == 388) | (out == 389)).any()
     out = model.generate_tokens(torch.tensor([[60], [61]]), 50, generator=g(), allow_eos=True, temperature=0)
     assert out[:, 0].tolist() == [388, 388] and (out[:, 1:] == 389).all()  # ended, padded, never continued
-    assert len(model.generate(length=20, allow_eos=True, temperature=0, include_prompt=False).instruments[0].notes) == 0
+    assert len(model.generate(length=20, allow_eos=True, temperature=0, include_prompt=False)[0].instruments[0].notes) == 0
 
 
 def test_stuck_notes_are_cut_unless_asked_not_to():
     model = MusicTransformer(MusicTransformerConfig(**TINY)).eval()
     prompt = [356 + 20, 60] + [355] * 9  # C4 on, then 9 s of silence and never an off
-    long = model.generate(prompt=prompt, length=1, temperature=0, max_note_s=None).instruments[0].notes
-    cut = model.generate(prompt=prompt, length=1, temperature=0).instruments[0].notes
+    long = model.generate(prompt=prompt, length=1, temperature=0, max_note_s=None)[0].instruments[0].notes
+    cut = model.generate(prompt=prompt, length=1, temperature=0)[0].instruments[0].notes
     c4 = lambda notes: next(n for n in notes if n.pitch == 60 and n.start == 0)
     assert c4(long).end >= 9.0 and c4(cut).end == pytest.approx(5.0)
 
 
 def test_prompt_from_midi_file_or_token_ids(tiny_model):
     prompt_ids = PerformanceTokenizer().encode(REAL_MIDI[0])[:40]
-    from_ids = tiny_model.generate(seed=2, prompt=prompt_ids.tolist(), length=16)
+    (from_ids,) = tiny_model.generate(seed=2, prompt=prompt_ids.tolist(), length=16)
     n_prompt = len(T.tokens_to_notes(prompt_ids.numpy()))
     assert len(from_ids.instruments[0].notes) >= n_prompt - 5  # the prompt is in the output
-    cont = tiny_model.generate(seed=2, prompt=str(REAL_MIDI[0]), length=16, include_prompt=False)
+    (cont,) = tiny_model.generate(seed=2, prompt=str(REAL_MIDI[0]), length=16, include_prompt=False)
     assert isinstance(cont, pretty_midi.PrettyMIDI)
     # a prompt longer than block_size is kept whole in the output; the model sees its end
-    whole = tiny_model.generate(seed=2, prompt=str(REAL_MIDI[0]), length=16)
+    (whole,) = tiny_model.generate(seed=2, prompt=str(REAL_MIDI[0]), length=16)
     assert len(whole.instruments[0].notes) >= len(T.read_midi_notes(REAL_MIDI[0])) - 50
     with pytest.raises(ConfigError):
         tiny_model.generate(prompt=[388, 389])
@@ -423,7 +424,7 @@ def test_continuation_metrics_of_a_tiny_model_run_without_the_guard(tiny_model):
 
 def test_piece_k_of_a_batch_is_seed_plus_k_alone(tiny_model):
     batch = tiny_model.generate(num=3, seed=11, length=24, max_note_s=None)
-    alone = tiny_model.generate(num=1, seed=13, length=24, max_note_s=None)
+    (alone,) = tiny_model.generate(num=1, seed=13, length=24, max_note_s=None)
     notes = lambda m: [(n.pitch, round(n.start, 4)) for n in m.instruments[0].notes]
     assert notes(batch[2]) == notes(alone) and notes(batch[0]) != notes(batch[1])
 

@@ -66,7 +66,7 @@ def test_zoo_train_end_to_end_learns_and_saves_a_loadable_model(trained):
 
     model = zoo.load(str(final), device="cpu")
     assert isinstance(model, MusicTransformer) and model.config.block_size == 64
-    midi = model.generate(seed=0, length=80, prompt=str(MUSIC21 / "omr" / "k525short.mid"), top_k=20)
+    (midi,) = model.generate(seed=0, length=80, prompt=str(MUSIC21 / "omr" / "k525short.mid"), top_k=20)
     assert isinstance(midi, pretty_midi.PrettyMIDI) and midi.instruments[0].notes
 
 
@@ -130,7 +130,7 @@ SHIPPED = ROOT / "weights" / "music-transformer-classical"
 def test_shipped_weights_load_by_name_and_continue_their_prompt():
     model = zoo.load("music-transformer-classical", device="cpu")
     assert isinstance(model, MusicTransformer)
-    midi = model.generate(prompt=str(SHIPPED / "prompt.mid"), length=48, seed=0, top_p=0.95)
+    (midi,) = model.generate(prompt=str(SHIPPED / "prompt.mid"), length=48, seed=0, top_p=0.95)
     prompt_notes = pretty_midi.PrettyMIDI(str(SHIPPED / "prompt.mid")).instruments[0].notes
     notes = midi.instruments[0].notes
     assert len(notes) > len(prompt_notes)  # prompt kept, continuation added

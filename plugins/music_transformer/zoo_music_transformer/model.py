@@ -205,9 +205,8 @@ class MusicTransformer(Model):
     )
 
     def __init__(self, config: MusicTransformerConfig, tokenizer=None):
-        super().__init__(config, tokenizer)
-        if getattr(self, "tokenizer", None) is None:
-            self.tokenizer = PerformanceTokenizer()
+        # built directly (tests, notebooks), it falls back to the plugin's own tokenizer, no registry
+        super().__init__(config, tokenizer if tokenizer is not None else PerformanceTokenizer())
         layers = dict(wte=nn.Embedding(config.vocab_size, config.n_embd))
         if config.attention == "absolute":
             layers["wpe"] = nn.Embedding(config.block_size, config.n_embd)
@@ -333,7 +332,7 @@ class MusicTransformer(Model):
                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                  allow_eos: bool = False, include_prompt: bool = True, max_note_s: float | None = 5.0):
         """Sample `num` continuations of `prompt` (a MIDI path, PrettyMIDI or token ids; None = from
-        scratch), each `length` new tokens. Returns a PrettyMIDI, or a list of them when num > 1.
+        scratch), each `length` new tokens. Returns a list of `num` PrettyMIDI.
         The output contains the prompt followed by the continuation unless include_prompt=False.
         Notes longer than max_note_s seconds are cut to that length (a small model sometimes never
         emits a note's off event, which would hold it to the end); None keeps every note whole."""
@@ -362,7 +361,7 @@ class MusicTransformer(Model):
             for midi in midis:
                 for note in midi.instruments[0].notes:
                     note.end = min(note.end, note.start + max_note_s)
-        return midis[0] if num == 1 else midis
+        return midis
 
 
 def sample(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,

@@ -8,7 +8,6 @@ token in nats and its perplexity, over every token of the split. The book's reci
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,7 +16,7 @@ import torch
 from torch.nn import functional as F
 
 from zoo.errors import ConfigError
-from zoo.trainer import Trainer, TrainConfig, default_card
+from zoo.trainer import Trainer, TrainConfig
 
 from . import data
 from .tokenizer import PAD
@@ -71,6 +70,7 @@ class MusicTransformerTrainer(Trainer):
     config_class = MusicTransformerTrainConfig
     select_by = ("valid_nll", "min")   # zoo release picks the checkpoint with the lowest validation NLL
     defaults = {"lr": 3e-4, "batch_size": 8, "warmup_steps": 100, "schedule": "cosine", "grad_clip": 1.0}
+    card_metadata = {"license": "mit", "tags": ["music-transformer", "transformer"]}
 
     def build_dataset(self, source, split):
         """Random (augmented) crops for 'train'; every token once, unaugmented, for 'valid'/'test'."""
@@ -176,26 +176,21 @@ class MusicTransformerTrainer(Trainer):
         files = {}
         for fname, midi in (("prompt.mid", self.model.tokenizer.decode(ids)),
                             ("sample.mid", self.model.generate(prompt=ids.tolist(), length=512, seed=0,
-                                                               **self.CONTINUATION_SAMPLING))):
+                                                               **self.CONTINUATION_SAMPLING)[0])):
             buf = io.BytesIO()
             midi.write(buf)
             files[fname] = buf.getvalue()
         return files
 
-    def model_card(self, summary: dict) -> str:
-        """The core's card plus NLL per token and the tokens seen."""
-        cfg = summary["train_config"]
+    def card_sections(self, summary: dict) -> dict[str, str]:
+        """The card's language-model numbers (NLL per token, tokens seen), what the continuation rows are, and
+        the differences from the book; zoo.card builds the rest."""
+        cfg, mc = summary["train_config"], summary["model_config"]
         last, test = summary["last"], summary["test_metrics"]
-        tokens = summary["steps"] * cfg["batch_size"] * summary["model_config"]["block_size"]
+        tokens = summary["steps"] * cfg["batch_size"] * mc["block_size"]
         book = {"n_layer": 6, "n_head": 8, "n_embd": 512, "block_size": 2048, "dropout": 0.1, "attention": "absolute"}
-        mc = summary["model_config"]
         diffs = [f"`{k}` = {mc.get(k)!r} (book: {v!r})" for k, v in book.items() if mc.get(k) != v]
-        lines = [default_card(summary), "## Differences from the book", "",
-                 *(f"- {d}" for d in diffs or ["none in the model: this is the book's configuration"]),
-                 "- training: AdamW with warmup and cosine, clipping, random crops with transposition and time "
-                 "stretch (the book: Adam at 1e-4, no schedule, the first block of each piece; preset "
-                 "configs/music_transformer_book.json)", "", "## Language-model metrics", "",
-                 f"- Token positions trained on: {tokens:,} (steps x batch x block_size; PAD ignored in the loss)",
+        lines = [f"- Token positions trained on: {tokens:,} (steps x batch x block_size; PAD ignored in the loss)",
                  f"- Train NLL per token (last step): {last.get('loss', float('nan')):.4f} nats"]
         if "valid_nll" in last:
             lines.append(f"- Validation NLL per token: {last['valid_nll']:.4f} nats")
@@ -203,14 +198,13 @@ class MusicTransformerTrainer(Trainer):
             lines.append(f"- Test NLL per token: {test['nll']:.4f} nats (perplexity {test['ppl']:.2f}, "
                          f"{int(test['tokens']):,} tokens)")
         if any(k.startswith("gen_cont_") for k in test):
-            rows = [f"| {k[9:]} | {v:.3f} | {test.get('data_' + k[4:], float('nan')):.3f} |"
-                    for k, v in test.items() if k.startswith("gen_cont_")]
-            rows += [f"| {k[5:]} (0 = same, 1 = disjoint) | {test[k]:.3f} | |"
-                     for k in ("cont_pitch_class_tv", "cont_ioi_tv") if k in test]
-            lines += ["", "## Continuations of held-out prompts", "",
-                      f"{int(test.get('continuations', 0))} continuations of the opening {cfg.get('eval_prompt', 256)} "
-                      f"tokens of test-split pieces, {cfg.get('eval_new', 512)} new tokens each at temperature 0.9, "
-                      "top-p 0.95, without the stuck-note guard; beside each piece's real next tokens:", "",
-                      "| metric | generated | real continuation |", "| --- | ---: | ---: |", *rows]
-        lines += ["", "## Training config", "", "```json", json.dumps(cfg, indent=2), "```", ""]
-        return "\n".join(lines)
+            lines += ["", f"The `cont_` rows: {int(test.get('continuations', 0))} continuations of the opening "
+                      f"{cfg.get('eval_prompt', 256)} tokens of test-split pieces, {cfg.get('eval_new', 512)} new "
+                      "tokens each at temperature 0.9, top-p 0.95, without the stuck-note guard; the test data "
+                      "column is each piece's real next tokens. `cont_pitch_class_tv` and `cont_ioi_tv` compare "
+                      "the two (0 = same, 1 = disjoint)."]
+        return {"Metrics": "\n".join(lines), "Differences from the book": "\n".join([
+            *(f"- {d}" for d in diffs or ["none in the model: this is the book's configuration"]),
+            "- training: AdamW with warmup and cosine, clipping, random crops with transposition and time "
+            "stretch (the book: Adam at 1e-4, no schedule, the first block of each piece; preset "
+            "configs/music_transformer_book.json)"])}

@@ -104,4 +104,4 @@ def test_training_lowers_the_loss(tmp_path):
     final = train("yourarch", out=tmp_path / "run", values={"steps": 30, "seed": 0}, device="cpu")
     first, *_, last = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert last["loss"] < first["loss"]
-    assert zoo.load(str(final), device="cpu").generate(seed=0, length=8).instruments[0].notes
+    assert zoo.load(str(final), device="cpu").generate(seed=0, length=8)[0].instruments[0].notes

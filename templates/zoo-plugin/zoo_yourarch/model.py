@@ -63,7 +63,7 @@ class MelodyModel(Model):
     @torch.no_grad()
     def generate(self, num: int = 1, seed: int | None = None, length: int = 64,
                  temperature: float = 1.0, top_k: int | None = None):
-        """Sample `num` melodies of `length` steps; the same seed gives the same music."""
+        """Sample `num` melodies of `length` steps, as a list of `num` PrettyMIDI; the same seed gives the same music."""
         if length < 1 or not temperature > 0 or (top_k is not None and top_k < 1):
             raise ConfigError("length and top_k must be at least 1 and temperature positive")
         self.eval()
@@ -81,5 +81,4 @@ class MelodyModel(Model):
                 logits = logits.masked_fill(logits < kth, float("-inf"))
             nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=g)
             seq = torch.cat([seq, nxt], dim=1)
-        pieces = [self.tokenizer.decode(s) for s in seq[:, self.config.context:].cpu()]
-        return pieces[0] if num == 1 else pieces
+        return [self.tokenizer.decode(s) for s in seq[:, self.config.context:].cpu()]

@@ -1,0 +1,185 @@
+"""Model cards (README.md): the one builder behind every card the zoo writes.
+
+A card is YAML metadata (huggingface_hub's ModelCardData: library_name, license, tags,
+datasets, model-index) over the standard sections: what the model is, Data, Training,
+Metrics, Limitations, Config. A plugin never writes a whole card: its Trainer adds
+sections (`card_sections(summary)`: title -> markdown) and metadata (`card_metadata`).
+`zoo train`, `zoo release`, `save_pretrained` without a card, `zoo convert` and
+`zoo push` (which merges into an existing card) all come here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+
+LIBRARY = "musezoo"
+TAGS = ("music-generation", "symbolic-music", "midi")
+# a plugin section with one of these titles adds to the standard section; any other title is a section of its own
+STANDARD = ("Data", "Training", "Metrics", "Limitations")
+
+
+def metadata(arch: str, base=None, *, license: str | None = None, tags=(), datasets=(), scores: dict | None = None,
+             name: str | None = None):
+    """The YAML front matter as a ModelCardData, merged over `base` (an existing card's): the zoo's library name
+    and tags, a known license, datasets, and `scores` (name -> number) as metrics and model-index."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    data = base if base is not None else ModelCardData()
+    data.library_name = LIBRARY
+    data.tags = list(dict.fromkeys([*(data.tags or []), *TAGS, arch, *tags]))
+    if license and license != "unknown":
+        data.license = license
+    if datasets:
+        data.datasets = list(dict.fromkeys([*(data.datasets or []), *datasets]))
+    scores = {k: v for k, v in (scores or {}).items() if _finite(v)}
+    if scores:
+        data.metrics = list(dict.fromkeys([*(data.metrics or []), *scores]))
+        data.model_name = name or data.model_name or arch
+        dataset = next(iter(datasets), None)
+        data.eval_results = [EvalResult(
+            task_type="music-generation", task_name="Symbolic music generation",
+            dataset_type=dataset or "custom", dataset_name=dataset or "held-out test split",
+            metric_type=k, metric_name=k, metric_value=v) for k, v in scores.items()]
+    return data
+
+
+def parse(text: str | None):
+    """An existing card as (ModelCardData, markdown body); a card without front matter has empty metadata."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    if text and text.lstrip().startswith("---"):
+        card = ModelCard(text, ignore_metadata_errors=True)
+        return (card.data if card.data is not None else ModelCardData()), card.text
+    return ModelCardData(), text or ""
+
+
+def render(data, body: str) -> str:
+    """Front matter and body as one README.md, checked by huggingface_hub's ModelCard."""
+    from huggingface_hub import ModelCard
+
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body.lstrip(chr(10))}"))
+
+
+def build_card(model, summary: dict | None = None, sections: dict[str, str] | None = None,
+               meta: dict | None = None, notes: str | None = None) -> str:
+    """The README.md of a saved model.
+
+    summary: what training measured (zoo.trainer's summary: steps, data, hardware, last logs, test metrics);
+    None when nothing was recorded (a fresh or converted model). sections: title -> markdown, from the plugin
+    (Trainer.card_sections) or the core (zoo release's checkpoint selection); a standard title (Data, Training,
+    Metrics, Limitations) adds to that section, others follow Metrics in order. meta: the plugin's metadata
+    (Trainer.card_metadata: tags, datasets, and the license of models trained on its embedded data, which is
+    stated only for those: a model trained on --data is under whatever that data allows). notes: the
+    maintainer's markdown, last."""
+    summary, sections, meta = summary or {}, dict(sections or {}), dict(meta or {})
+    arch = model.arch
+    test = summary.get("test_metrics") or {}
+    pairs = [k[4:] for k in test if k.startswith("gen_") and f"data_{k[4:]}" in test]
+    scores = {f"test_{k}": v for k, v in test.items()
+              if not any(k in (f"gen_{p}", f"data_{p}") for p in pairs) and _finite(v)}
+    embedded = bool(summary) and summary.get("data") in (None, "", "embedded default")
+    data = metadata(arch, license=meta.get("license") if embedded else None, tags=meta.get("tags", ()),
+                    datasets=meta.get("datasets", ()), scores=scores)
+
+    extra = {title: sections.pop(title) for title in STANDARD if title in sections}
+    title = f"# {arch} trained with musezoo" if summary else f"# {arch} model"
+    parts = [title, _description(model), _model_facts(model)]
+    parts += [f"## Data\n\n{_data_text(summary)}", extra.get("Data")]
+    parts += [f"## Training\n\n{_training_text(summary)}", extra.get("Training")]
+    parts += [f"## Metrics\n\n{_metrics_text(summary, pairs)}", extra.get("Metrics")]
+    parts += [f"## {t}\n\n{text.strip()}" for t, text in sections.items()]
+    parts += [f"## Limitations\n\n{_limitations(summary)}", extra.get("Limitations")]
+    parts += [_config_text(model, summary), notes]
+    body = "\n\n".join(p.strip() for p in parts if p and p.strip()) + "\n"
+    return render(data, body)
+
+
+def _description(model) -> str:
+    """What the model is, in its class's words: the first paragraph of the Model subclass's docstring."""
+    doc = inspect.getdoc(type(model)) or ""
+    if type(model).__doc__ is None or not doc:   # inherited from zoo.Model: says nothing about this one
+        return f"A `{model.arch}` model for musezoo."
+    return doc.split("\n\n")[0].replace("\n", " ")
+
+
+def _model_facts(model) -> str:
+    import zoo
+
+    counts = {stem: sum(p.numel() for p in m.parameters()) for stem, m in model.state_files().items()}
+    total = sum(counts.values())
+    per_file = f" ({', '.join(f'`{s}.safetensors` {n:,}' for s, n in counts.items())})" if len(counts) > 1 else ""
+    return (f"- Architecture: `{model.arch}` (arch_version {model.arch_version}), {total:,} parameters{per_file}\n"
+            f"- Saved with musezoo {zoo.__version__}")
+
+
+def _data_text(summary: dict) -> str:
+    if not summary:
+        return "Not recorded with this checkpoint."
+    data = summary.get("data")
+    if data in (None, "", "embedded default"):
+        return "The plugin's embedded default data."
+    return f"`{data}` (the folder or file given to `zoo train --data`)."
+
+
+def _training_text(summary: dict) -> str:
+    if not summary:
+        return "No training details were recorded with this checkpoint."
+    tc = summary.get("train_config", {})
+    return "\n".join([
+        f"- Steps: {summary['steps']} (batch {tc.get('batch_size', '?')}, {summary.get('world_size', 1)} process(es))",
+        f"- Hardware: {summary.get('hardware', 'not recorded')}",
+        f"- Precision: {summary.get('precision', 'fp32')}",
+        f"- Training time: {summary.get('train_time_s', 0)} s"])
+
+
+def _metrics_text(summary: dict, pairs: list[str]) -> str:
+    """Generated vs test data for evaluate()'s gen_X / data_X pairs (as in `zoo eval`), then every other number:
+    the last training step's logs (train_X, valid_X) and the test split's (test_X)."""
+    if not summary:
+        return "Nothing was measured."
+    test = summary.get("test_metrics") or {}
+    out = []
+    if pairs:
+        rows = "\n".join(f"| {p} | {_fmt(test[f'gen_{p}'])} | {_fmt(test[f'data_{p}'])} |" for p in pairs)
+        out.append("Pieces generated by this model beside the held-out test split, measured the same way:"
+                   f"\n\n| metric | generated | test data |\n| --- | ---: | ---: |\n{rows}")
+    paired = {f"{side}_{p}" for p in pairs for side in ("gen", "data")}
+    values = {(k if k.startswith("valid_") else f"train_{k}"): v for k, v in (summary.get("last") or {}).items()
+              if k != "lr"}
+    values.update({f"test_{k}": v for k, v in test.items() if k not in paired})
+    if values:
+        rows = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in values.items())
+        out.append(f"| metric | value |\n| --- | ---: |\n{rows}")
+    return "\n\n".join(out) or "No metrics were logged."
+
+
+def _limitations(summary: dict) -> str:
+    if not summary:
+        return "Its training is unknown: judge its output before relying on it."
+    return ("It knows only the music of its training data, and it was judged by the metrics above, not by "
+            "listeners. Generated pieces may repeat passages of that data.")
+
+
+def _config_text(model, summary: dict) -> str:
+    from zoo.config import to_dict
+
+    text = f"## Config\n\n```json\n{json.dumps(summary.get('model_config') or to_dict(model.config), indent=2)}\n```"
+    if summary.get("train_config"):
+        text += f"\n\nTraining config:\n\n```json\n{json.dumps(summary['train_config'], indent=2)}\n```"
+    return text
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float) and math.isfinite(v):
+        if v.is_integer() and abs(v) < 1e15:
+            return f"{int(v):,}"
+        return f"{v:.4f}" if abs(v) < 1000 else f"{v:,.1f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return str(v)
