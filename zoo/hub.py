@@ -253,7 +253,7 @@ def _download(repo_id: str, revision: str | None, name: str, token, current) -> 
     except Exception as exc:
         if not _is_unreachable(exc) and not isinstance(exc, HfHubHTTPError):
             if isinstance(exc, (ValueError, KeyError, TypeError, AttributeError, httpx2.HTTPError)):
-                raise HubError(_not_a_hub(exc, token)) from None   # an HTML page, a redirect loop, odd JSON
+                raise HubError(f"{name}: {_not_a_hub(exc, token)}") from None   # an HTML page, a redirect loop, odd JSON
             raise
         if not _is_unreachable(exc):
             raise HubError(f"{name}: the Hub answered {_first_line(exc, token)}; check the name and your token") from None
@@ -268,7 +268,7 @@ def _download(repo_id: str, revision: str | None, name: str, token, current) -> 
               f"(commit {cached.name[:12]})", file=sys.stderr)
         return cached
     if not isinstance(commit, str) or not _COMMIT.match(commit):
-        raise HubError(_not_a_hub(ValueError(f"commit id {commit!r}"), token))
+        raise HubError(f"{name}: {_not_a_hub(ValueError(f'commit id {commit!r}'), token)}")
 
     from zoo.locks import hold
 
