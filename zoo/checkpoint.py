@@ -38,6 +38,34 @@ def sha256_file(path) -> str:
     return h.hexdigest()
 
 
+# real path -> ((device, inode, size, mtime, ctime), sha256): a load that verifies a folder several times (zoo.hub,
+# checkpoint.verify, load_model) hashes each file once. Any write to a file changes its mtime and ctime (and
+# os.utime, which can put the mtime back, changes the ctime), so a file changed since it was hashed is hashed
+# again; what this cannot see, a write in the same clock tick as the hash, could as well land between a
+# verification and the read that follows it.
+_DIGESTS: dict[str, tuple[tuple, str]] = {}
+
+
+def _signature(path: str) -> tuple:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def file_digest(path) -> str:
+    """sha256_file, remembered for this process while the file stays unchanged (see _DIGESTS)."""
+    real = os.path.realpath(path)
+    before = _signature(real)
+    known = _DIGESTS.get(real)
+    if known is not None and known[0] == before:
+        return known[1]
+    digest = sha256_file(real)
+    if _signature(real) == before:   # not written while it was read
+        if len(_DIGESTS) >= 4096:
+            _DIGESTS.clear()
+        _DIGESTS[real] = (before, digest)
+    return digest
+
+
 def write_manifest(folder) -> None:
     """Record the sha256 of every file in the folder (except the manifest itself)."""
     folder = Path(folder)
@@ -74,7 +102,7 @@ def verify(folder) -> None:
         if not path.is_file():   # a FIFO never ends, a device never matches: only regular files (or links to them)
             raise CheckpointError(f"{path}: listed in the manifest but missing or not a regular file; "
                                   f"re-download the model")
-        if sha256_file(path) != digest:
+        if file_digest(path) != digest:
             raise CheckpointError(f"{path}: sha256 does not match the manifest (corrupt or modified); re-download the model")
 
 

@@ -20,10 +20,20 @@ def convert(src, arch: str, out, overrides: list[str] | None = None) -> Path:
     src = Path(src)
     if not src.is_file():
         raise CheckpointError(f"{src}: no such file")
+    if src.stat().st_size == 0:
+        raise CheckpointError(f"{src}: an empty file, not a saved state dict; give the .pt file torch.save wrote")
     try:
+        # weights_only: tensors, containers and numbers only, never arbitrary objects; whatever a damaged or
+        # crafted file makes the restricted unpickler raise (IndexError, KeyError, ...) is the file's fault
         state = torch.load(src, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-        raise CheckpointError(f"{src}: not a plain tensor state dict ({str(exc).splitlines()[0]})") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, IndexError, KeyError, TypeError,
+            AttributeError, UnicodeDecodeError, OverflowError, MemoryError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise CheckpointError(f"{src}: not a plain tensor state dict ({first})") from None
+    if not isinstance(state, dict) or not state or not all(isinstance(k, str) for k in state):
+        kind = type(state).__name__ + (" (empty)" if isinstance(state, dict) else "")
+        raise CheckpointError(f"{src}: holds a {kind}, not a state dict (names -> tensors); save the model's "
+                              f"state_dict(), or a dict of them per part")
     model = zoo.create(arch, **parse_overrides(overrides or []))
     files = model.state_files()
     if isinstance(state, dict) and set(files) <= set(state) and all(isinstance(state[k], dict) for k in files):

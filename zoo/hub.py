@@ -67,8 +67,16 @@ def check_repo_id(repo_id: str) -> None:
 
 
 def endpoint() -> str:
-    """The Hub to talk to: $HF_ENDPOINT, else huggingface.co."""
-    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    """The Hub to talk to: $HF_ENDPOINT, else huggingface.co; an address without http(s):// is refused."""
+    from urllib.parse import urlsplit
+
+    raw = os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
+    url = raw.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:   # "localhost:8080" parses as scheme localhost
+        raise HubError(f"HF_ENDPOINT={raw!r} is not a web address; write it with its scheme, for example "
+                       f"http://{url.split('://')[-1]} (or unset HF_ENDPOINT to use {DEFAULT_ENDPOINT})")
+    return url
 
 
 def cache_dir() -> Path:
@@ -119,9 +127,13 @@ def _is_unreachable(exc: BaseException) -> bool:
     """Connection refused, DNS failure, timeout or a 5xx: the Hub is not there right now."""
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
+    from zoo.hubnet import HubLimitError
+
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
+        if isinstance(exc, HubLimitError):   # the server was there, too slow or too talkative: said as such
+            return False
         if isinstance(exc, OfflineModeIsEnabled):
             return True
         if isinstance(exc, HfHubHTTPError):
@@ -151,8 +163,14 @@ def pull(repo_id: str, revision: str | None = None, *, token=None) -> Path:
                            f"run `zoo pull {repo_id}{'@' + revision if revision else ''}` once while online, "
                            f"or unset HF_HUB_OFFLINE")
     else:
-        folder = _download(repo_id, revision, name, token)
-    _verify(folder, name)
+        from zoo import hubnet
+
+        try:
+            with hubnet.call() as current:
+                folder = _download(repo_id, revision, name, token, current)
+        except hubnet.HubLimitError as exc:
+            raise HubError(f"{name}: {exc}; nothing was kept, run the command again") from None
+    _verify(folder, name, repo_id)
     return folder
 
 
@@ -164,8 +182,9 @@ def _snapshot(repo_id: str, revision: str | None, token, names, **kwargs) -> Pat
 
 
 def _listed(folder: Path) -> list[str] | None:
-    """The model files a snapshot's manifest lists, with the manifest itself; None without a readable one."""
-    from zoo.checkpoint import MANIFEST
+    """Every file a snapshot's manifest lists (samples too, not only model files), with the manifest itself;
+    None without a readable manifest. A list no model folder can have is a HubError before any download."""
+    from zoo.checkpoint import MANIFEST, PICKLE_SUFFIXES
 
     try:
         digests = read_json(folder / MANIFEST, "manifest.json", HubError)["sha256"]   # bounded, regular only
@@ -173,7 +192,18 @@ def _listed(folder: Path) -> list[str] | None:
         return None
     if not isinstance(digests, dict):
         return None
-    return sorted({MANIFEST, *(n for n in digests if isinstance(n, str) and "/" not in n and _is_model_file(n))})
+    from zoo.limits import MAX_HUB_FILES
+
+    names = sorted(n for n in digests if isinstance(n, str) and n != MANIFEST)
+    if len(names) > MAX_HUB_FILES:
+        raise HubError(f"its manifest lists {len(names):,} files, more than a model folder has "
+                       f"(limit {MAX_HUB_FILES:,}); the repo is not a musezoo model")
+    for n in names:
+        if not n or "/" in n or "\\" in n or n.startswith(".") or n != n.strip() or any(ord(c) < 32 for c in n):
+            raise HubError(f"its manifest lists {n!r}, not a plain file name; the repo is not a musezoo model")
+        if n.lower().endswith(PICKLE_SUFFIXES):
+            raise HubError(f"its manifest lists {n}, a pickle file, which musezoo never loads (it can run code)")
+    return [MANIFEST, *names]
 
 
 def _from_cache(repo_id: str, revision: str | None, token) -> Path | None:
@@ -191,10 +221,13 @@ def _from_cache(repo_id: str, revision: str | None, token) -> Path | None:
     return folder  # (without a manifest, _verify says it is not a musezoo model)
 
 
-def _download(repo_id: str, revision: str | None, name: str, token) -> Path:
+def _download(repo_id: str, revision: str | None, name: str, token, current) -> Path:
+    import httpx2
     from huggingface_hub import HfApi
     from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, RepositoryNotFoundError,
                                         RevisionNotFoundError)
+
+    from zoo.hubnet import HubLimitError
 
     # A commit id never changes: a complete cached copy needs no network at all.
     if revision and _COMMIT.match(revision):
@@ -215,8 +248,12 @@ def _download(repo_id: str, revision: str | None, name: str, token) -> Path:
             raise HubError(_no_revision(repo_id, revision)) from None
         raise HubError(f"{name}: no such model repo on {endpoint()} (or it is private: set HF_TOKEN or run "
                        f"`hf auth login` with access to it)") from None
+    except HubLimitError:
+        raise
     except Exception as exc:
         if not _is_unreachable(exc) and not isinstance(exc, HfHubHTTPError):
+            if isinstance(exc, (ValueError, KeyError, TypeError, AttributeError, httpx2.HTTPError)):
+                raise HubError(f"{name}: {_not_a_hub(exc, token)}") from None   # an HTML page, a redirect loop, odd JSON
             raise
         if not _is_unreachable(exc):
             raise HubError(f"{name}: the Hub answered {_first_line(exc, token)}; check the name and your token") from None
@@ -230,29 +267,97 @@ def _download(repo_id: str, revision: str | None, name: str, token) -> Path:
         print(f"zoo: warning: cannot reach the Hub at {endpoint()} ({reason}); using the cached copy of {name} "
               f"(commit {cached.name[:12]})", file=sys.stderr)
         return cached
+    if not isinstance(commit, str) or not _COMMIT.match(commit):
+        raise HubError(f"{name}: {_not_a_hub(ValueError(f'commit id {commit!r}'), token)}")
 
-    snapshot = cache_dir() / f"models--{repo_id.replace('/', '--')}" / "snapshots" / commit
-    existed = snapshot.is_dir()
+    from zoo.locks import hold
+
+    # One zoo pull at a time fills a repo's snapshots: a pull stopped by Ctrl-C removes only a snapshot it
+    # started, never one a concurrent pull is filling. The lock lives in the cache's lock folder.
+    locks = cache_dir() / ".locks" / "musezoo"
+    locks.mkdir(parents=True, exist_ok=True)
+    with hold(locks / f"models--{repo_id.replace('/', '--')}.lock", f"the Hugging Face cache of {name}", wait=True,
+              error=HubError):
+        return _fetch(api, repo_id, revision, commit, name, token, current)
+
+
+def _fetch(api, repo_id: str, revision: str | None, commit: str, name: str, token, current) -> Path:
+    """Download the manifest, then every file it lists (sizes checked first), into the cache; return the folder."""
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
+
+    snapshots = cache_dir() / f"models--{repo_id.replace('/', '--')}" / "snapshots"
+    before = {p.name for p in snapshots.iterdir()} if snapshots.is_dir() else set()
     try:
-        # The manifest first: it names the files to fetch, so nothing else in the repo is downloaded.
-        folder = _snapshot(repo_id, commit, token, _HEAD_FILES)
-        listed = _listed(folder)
+        # The manifest first: it names the files to fetch, so nothing else in the repo is downloaded. Asked by
+        # branch or tag, huggingface_hub records the branch -> commit ref itself, for offline use later.
+        folder = _snapshot(repo_id, revision or "main", token, _HEAD_FILES)
+        try:
+            listed = _listed(folder)
+        except HubError as exc:
+            raise HubError(f"{name}: {exc}") from None
         if listed is None:
-            if not existed:
-                shutil.rmtree(snapshot, ignore_errors=True)
+            _drop_snapshots(repo_id, {folder.name} - before)
             return folder  # _verify: not a musezoo model
-        folder = _snapshot(repo_id, commit, token, listed)
+        sizes = _sizes(api, repo_id, folder.name, listed, name)
+        current.expect(sizes.values())   # each file may be as large as the Hub says, and takes time to arrive
+        folder = _snapshot(repo_id, folder.name, token, listed)
     except BaseException as exc:
-        # huggingface_hub renames each file into place only when complete; also drop a snapshot
-        # folder this call started, so no half model sits under a final name.
-        if not existed:
-            shutil.rmtree(snapshot, ignore_errors=True)
+        # huggingface_hub renames each file into place only when complete; also drop a snapshot folder this
+        # call started, so no half model sits under a final name.
+        started = ({p.name for p in snapshots.iterdir()} if snapshots.is_dir() else set()) - before
+        _drop_snapshots(repo_id, started)
         if isinstance(exc, Exception) and (_is_unreachable(exc) or isinstance(exc, (OSError, HfHubHTTPError))):
             raise HubError(f"downloading {name} failed ({_first_line(exc, token)}); nothing was kept, "
                            f"run the command again") from None
+        if isinstance(exc, (ValueError, KeyError, TypeError, httpx2.HTTPError)):
+            raise HubError(f"{name}: {_not_a_hub(exc, token)}; nothing was kept") from None
         raise
-    _remember_ref(folder, revision or "main", commit)
     return folder
+
+
+def _sizes(api, repo_id: str, commit: str, listed: list[str], name: str) -> dict[str, int]:
+    """The size the Hub declares for each listed file (one request); every file must exist and fit the limit."""
+    from huggingface_hub.hf_api import RepoFile
+
+    from zoo.limits import MAX_HUB_FILE_BYTES
+
+    infos = api.get_paths_info(repo_id, listed, revision=commit)
+    sizes = {i.path: i.size for i in infos if isinstance(i, RepoFile) and isinstance(i.size, int)}
+    missing = [n for n in listed if n not in sizes]
+    if missing:
+        raise HubError(f"{name}: its manifest lists {', '.join(missing[:5])}, which the repo does not have; "
+                       f"ask the publisher to push the whole folder again (zoo push)")
+    big = {n: size for n, size in sizes.items() if not 0 <= size <= MAX_HUB_FILE_BYTES}
+    if big:
+        n, size = next(iter(big.items()))
+        raise HubError(f"{name}: {n} is {size:,} bytes on the Hub, over the {MAX_HUB_FILE_BYTES:,}-byte limit for "
+                       f"one file; nothing was downloaded")
+    return {n: sizes[n] for n in listed}
+
+
+def _not_a_hub(exc: BaseException, token) -> str:
+    return (f"{endpoint()} did not answer as a Hugging Face Hub does ({_first_line(exc, token)}); check HF_ENDPOINT "
+            f"(it must be the Hub's address, e.g. {DEFAULT_ENDPOINT})")
+
+
+def _drop_snapshots(repo_id: str, commits) -> None:
+    """Remove snapshots (and the blobs only they use) through huggingface_hub's cache API."""
+    commits = set(commits)
+    if not commits:
+        return
+    from huggingface_hub import scan_cache_dir
+
+    try:
+        cache = scan_cache_dir(cache_dir())
+        known = {rev.commit_hash for repo in cache.repos if repo.repo_id == repo_id and repo.repo_type == "model"
+                 for rev in repo.revisions} & commits
+        if known:
+            cache.delete_revisions(*known).execute()
+    except Exception:   # a cache huggingface_hub cannot scan (half a snapshot, no refs yet): removed below
+        pass
+    for commit in commits:   # what the scan did not list: a snapshot folder without a readable file in it
+        shutil.rmtree(cache_dir() / f"models--{repo_id.replace('/', '--')}" / "snapshots" / commit, ignore_errors=True)
 
 
 def _repo_exists(api, repo_id: str) -> bool:
@@ -272,23 +377,9 @@ def _no_revision(repo_id: str, revision: str | None) -> str:
             f"(see {endpoint()}/{repo_id}/commits/main)")
 
 
-def _remember_ref(folder: Path, revision: str, commit: str) -> None:
-    """Record branch/tag -> commit in the cache's refs/ (as huggingface_hub does), so offline use finds it."""
-    if _COMMIT.match(revision):
-        return
-    ref = folder.parent.parent / "refs" / revision
-    try:
-        ref.parent.mkdir(parents=True, exist_ok=True)
-        if not ref.is_file() or ref.read_text() != commit:
-            tmp = ref.with_name(f".{ref.name}.{os.getpid()}.tmp")
-            tmp.write_text(commit)
-            os.replace(tmp, ref)
-    except OSError:
-        pass  # the download is complete and verified; only later offline lookups by branch name suffer
-
-
-def _verify(folder: Path, name: str) -> None:
-    """Check the sha256 manifest; a bad copy is evicted from the cache and reported."""
+def _verify(folder: Path, name: str, repo_id: str) -> None:
+    """Check the sha256 manifest; a bad copy is evicted from the cache and reported. Each file is hashed once
+    (checkpoint.file_digest): the load that follows checks the same digests without reading the files again."""
     from zoo import checkpoint
 
     manifest = folder / checkpoint.MANIFEST
@@ -298,11 +389,11 @@ def _verify(folder: Path, name: str) -> None:
     try:
         expected = read_json(manifest, "manifest.json", HubError)["sha256"]   # bounded, regular files only
         bad = [n for n, digest in expected.items()
-               if "/" not in n and (folder / n).is_file() and checkpoint.sha256_file(folder / n) != digest]
+               if "/" not in n and (folder / n).is_file() and checkpoint.file_digest(folder / n) != digest]
     except (ValueError, KeyError, TypeError, AttributeError):
         bad = []
     if bad:
-        _evict(folder, bad)
+        _evict(folder, bad, repo_id)
         raise HubError(f"{name}: {', '.join(sorted(bad))} does not match the sha256 in its manifest, so the copy on "
                        f"the Hub is corrupt or was changed without its manifest; the cached copy was deleted. "
                        f"Ask the publisher to push again, or pin a known-good commit")
@@ -312,17 +403,19 @@ def _verify(folder: Path, name: str) -> None:
         raise HubError(f"{name}: {exc}") from None
 
 
-def _evict(folder: Path, names) -> None:
-    """Remove a snapshot and the blobs of its bad files, so the next pull fetches them afresh."""
+def _evict(folder: Path, names, repo_id: str) -> None:
+    """Remove a bad snapshot, and the blobs of its bad files even where another revision shares them (else
+    huggingface_hub would link the same bad blob again on the next pull)."""
+    blobs = []
     for n in names:
-        link = folder / n
         try:
-            blob = link.resolve()
-            if blob.is_file() and "blobs" in blob.parts:
-                blob.unlink()
+            blobs.append((folder / n).resolve())
         except OSError:
             pass
-    shutil.rmtree(folder, ignore_errors=True)
+    _drop_snapshots(repo_id, {folder.name})
+    for blob in blobs:
+        if blob.is_file() and blob.is_relative_to(cache_dir().resolve()):
+            blob.unlink(missing_ok=True)
 
 
 # -- push -----------------------------------------------------------------------------------------
@@ -340,8 +433,10 @@ def push_to_hub(model_or_path, repo_id: str, revision: str | None = None, privat
         config = checkpoint.read_config(source)
         staged = Path(tmp) / "upload"
         staged.mkdir()
+        extra = _manifest_extras(source)   # files a release adds (samples): its manifest lists them, so pull fetches them
         for path in sorted(source.iterdir()):
-            if _is_model_file(path.name) and _own_file(path, source) and path.name not in ("README.md", checkpoint.MANIFEST):
+            if (_is_model_file(path.name) or path.name in extra) and _own_file(path, source) \
+                    and path.name not in ("README.md", checkpoint.MANIFEST):
                 shutil.copy2(path, staged / path.name)
         card_path = source / "README.md"
         old_card = None
@@ -349,12 +444,58 @@ def push_to_hub(model_or_path, repo_id: str, revision: str | None = None, privat
             from zoo.safeio import read_bytes
 
             old_card = read_bytes(card_path, 1 << 20, "model card (README.md)", HubError).decode("utf-8", "replace")
+            _check_front_matter(old_card, card_path)   # before anything is uploaded
         card = model_card(old_card, repo_id=repo_id, config=config, spec=spec, revision=revision,
                           metrics=_metrics(metrics, source))
         (staged / "README.md").write_text(card, encoding="utf-8")
         checkpoint.write_manifest(staged)  # the card changed, so the manifest is rewritten over exactly these files
-        return _upload(staged, repo_id, revision, private, message or f"Upload {config['arch']} model with musezoo",
-                       token)
+        from zoo import hubnet
+
+        try:
+            with hubnet.call() as current:
+                current.expect([p.stat().st_size for p in staged.iterdir()])   # uploads take time too
+                return _upload(staged, repo_id, revision, private,
+                               message or f"Upload {config['arch']} model with musezoo", token)
+        except hubnet.HubLimitError as exc:
+            raise HubError(f"pushing to {repo_id}: {exc}; the Hub keeps a commit whole or not at all") from None
+
+
+def _manifest_extras(folder: Path) -> set[str]:
+    """Plain files a folder's manifest lists besides the model files (a release's prompt.mid, sample.mid)."""
+    from zoo.checkpoint import MANIFEST, PICKLE_SUFFIXES
+
+    try:
+        listed = read_json(folder / MANIFEST, "manifest.json", HubError).get("sha256") or {}
+    except (HubError, AttributeError):
+        return set()   # checkpoint.verify has already refused a folder whose manifest is unreadable
+    return {n for n in listed if isinstance(n, str) and "/" not in n and "\\" not in n and not n.startswith(".")
+            and not n.lower().endswith(PICKLE_SUFFIXES)}
+
+
+_FRONT_MATTER = re.compile(r"^(\s*---[\r\n]+)([\S\s]*?)([\r\n]+---(\r\n|\n|$))")   # as huggingface_hub's cards
+
+
+def _check_front_matter(card: str, path: Path) -> None:
+    """A card that opens with --- must hold a YAML mapping up to the closing ---: huggingface_hub raised a
+    YAML traceback, or dropped the metadata silently, and only after the files were staged."""
+    import yaml
+
+    if not card.lstrip().startswith("---"):
+        return
+    match = _FRONT_MATTER.search(card)
+    if match is None:
+        raise HubError(f"{path}: its metadata block opens with --- but never closes; end it with a line '---', "
+                       f"or remove it")
+    try:
+        meta = yaml.safe_load(match.group(2))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 2})" if mark is not None else ""
+        raise HubError(f"{path}: the metadata block between the --- lines is not valid YAML{where}: "
+                       f"{getattr(exc, 'problem', None) or 'unreadable'}; fix it or remove it") from None
+    if meta is not None and not isinstance(meta, dict):
+        raise HubError(f"{path}: the metadata block between the --- lines must be YAML key: value pairs, "
+                       f"not a {type(meta).__name__}; fix it or remove it")
 
 
 def _own_file(path: Path, folder: Path) -> bool:
@@ -428,6 +569,10 @@ def _upload(staged: Path, repo_id: str, revision: str | None, private: bool, mes
                 if "/" not in f.rfilename and _is_model_file(f.rfilename) and not (staged / f.rfilename).exists()]
         info = api.create_commit(repo_id, ops, commit_message=message, revision=branch)
     except Exception as exc:
+        from zoo.hubnet import HubLimitError
+
+        if isinstance(exc, HubLimitError):
+            raise
         if _is_unreachable(exc):
             raise HubError(f"cannot reach the Hub at {endpoint()} ({_first_line(exc, token)}); nothing was pushed, "
                            f"check your network or HF_ENDPOINT") from None
@@ -435,7 +580,9 @@ def _upload(staged: Path, repo_id: str, revision: str | None, private: bool, mes
         if isinstance(exc, RepositoryNotFoundError) or status in (401, 403):
             raise HubError(f"the Hub refused to write to {repo_id} (HTTP {status}): set HF_TOKEN or run "
                            f"`hf auth login` with a token that has write access to it") from None
-        if isinstance(exc, (HfHubHTTPError, ValueError)):
+        import httpx2
+
+        if isinstance(exc, (HfHubHTTPError, ValueError, KeyError, TypeError, httpx2.HTTPError)):
             raise HubError(f"pushing to {repo_id} failed: {_first_line(exc, token)}") from None
         raise
     return PushResult(repo_id=repo_id, revision=branch, commit_id=info.oid, url=info.commit_url)

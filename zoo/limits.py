@@ -51,3 +51,13 @@ def check_sampling(temperature=None, top_k=None, top_p=None, length=None) -> Non
         if not ok or not MIN_TOP_P <= top_p <= 1:
             raise ConfigError(f"top_p must be from {MIN_TOP_P:g} to 1, got {top_p!r}")
     check_int(length, "length", 1, MAX_LENGTH, allow_none=True)
+
+# -- the Hugging Face Hub (zoo.hubnet) --------------------------------------------------------------
+# huggingface_hub's timeouts are per socket read: a server sending a byte every few seconds, or a body
+# without end, held `zoo pull` forever. Each zoo Hub call (pull, push) gets one deadline instead.
+HUB_TIMEOUT_S = 60.0          # default of $ZOO_HUB_TIMEOUT: the deadline of one call, before any file data
+HUB_TIMEOUT_RANGE = (1.0, 86_400.0)
+HUB_MIN_RATE = 128 * 1024     # bytes/s: the deadline grows by one second per 128 KiB of files to transfer
+MAX_HUB_ANSWER_BYTES = 16 * 1024 * 1024   # one API answer (JSON), config.json or manifest.json
+MAX_HUB_FILE_BYTES = 64 * 1024 ** 3       # one model file as the Hub declares it; the body may not exceed that
+MAX_HUB_FILES = 1_000                      # files one manifest may list

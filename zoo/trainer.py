@@ -624,16 +624,39 @@ def train_from_args(args) -> Path:
 def train(arch: str, out, data: str | None = None, values: dict | None = None, resume: bool = False,
           device="auto") -> Path:
     """Train `arch` into run folder `out`; returns the final/ folder."""
-    from zoo.device import resolve_device
     from zoo.registry import get_registry
 
     registry = get_registry()
     model_cls, trainer_cls = registry.architecture(arch), registry.trainer(arch)
     run = Path(out)
+    if resume and not (run / "run.json").is_file():
+        raise ConfigError(f"{run} has no run.json to resume; start a new run without --resume")
+    if int(os.environ.get("RANK", "0")) != 0:   # torchrun: rank 0 holds the run's lock for all
+        return _train_locked(arch, run, model_cls, trainer_cls, data, values, resume, device)
+    from zoo.locks import hold
+
+    made = not run.exists()
+    run.mkdir(parents=True, exist_ok=True)
+    # one process per run folder: a second `zoo train --out RUN` would interleave checkpoints and metrics;
+    # flock is released by the OS when a run dies, so a killed run never blocks the next one
+    with hold(run / RUN_LOCK, f"run folder {run}", error=ConfigError):
+        try:
+            return _train_locked(arch, run, model_cls, trainer_cls, data, values, resume, device)
+        except BaseException:
+            if made and [p.name for p in run.iterdir()] == [RUN_LOCK]:   # refused before anything was written
+                (run / RUN_LOCK).unlink(missing_ok=True)
+                run.rmdir()
+            raise
+
+
+RUN_LOCK = ".lock"
+
+
+def _train_locked(arch, run: Path, model_cls, trainer_cls, data, values, resume: bool, device) -> Path:
+    from zoo.device import resolve_device
+
     values = dict(values or {})
     if resume:
-        if not (run / "run.json").is_file():
-            raise ConfigError(f"{run} has no run.json to resume; start a new run without --resume")
         saved = read_json(run / "run.json", "run.json", ConfigError)
         if not isinstance(saved, dict) or not isinstance(saved.get("arch"), str) \
                 or not isinstance(saved.get("model_config"), dict) or not isinstance(saved.get("train_config"), dict):
@@ -643,7 +666,7 @@ def train(arch: str, out, data: str | None = None, values: dict | None = None, r
             raise ConfigError(f"{run} is a {saved['arch']} run, not {arch}")
         data = saved["data"] if data is None else data
         values = {**saved["model_config"], **saved["train_config"], **values}
-    elif run.exists() and any(run.iterdir()):
+    elif run.exists() and any(p.name != RUN_LOCK for p in run.iterdir()):
         raise ConfigError(f"{run} already exists; pass --resume to continue it, or choose a new --out")
     model_values, train_values = split_overrides(values, model_cls, trainer_cls)
     model_config = config_from_dict(model_cls.config_class, model_values, what=f"{arch} config")

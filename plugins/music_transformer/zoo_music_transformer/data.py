@@ -114,13 +114,18 @@ class TokenCorpus:
         path.parent.mkdir(parents=True, exist_ok=True)
         lengths = np.array([len(t) for t in self.tokens], dtype=np.int64)
         flat = np.concatenate(self.tokens).astype(np.int16) if self.tokens else np.zeros(0, np.int16)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        with open(tmp.with_suffix(".npz"), "wb") as f:
-            np.savez(f, tokens=flat, lengths=lengths)
-        tmp.with_suffix(".json").write_text(json.dumps(
-            {"data_version": DATA_VERSION, "names": self.names, "skipped": self.skipped}))
-        os.replace(tmp.with_suffix(".npz"), path.with_suffix(".npz"))
-        os.replace(tmp.with_suffix(".json"), path.with_suffix(".json"))
+        # temp names of their own ("x.tmp1" .with_suffix(".npz") was the final "x.npz": never atomic)
+        tmp = {suffix: path.with_name(f".{path.name}.tmp{os.getpid()}{suffix}") for suffix in (".npz", ".json")}
+        try:
+            with open(tmp[".npz"], "wb") as f:
+                np.savez(f, tokens=flat, lengths=lengths)
+            tmp[".json"].write_text(json.dumps(
+                {"data_version": DATA_VERSION, "names": self.names, "skipped": self.skipped}))
+            os.replace(tmp[".npz"], path.with_suffix(".npz"))
+            os.replace(tmp[".json"], path.with_suffix(".json"))
+        finally:   # a full or read-only disk leaves no temp files behind
+            for name in tmp.values():
+                name.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: Path) -> "TokenCorpus | None":
@@ -318,7 +323,7 @@ def music21_corpus(max_pieces: int | None = None, workers: int | None = None, co
     key = hashlib.sha1(json.dumps([DATA_VERSION, [n for n, _ in items]]).encode()).hexdigest()[:12]
     path = cache_dir() / f"music21-v{DATA_VERSION}-{key}"
     if not refresh:
-        cached = TokenCorpus.load(path)
+        cached = _IN_MEMORY.get(path) or TokenCorpus.load(path)
         if cached is not None:
             return cached
     workers = workers or _default_workers()
@@ -332,8 +337,26 @@ def music21_corpus(max_pieces: int | None = None, workers: int | None = None, co
             names.append(n)
             tokens.append(t.astype(np.int64))
     corpus = TokenCorpus(names, tokens, skipped)
-    corpus.save(path)
+    _save_or_say(corpus, path)
     return corpus
+
+
+_WARNED: set = set()
+_IN_MEMORY: dict[Path, TokenCorpus] = {}   # corpora whose cache could not be written: the other splits reuse them
+
+
+def _save_or_say(corpus: TokenCorpus, path: Path) -> None:
+    """Cache a tokenised corpus; a cache folder that cannot be written costs the next run time, not this one
+    (as for MuseGAN), and is said once per folder."""
+    try:
+        corpus.save(path)
+    except OSError as exc:
+        _IN_MEMORY[path] = corpus
+        if path.parent not in _WARNED:
+            _WARNED.add(path.parent)
+            print(f"music-transformer: warning: cannot cache the tokenised data in {path.parent} "
+                  f"({exc.strerror or exc}); using it from memory, so the next run tokenises again "
+                  f"(set ZOO_CACHE_DIR to a writable folder)", file=sys.stderr)
 
 
 def _read_midi_item(path):
@@ -352,7 +375,7 @@ def midi_folder_corpus(folder: str | os.PathLike, workers: int | None = None) ->
     listing = [(name, p.stat().st_size, p.stat().st_mtime_ns) for name, p in files]
     key = hashlib.sha1(json.dumps([DATA_VERSION, str(folder.resolve()), listing]).encode()).hexdigest()[:12]
     path = cache_dir() / f"midi-v{DATA_VERSION}-{key}"
-    cached = TokenCorpus.load(path)
+    cached = _IN_MEMORY.get(path) or TokenCorpus.load(path)
     if cached is not None:
         return cached
     workers = workers or _default_workers()
@@ -369,7 +392,7 @@ def midi_folder_corpus(folder: str | os.PathLike, workers: int | None = None) ->
         print(f"music-transformer: skipped {len(skipped)} of {len(files)} MIDI files "
               f"(unreadable or without notes)", file=sys.stderr)
     corpus = TokenCorpus(names, tokens, skipped)
-    corpus.save(path)
+    _save_or_say(corpus, path)
     return corpus
 
 
