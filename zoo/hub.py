@@ -25,7 +25,6 @@ from zoo.safeio import read_json
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _HEAD_FILES = ("manifest.json", "config.json")  # fetched first; the manifest lists the rest
-CARD_TAGS = ("music-generation", "symbolic-music", "midi")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _BEGIN, _END = "<!-- musezoo:begin -->", "<!-- musezoo:end -->"
 TIMEOUT_S = 20.0  # per Hub API call; a dead network fails in bounded time
