@@ -1,4 +1,4 @@
-"""1. Music Transformer generation, tokens/s: ours (KV cache) vs the book's full-prefix recompute vs HF GPT2.
+"""1. Music Transformer generation, tokens/s: ours (KV cache, eager and compiled) vs the book's recompute vs HF GPT2.
 
 The book's configuration (6 layers, 8 heads, 512 wide, block 2048, ~20 M parameters), random weights
 (speed does not depend on them), sampling at temperature 1 with a fixed generator. tokens/s counts the
@@ -30,8 +30,14 @@ def hf_gpt2(cfg, device):
     return GPT2LMHeadModel(conf).to(device).eval()
 
 
-def run(bench, device: torch.device, batches=(1, 8), prompt: int = 256, new: int = 768, book_new: int | None = None):
-    """Rows of tokens/s per (batch, implementation); medians over bench.repeats, after one warm-up."""
+def run(bench, device: torch.device, batches=(1, 8), prompt: int = 256, new: int = 768, book_new: int | None = None,
+        compiled: bool = True):
+    """Rows of tokens/s per (batch, implementation); medians over bench.repeats, after one warm-up.
+
+    compiled: also generate(compile=True): the static-cache step through torch.compile (bf16 on a CPU with
+    AMX, fp32 elsewhere). Its warm-up is the compile (timed apart, per batch size: one shape each).
+    """
+    from zoo_music_transformer import decode
     from zoo_music_transformer.model import MusicTransformer, MusicTransformerConfig
 
     torch.manual_seed(0)
@@ -41,26 +47,40 @@ def run(bench, device: torch.device, batches=(1, 8), prompt: int = 256, new: int
     book_new = book_new or new
     rows, notes = [], []
     params = sum(p.numel() for p in model.parameters())
+    dtype = decode.decode_dtype(device)
+    compiled_name = f"ours compiled (static cache, {'bf16' if dtype == torch.bfloat16 else 'fp32'})"
     notes.append(f"{params / 1e6:.1f} M parameters; prompt {prompt} tokens; {new} new tokens"
                  + (f" ({book_new} for the book's recompute)" if book_new != new else ""))
     for b in batches:
         ids = torch.randint(0, 356, (b, prompt), device=device)
 
-        def ours():
-            model.generate_tokens(ids, new, generator=torch.Generator(device=device).manual_seed(0))
-            _sync(device)
+        def gen(n, **kw):
+            def call():
+                model.generate_tokens(ids, n, generator=torch.Generator(device=device).manual_seed(0), **kw)
+                _sync(device)
+            return call
 
-        def book():
-            model.generate_tokens(ids, book_new, generator=torch.Generator(device=device).manual_seed(0), use_cache=False)
-            _sync(device)
+        t_ours = bench.median(gen(new), f"gen b{b} ours", warmup=gen(2))
+        rows.append({"batch": b, "impl": "ours (KV cache)", "tok_s": b * new / t_ours, "s": t_ours,
+                     "bytes_per_step": step_bytes(cfg, params, b, prompt + new / 2, 4, 4)})
+        if compiled:
+            size = decode.cache_size(cfg.block_size, prompt + new - 1)
 
-        def warm(use_cache):
-            return lambda: model.generate_tokens(ids, 2, generator=torch.Generator(device=device).manual_seed(0),
-                                                 use_cache=use_cache)
+            def first_step():   # the prompt's prefill and one step: the first call of a shape compiles it
+                dec = decode.CompiledDecoder(model, b, needed=prompt + new - 1)
+                with torch.no_grad():
+                    dec.fill(ids)
+                    dec.step(ids[:, -1])
+                _sync(device)
 
-        t_ours = bench.median(ours, f"gen b{b} ours", warmup=warm(True))
-        rows.append({"batch": b, "impl": "ours (KV cache)", "tok_s": b * new / t_ours, "s": t_ours})
-        t_book = bench.median(book, f"gen b{b} book", warmup=warm(False))
+            t0 = time.perf_counter()
+            first_step()
+            compile_s = time.perf_counter() - t0
+            t_comp = bench.median(gen(new, compile=True), f"gen b{b} compiled", warmup=first_step)
+            width = torch.finfo(dtype).bits // 8
+            rows.append({"batch": b, "impl": compiled_name, "tok_s": b * new / t_comp, "s": t_comp,
+                         "compile_s": compile_s, "bytes_per_step": step_bytes(cfg, params, b, size, width, width)})
+        t_book = bench.median(gen(book_new, use_cache=False), f"gen b{b} book", warmup=gen(2, use_cache=False))
         rows.append({"batch": b, "impl": "book (full-prefix recompute)", "tok_s": b * book_new / t_book, "s": t_book})
         if hf is not None:
             mask = torch.ones_like(ids)
@@ -77,42 +97,53 @@ def run(bench, device: torch.device, batches=(1, 8), prompt: int = 256, new: int
                     hf.generate(ids, attention_mask=mask, do_sample=True, top_k=0, max_new_tokens=2, min_new_tokens=2)
 
             t_hf = bench.median(hf_gen, f"gen b{b} hf", warmup=hf_warm)
-            rows.append({"batch": b, "impl": "HF transformers GPT2 generate", "tok_s": b * new / t_hf, "s": t_hf})
+            rows.append({"batch": b, "impl": "HF transformers GPT2 generate (fp32)", "tok_s": b * new / t_hf, "s": t_hf})
     if hf is None:
         notes.append("HF GPT2 skipped: transformers is not installed (pip install -e '.[bench]')")
-    ours_rate = {r["batch"]: r["tok_s"] for r in rows if r["impl"].startswith("ours")}
+    if compiled:
+        comp = [f"batch {r['batch']} {r['compile_s']:.0f} s" for r in rows if "compile_s" in r]
+        notes.append(f"compiled: torch.compile (inductor, max-autotune, freezing) of the one-token step, "
+                     f"{'bf16 (this CPU has AMX)' if dtype == torch.bfloat16 else 'fp32'}; its compile is not in "
+                     f"the tokens/s: {', '.join(comp)} (one per batch size and cache length; a prefill and a step included)")
+    eager = {r["batch"]: r["tok_s"] for r in rows if r["impl"] == "ours (KV cache)"}
     for r in rows:
-        r["ratio"] = ours_rate[r["batch"]] / r["tok_s"]   # how many times faster ours is
+        r["ratio"] = r["tok_s"] / eager[r["batch"]]   # speed relative to our eager decoding at that batch
     return {"rows": rows, "notes": notes, "params": params}
 
 
-def bandwidth(device: torch.device, params: int, tok_s_b1: float, prompt: int, new: int, cfg=None) -> dict:
-    """Achieved memory bandwidth of batch-1 decoding vs the card's measured device-to-device copy bandwidth.
+def step_bytes(cfg, params: int, batch: int, keys: float, weight_bytes: int, cache_bytes: int) -> float:
+    """Bytes one decoding step reads: every weight once (the embedding tables only a row per token, left
+    out) plus, per sequence, the keys and values of `keys` positions in all layers."""
+    embeddings = cfg.vocab_size * cfg.n_embd + (cfg.block_size * cfg.n_embd if cfg.attention == "absolute" else 0)
+    return (params - embeddings) * weight_bytes + batch * 2 * cfg.n_layer * keys * cfg.n_embd * cache_bytes
 
-    Bytes per decoded token = all weights (fp32) once + the KV cache read so far (mean context length).
-    """
-    from zoo_music_transformer.model import MusicTransformerConfig
 
-    cfg = cfg or MusicTransformerConfig()
-    n = 256 * 1024 * 1024 if device.type == "cuda" else 16 * 1024 * 1024   # 1 GiB of fp32 on a GPU
-    a = torch.empty(n, device=device)
-    b = torch.empty_like(a)
-    for _ in range(3):
-        b.copy_(a)
+def read_bandwidth(device: torch.device) -> float:
+    """Bytes/s of reading a buffer far larger than any cache (a sum over 1 GiB on a GPU, 256 MiB on a
+    CPU), with the threads decoding uses."""
+    n = (256 if device.type == "cuda" else 64) * 1024 * 1024
+    a = torch.ones(n, device=device)
+    for _ in range(2):
+        a.sum()
     _sync(device)
+    reps = 10
     t0 = time.perf_counter()
-    reps = 20
     for _ in range(reps):
-        b.copy_(a)
+        a.sum()
     _sync(device)
-    copy_bw = 2 * a.numel() * 4 * reps / (time.perf_counter() - t0)   # read + write
-    del a, b
-    mean_ctx = prompt + new / 2
-    kv_bytes = 2 * cfg.n_layer * mean_ctx * cfg.n_embd * 4
-    per_token = params * 4 + kv_bytes
-    achieved = per_token * tok_s_b1
-    return {"device": device.type, "copy_GBs": copy_bw / 1e9, "achieved_GBs": achieved / 1e9, "bytes_per_token_MB": per_token / 1e6,
-            "fraction": achieved / copy_bw}
+    return a.numel() * 4 * reps / (time.perf_counter() - t0)
+
+
+def bandwidth(device: torch.device, rows: list[dict]) -> dict:
+    """Achieved read bandwidth of each decoding row that counts its bytes, against read_bandwidth()."""
+    bw = read_bandwidth(device)
+    out = []
+    for r in rows:
+        if "bytes_per_step" in r:
+            achieved = r["bytes_per_step"] * r["tok_s"] / r["batch"]   # one step makes `batch` tokens
+            out.append({"batch": r["batch"], "impl": r["impl"], "MB_per_step": r["bytes_per_step"] / 1e6,
+                        "achieved_GBs": achieved / 1e9, "fraction": achieved / bw})
+    return {"device": device.type, "read_GBs": bw / 1e9, "rows": out}
 
 
 def estimate_full(bench, device: torch.device, batch: int = 1, prompt: int = 256, new: int = 768, points: int = 4):

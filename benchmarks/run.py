@@ -1,7 +1,8 @@
-"""`make bench`: run the five benchmarks against their peers and regenerate docs/benchmarks.md.
+"""`make bench`: run the six benchmarks against their peers and regenerate docs/benchmarks.md.
 
     python benchmarks/run.py                      # CPU, every benchmark -> docs/benchmarks.md
-    python benchmarks/run.py --device cuda --only generate,musegan,cold --json benchmarks/results/gpu.json
+    python benchmarks/run.py --only train --page ''   # one section, printed only (see --help for the names)
+    python benchmarks/run.py --device cuda --only generate,train,musegan,cold --json benchmarks/results/gpu.json
 
 Each benchmark runs ours and the peer in the same process run, one warm-up then --repeats timed runs,
 and reports medians and the ratio. A GPU run writes JSON (--json); the page includes every
@@ -24,7 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-ALL = ("generate", "musegan", "cold", "tokenize", "cli")
+sys.path.insert(0, str(ROOT / "plugins" / "musegan" / "benchmarks"))   # the MuseGAN iteration lives with its plugin
+ALL = ("generate", "train", "musegan", "cold", "tokenize", "cli")
 
 
 class Bench:
@@ -63,6 +65,11 @@ def machine(device: str) -> dict:
     info = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "os": platform.platform(),
             "device": device, "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    try:   # AMX decides bf16 on a CPU (zoo.device.cpu_bf16_pays): the page says whether this one has it
+        flags = next(l for l in open("/proc/cpuinfo") if l.startswith("flags")).split()
+        info["amx"] = "yes (amx_bf16)" if "amx_bf16" in flags else "no"
+    except (OSError, StopIteration):
+        pass
     try:
         info["load_avg_1m"] = os.getloadavg()[0]
     except OSError:
@@ -105,17 +112,18 @@ def run_all(args) -> dict:
                 import bench_generate
 
                 res = bench_generate.run(bench, device, batches=tuple(args.batches), prompt=args.prompt,
-                                         new=args.new, book_new=args.book_new)
+                                         new=args.new, book_new=args.book_new, compiled=args.compile)
                 if (args.prompt, args.new, args.book_new) != (256, 768, 768) and 1 in args.batches:
                     res["estimate"] = bench_generate.estimate_full(bench, device, batch=1)
-                b1 = [r for r in res["rows"] if r["batch"] == 1 and r["impl"].startswith("ours")]
-                if b1:
-                    res["bandwidth"] = bench_generate.bandwidth(device, res["params"], b1[0]["tok_s"], args.prompt,
-                                                                args.new)
-            elif name == "musegan":
-                import bench_musegan_train
+                res["bandwidth"] = bench_generate.bandwidth(device, res["rows"])
+            elif name == "train":
+                import bench_mt_train
 
-                res = bench_musegan_train.run(bench, device, batch=args.gan_batch)
+                res = bench_mt_train.run(bench, device, batch=args.train_batch, block=args.train_block)
+            elif name == "musegan":
+                import bench_iteration
+
+                res = bench_iteration.run(bench, device, batch=args.gan_batch)
             elif name == "cold":
                 import bench_cold_load
 
@@ -143,10 +151,11 @@ def run_all(args) -> dict:
 
 TITLES = {
     "generate": "1. Music Transformer generation (tokens/s)",
-    "musegan": "2. MuseGAN training iteration (5 critic + 1 generator step)",
-    "cold": "3. Cold load to first output",
-    "tokenize": "4. Tokenizing a MIDI folder",
-    "cli": "5. CLI start-up",
+    "train": "2. Music Transformer training (tokens/s)",
+    "musegan": "3. MuseGAN training iteration (5 critic + 1 generator step)",
+    "cold": "4. Cold load to first output",
+    "tokenize": "5. Tokenizing a MIDI folder",
+    "cli": "6. CLI start-up",
 }
 
 
@@ -161,7 +170,7 @@ def section(name: str, res: dict, repeats: int) -> list[str]:
     if "skipped" in res:
         return lines + [f"Skipped: {res['skipped']}", ""]
     if name == "generate":
-        lines += _table(["batch", "implementation", "tokens/s (median)", "ours is × faster"],
+        lines += _table(["batch", "implementation", "tokens/s (median)", "× ours (KV cache)"],
                         [(r["batch"], r["impl"], f"{r['tok_s']:.1f}", f"{r['ratio']:.2f}") for r in res["rows"]])
         est = res.get("estimate")
         if est:
@@ -170,14 +179,25 @@ def section(name: str, res: dict, repeats: int) -> list[str]:
                       f"(medians, interpolated and summed; sampling left out): ours {est['ours_tok_s']:.1f} tokens/s, "
                       f"the book's recompute {est['book_tok_s']:.2f} tokens/s: ours is {est['ratio']:.1f}× faster."]
         bw = res.get("bandwidth")
-        if bw:
-            what = "device-to-device copy (1 GiB)" if bw.get("device", "cuda") == "cuda" else "memory copy (64 MiB buffers)"
-            lines += ["", f"Batch-1 decoding (ours) reads about {bw['bytes_per_token_MB']:.0f} MB per token (fp32 "
-                      f"weights plus the KV cache): {bw['achieved_GBs']:.1f} GB/s achieved against "
-                      f"{bw['copy_GBs']:.1f} GB/s measured {what} bandwidth, counting bytes read and written "
-                      f"({100 * bw['fraction']:.0f} %; from the tokens/s above, the prompt's prefill included)."]
+        if bw and "rows" in bw:
+            what = "1 GiB" if bw["device"] == "cuda" else "256 MiB"
+            lines += ["", f"Memory read per decoding step (every weight once, the embedding tables left out, plus "
+                      f"each sequence's cached keys and values: the context so far for ours, the whole static "
+                      f"cache for the compiled step, which reads it masked), times steps/s from the tokens/s "
+                      f"above (prefill and sampling included), against {bw['read_GBs']:.1f} GB/s measured "
+                      f"read bandwidth (a sum over {what}, same threads):", ""]
+            lines += _table(["batch", "implementation", "MB read / step", "GB/s achieved", "% of read bandwidth"],
+                            [(r["batch"], r["impl"], f"{r['MB_per_step']:.0f}", f"{r['achieved_GBs']:.1f}",
+                              f"{100 * r['fraction']:.0f}") for r in bw["rows"]])
+        elif bw:   # a result file from before the compiled rows
+            lines += ["", f"Batch-1 decoding (ours) reads about {bw['bytes_per_token_MB']:.0f} MB per token: "
+                      f"{bw['achieved_GBs']:.1f} GB/s achieved against {bw['copy_GBs']:.1f} GB/s measured copy "
+                      f"bandwidth ({100 * bw['fraction']:.0f} %)."]
+    elif name == "train":
+        lines += _table(["implementation", "tokens/s (median)", "s / step", "× before"],
+                        [(r["impl"], f"{r['tok_s']:.0f}", f"{r['s']:.2f}", f"{r['ratio']:.2f}") for r in res["rows"]])
     elif name == "musegan":
-        lines += _table(["implementation", "s / iteration (median)", "× ours"],
+        lines += _table(["implementation", "s / iteration (median)", "× ours fp32 (time)"],
                         [(r["impl"], f"{r['s']:.3f}", f"{r['ratio']:.2f}") for r in res["rows"]])
     elif name == "cold":
         lines += _table(["implementation", "wall s (median)", "× ours"],
@@ -195,7 +215,8 @@ def section(name: str, res: dict, repeats: int) -> list[str]:
 
 
 def header(m: dict) -> list[str]:
-    keys = [("date", "run at"), ("commit", "commit"), ("cpu", "CPU"), ("cpu_count", "logical CPUs"),
+    keys = [("date", "run at"), ("commit", "commit"), ("cpu", "CPU"), ("amx", "AMX (bf16 matrix units)"),
+            ("cpu_count", "logical CPUs"),
             ("torch_threads", "torch threads"), ("load_avg_1m", "load average (1 min) at start"),
             ("torch", "torch"), ("cuda", "CUDA"), ("gpu", "GPU"), ("python", "Python"), ("os", "OS"),
             ("transformers", "transformers"), ("miditok", "miditok"), ("symusic", "symusic")]
@@ -220,21 +241,32 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(ALL)}")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="timed runs per measurement after one warm-up (default 3: the page stays under ~15 minutes)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads (default 1 on a CPU: shared cores make more threads slower and noisier)")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    ap.add_argument("--prompt", type=int, default=None, help="prompt tokens (default 256 on a GPU, 64 on a CPU)")
-    ap.add_argument("--new", type=int, default=None, help="new tokens (default 768 on a GPU, 32 on a CPU)")
+    ap.add_argument("--prompt", type=int, default=None, help="prompt tokens (default 256)")
+    ap.add_argument("--new", type=int, default=None, help="new tokens (default 768 on a GPU, 256 on a CPU)")
     ap.add_argument("--book-new", dest="book_new", type=int, default=None,
                     help="new tokens for the book's recompute (default: --new on a GPU, 4 on a CPU)")
+    ap.add_argument("--no-compile", dest="compile", action="store_false",
+                    help="leave out the compiled decoding rows (they compile 40-50 s per batch size)")
+    ap.add_argument("--train-batch", dest="train_batch", type=int, default=4, help="MT training batch (default 4)")
+    ap.add_argument("--train-block", dest="train_block", type=int, default=512,
+                    help="MT training sequence length (default 512)")
     ap.add_argument("--gan-batch", dest="gan_batch", type=int, default=None, help="default 64")
     ap.add_argument("--json", default=None, help="write the raw results here (a GPU run: benchmarks/results/NAME.json)")
-    ap.add_argument("--page", default=str(ROOT / "docs" / "benchmarks.md"), help="the page to regenerate ('' = none)")
+    ap.add_argument("--page", default=None,
+                    help="the page to regenerate ('' = none; default docs/benchmarks.md, or none with --only: a "
+                         "subset would replace the whole page, so it is printed instead)")
     args = ap.parse_args(argv)
+    unknown = set(args.only.split(",")) - set(ALL) if args.only else set()
+    if unknown:
+        ap.error(f"unknown benchmark {', '.join(sorted(unknown))}; choose from {','.join(ALL)}")
     gpu = args.device.startswith("cuda")
     args.prompt = args.prompt or 256
-    args.new = args.new or (768 if gpu else 32)
+    args.new = args.new or (768 if gpu else 256)
     args.book_new = args.book_new or (args.new if gpu else 4)
     args.gan_batch = args.gan_batch or 64
     if args.threads is None and not gpu:
@@ -242,20 +274,33 @@ def main(argv=None) -> int:
     if args.threads:   # the subprocess benchmarks (cold load, CLI) get the same thread count
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     result = run_all(args)
-    result["sizes"] = (f"Sizes: generation prompt {args.prompt} + {args.new} new tokens"
-                       f"{f' ({args.book_new} for the book)' if args.book_new != args.new else ''}, batches "
-                       f"{', '.join(map(str, args.batches))}; MuseGAN batch {args.gan_batch}.")
-    if (args.prompt, args.new, args.book_new) != (256, 768, 768):
+    only = args.only.split(",") if args.only else ALL
+    sizes = []
+    if "generate" in only:
+        sizes.append(f"generation prompt {args.prompt} + {args.new} new tokens"
+                     f"{f' ({args.book_new} for the book)' if args.book_new != args.new else ''}, batches "
+                     f"{', '.join(map(str, args.batches))}")
+    if "train" in only:
+        sizes.append(f"Music Transformer training batch {args.train_batch} x {args.train_block} tokens")
+    if "musegan" in only:
+        sizes.append(f"MuseGAN batch {args.gan_batch}")
+    result["sizes"] = f"Sizes: {'; '.join(sizes)}." if sizes else ""
+    if "generate" in only and (args.prompt, args.new, args.book_new) != (256, 768, 768):
         result["sizes"] += (" The generation sizes are smaller than the full benchmark's (256 + 768 tokens for every "
                             "implementation), which `python benchmarks/run.py --new 768 --book-new 768` "
                             "runs: on this shared 2-core CPU the book's full-prefix recompute at "
-                            "batch 8 alone would take hours at those sizes, far past the page's 10-minute budget. "
+                            "batch 8 alone would take hours at those sizes, far past the page's 15-minute budget. "
                             "Each step of the book's recompute is a forward over the whole prefix, so its cost "
                             "per token grows with the context: its tokens/s over a few tokens after the prompt "
                             "flatters it. The estimate under the table puts both at the full sizes.")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    if args.page is None and args.only:
+        print("\n" + page([(f"This machine ({args.device})", result)], "python benchmarks/run.py " + " ".join(argv or sys.argv[1:])))
+        print("(--only: docs/benchmarks.md left as it was; --page PATH writes this subset to PATH)")
+    elif args.page is None:
+        args.page = str(ROOT / "docs" / "benchmarks.md")
     if args.page:
         runs = [(f"This machine ({args.device})", result)]
         for extra in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
@@ -267,9 +312,9 @@ def main(argv=None) -> int:
         text = page(runs, "python benchmarks/run.py")
         if not any(r["machine"].get("gpu") for _, r in runs):
             text += ("\n## GPU\n\nNo GPU was at hand for this page. On a CUDA machine, "
-                     "`python benchmarks/run.py --device cuda --only generate,musegan,cold --json "
-                     "benchmarks/results/gpu.json` runs benchmarks 1-3 at the full sizes and measures the achieved "
-                     "memory bandwidth of batch-1 decoding against the card's device-to-device copy bandwidth; the next "
+                     "`python benchmarks/run.py --device cuda --only generate,train,musegan,cold --json "
+                     "benchmarks/results/gpu.json` runs benchmarks 1-4 at the full sizes and measures the achieved "
+                     "memory bandwidth of decoding against the card's read bandwidth; the next "
                      "`make bench` includes that file as its own section.\n")
         Path(args.page).parent.mkdir(parents=True, exist_ok=True)
         Path(args.page).write_text(text)

@@ -1,65 +1,119 @@
-"""CPU time of one WGAN-GP iteration (5 critic steps + 1 generator step): the book's literal layers vs zoo_musegan.
+"""MuseGAN training iteration (5 critic steps + 1 generator step, WGAN-GP): zoo_musegan's layers in fp32 and
+under bf16 autocast, against the book's literal layers.
 
-    python plugins/musegan/benchmarks/bench_iteration.py [--batch 64] [--threads 1] [--repeat 3]
+Every row runs the same loop (zoo_musegan.train.wgan_gp_iteration) with Adam from the same weights
+(tests/musegan_reference.copy_weights), so the book row differs in its layers only (one call per
+(bar, track) nn.Sequential stacks against zoo_musegan's batched ones) and the bf16 row in precision only
+(bf16 autocast as the trainer uses it: on CUDA, and on CPUs with AMX; without AMX it is skipped, as
+bf16 is slower than fp32 there). `make bench` (benchmarks/run.py) calls run(); alone:
+
+    python plugins/musegan/benchmarks/bench_iteration.py [--batch 64] [--threads 1] [--repeats 3] [--set n_bars=2]
 """
 
+from __future__ import annotations
+
 import argparse
+import contextlib
+import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))   # the plugin's tests/
-
-from musegan_reference import copy_weights, reference_from_config  # noqa: E402
-from zoo_musegan.model import MuseGANConfig, MuseCritic, MuseGenerator, book_init  # noqa: E402
-from zoo_musegan.train import wgan_gp_iteration  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))   # the plugin's tests/: the book's layers
 
 
-def noise_fn(config):
-    def sample(b):
-        z = config.z_dim
-        return torch.randn(b, z), torch.randn(b, z), torch.randn(b, config.n_tracks, z), torch.randn(b, config.n_tracks, z)
-    return sample
+def bf16_pays(device: torch.device) -> bool:
+    from zoo.device import cpu_bf16_pays
+
+    return device.type == "cuda" or (device.type == "cpu" and cpu_bf16_pays()[0])
 
 
-def time_iteration(gen, critic, config, batch, repeat):
-    opt_g = torch.optim.Adam(gen.parameters(), lr=1e-3, betas=(0.5, 0.9))
-    opt_c = torch.optim.Adam(critic.parameters(), lr=1e-3, betas=(0.5, 0.9))
-    real = torch.where(torch.rand(batch, config.n_tracks, config.n_bars, config.steps_per_bar, config.n_pitches) < 0.02, 1.0, -1.0)
-    sample = noise_fn(config)
-    wgan_gp_iteration(gen, critic, opt_g, opt_c, real, sample)  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.process_time()
-        wgan_gp_iteration(gen, critic, opt_g, opt_c, real, sample)
-        times.append(time.process_time() - t0)
-    return min(times)
+def run(bench, device: torch.device, batch: int = 64, overrides: dict | None = None) -> dict:
+    """Rows of seconds per iteration (medians of bench.median); ratio = seconds / ours fp32."""
+    from musegan_reference import copy_weights, reference_from_config
+    from zoo_musegan.model import MuseCritic, MuseGANConfig, MuseGenerator, book_init
+    from zoo_musegan.train import wgan_gp_iteration
 
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--set", nargs="*", default=[], help="config overrides key=value")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    overrides = {k: int(v) for k, v in (kv.split("=") for kv in args.set)}
-    config = MuseGANConfig(**overrides)
+    config = MuseGANConfig(**(overrides or {}))
     torch.manual_seed(0)
     gen, critic = MuseGenerator(config), MuseCritic(config)
     gen.apply(book_init), critic.apply(book_init)
     rgen, rcritic = reference_from_config(config)
     copy_weights(gen, rgen), copy_weights(critic, rcritic)
-    t_ref = time_iteration(rgen, rcritic, config, args.batch, args.repeat)
-    t_ours = time_iteration(gen, critic, config, args.batch, args.repeat)
-    print(f"config {overrides or 'book default'}, batch {args.batch}, {args.threads} thread(s), CPU time per iteration "
-          f"(5 critic + 1 generator step, best of {args.repeat}):")
-    print(f"  book layers (literal) {t_ref:.2f} s")
-    print(f"  zoo_musegan           {t_ours:.2f} s   ({t_ref / t_ours:.2f}x)")
+    shape = (batch, config.n_tracks, config.n_bars, config.steps_per_bar, config.n_pitches)
+    real = torch.where(torch.rand(shape) < 0.02, 1.0, -1.0).to(device)
+    z = config.z_dim
+
+    def noise(b):
+        return (torch.randn(b, z, device=device), torch.randn(b, z, device=device),
+                torch.randn(b, config.n_tracks, z, device=device), torch.randn(b, config.n_tracks, z, device=device))
+
+    def timer(g, c, label, bf16=False):
+        import copy
+
+        g, c = copy.deepcopy(g).to(device), copy.deepcopy(c).to(device)   # every row starts from the same weights
+        opt_g = torch.optim.Adam(g.parameters(), lr=1e-3, betas=(0.5, 0.9))
+        opt_c = torch.optim.Adam(c.parameters(), lr=1e-3, betas=(0.5, 0.9))
+        amp = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+        def step():
+            with amp:
+                wgan_gp_iteration(g, c, opt_g, opt_c, real, noise)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+
+        return bench.median(step, label)
+
+    rows, notes = [], [f"batch {batch}; seconds per iteration (5 critic + 1 generator step)"]
+    t_ours = timer(gen, critic, "gan ours fp32")
+    rows.append({"impl": "ours (zoo_musegan layers), fp32", "s": t_ours})
+    if bf16_pays(device):
+        rows.append({"impl": "ours, bf16 autocast", "s": timer(gen, critic, "gan ours bf16", bf16=True)})
+    else:
+        notes.append("bf16 skipped: this CPU has no AMX (bf16 autocast is slower than fp32 there)")
+    rows.append({"impl": "book (literal layers), fp32", "s": timer(rgen, rcritic, "gan book")})
+    for r in rows:
+        r["ratio"] = r["s"] / t_ours
+    return {"rows": rows, "notes": notes}
+
+
+class _Bench:
+    """The smallest stand-in for benchmarks/run.py's Bench: one warm-up, then the median of `repeats` runs."""
+
+    def __init__(self, repeats: int):
+        self.repeats = repeats
+
+    def median(self, fn, label: str) -> float:
+        fn()
+        times = []
+        for _ in range(self.repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        print(f"  {label}: median {statistics.median(times):.2f} s (n={len(times)})", flush=True)
+        return statistics.median(times)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--set", nargs="*", default=[], help="MuseGANConfig overrides key=value (integers)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    overrides = {k: int(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    res = run(_Bench(args.repeats), torch.device(args.device), args.batch, overrides)
+    print(f"config {overrides or 'book default'}, {args.threads} thread(s), median of {args.repeats}:")
+    for r in res["rows"]:
+        print(f"  {r['impl']:34s} {r['s']:7.2f} s  ({r['ratio']:.2f}x ours fp32)")
+    for n in res["notes"]:
+        print(f"  {n}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
