@@ -193,7 +193,7 @@ def test_info_shows_size_metrics_options_data_licence_and_place():
     options = {o["name"]: o for o in mt["generate_options"]}
     assert options["length"]["default"] == 1024 and "temperature" in options
     assert any("test_nll" in rows for rows in mt["metrics"].values())                 # the card's NLL
-    assert any("long_notes" in rows for rows in mt["metrics"].values())               # and its continuation table
+    assert any("cont_long_notes" in rows for rows in mt["metrics"].values())               # and its continuation table
 
 
 # --- a trained model's card names the data folder, never its local path --------------------------------------
