@@ -39,6 +39,18 @@ SITECUSTOMIZE = """
 """
 
 
+def stalling_pull_env(tmp_path: Path, script: str) -> tuple[dict, Path]:
+    """Environment for a `zoo pull` subprocess that loads `script` as its sitecustomize, and the marker file the
+    script creates once the weights file is in flight."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(textwrap.dedent(script))
+    marker = tmp_path / "downloading"
+    env = {**os.environ, "PULL_MARKER": str(marker),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+    return env, marker
+
+
 def _cache_state(cache: Path, repo: str) -> tuple[list[Path], list[Path]]:
     """(files under final names in the repo's snapshots, blobs still marked .incomplete)."""
     root = cache / f"models--{repo.replace('/', '--')}"
@@ -55,12 +67,8 @@ def test_signal_during_pull_leaves_no_partial_model_and_the_next_pull_completes(
 
     repo = _repo(request)
     commit = olah.publish_folder(repo, saved)
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(textwrap.dedent(SITECUSTOMIZE))
-    marker = tmp_path / "downloading"
-    env = {**os.environ, "PULL_MARKER": str(marker), "PULL_STALL_S": "2" if sig == signal.SIGINT else "60",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+    env, marker = stalling_pull_env(tmp_path, SITECUSTOMIZE)
+    env["PULL_STALL_S"] = "2" if sig == signal.SIGINT else "60"
     proc = subprocess.Popen([ZOO, "pull", repo], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             preexec_fn=sigint_as_usual)
     deadline = time.monotonic() + 60

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ZOO
+from tests.test_hostile_pull import stalling_pull_env
 from tests.test_hub import TOKEN, _repo, hub_env, olah, saved, standin  # noqa: F401  (fixtures)
 from zoo.cli import main
 from zoo.testing import sigint_as_usual
@@ -237,12 +238,7 @@ def test_ctrl_c_on_one_pull_leaves_a_concurrent_pull_whole(hub_env, olah, saved,
 
     repo = _repo(request)
     commit = olah.publish_folder(repo, saved)
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(textwrap.dedent(STALL))
-    marker = tmp_path / "downloading"
-    env = {**os.environ, "PULL_MARKER": str(marker),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+    env, marker = stalling_pull_env(tmp_path, STALL)
     a = subprocess.Popen([ZOO, "pull", repo], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env={**env, "PULL_RELEASE": str(tmp_path / "go")}, preexec_fn=sigint_as_usual)
     deadline = time.monotonic() + 60

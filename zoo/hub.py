@@ -181,7 +181,7 @@ def _snapshot(repo_id: str, revision: str | None, token, names, **kwargs) -> Pat
 
 
 def _listed(folder: Path) -> list[str] | None:
-    """Every file a snapshot's manifest lists (samples too, not only model files), with the manifest itself;
+    """Every file a folder's manifest lists (samples too, not only model files), with the manifest itself;
     None without a readable manifest. A list no model folder can have is a HubError before any download."""
     from zoo.checkpoint import MANIFEST, PICKLE_SUFFIXES
 
@@ -432,7 +432,10 @@ def push_to_hub(model_or_path, repo_id: str, revision: str | None = None, privat
         config = checkpoint.read_config(source)
         staged = Path(tmp) / "upload"
         staged.mkdir()
-        extra = _manifest_extras(source)   # files a release adds (samples): its manifest lists them, so pull fetches them
+        try:   # files a release adds (samples) are in its manifest: pushed here, fetched by pull (the same check)
+            extra = set(_listed(source) or ())
+        except HubError as exc:
+            raise HubError(f"{source}: {exc}; nothing was pushed") from None
         for path in sorted(source.iterdir()):
             if (_is_model_file(path.name) or path.name in extra) and _own_file(path, source) \
                     and path.name not in ("README.md", checkpoint.MANIFEST):
@@ -457,18 +460,6 @@ def push_to_hub(model_or_path, repo_id: str, revision: str | None = None, privat
                                message or f"Upload {config['arch']} model with musezoo", token)
         except hubnet.HubLimitError as exc:
             raise HubError(f"pushing to {repo_id}: {exc}; the Hub keeps a commit whole or not at all") from None
-
-
-def _manifest_extras(folder: Path) -> set[str]:
-    """Plain files a folder's manifest lists besides the model files (a release's prompt.mid, sample.mid)."""
-    from zoo.checkpoint import MANIFEST, PICKLE_SUFFIXES
-
-    try:
-        listed = read_json(folder / MANIFEST, "manifest.json", HubError).get("sha256") or {}
-    except (HubError, AttributeError):
-        return set()   # checkpoint.verify has already refused a folder whose manifest is unreadable
-    return {n for n in listed if isinstance(n, str) and "/" not in n and "\\" not in n and not n.startswith(".")
-            and not n.lower().endswith(PICKLE_SUFFIXES)}
 
 
 _FRONT_MATTER = re.compile(r"^(\s*---[\r\n]+)([\S\s]*?)([\r\n]+---(\r\n|\n|$))")   # as huggingface_hub's cards
