@@ -1,22 +1,38 @@
-"""6. Music Transformer training, tokens/s: the attention before issue #20 against the fused one, in fp32 and bf16.
+"""2. Music Transformer training: tokens/s and peak memory, the attention before issue #20 against the fused one.
 
-The book's widths (6 layers, 8 heads, 512 wide, dropout 0.1) on random tokens; one step = forward,
-cross-entropy, backward, AdamW, as the plugin's trainer does it. Rows:
+One step = forward, cross-entropy, backward, AdamW, as the plugin's trainer does it, on random tokens.
+Speed is measured at two sizes, block 512:
+
+  shipped widths   4 layers, 4 heads, 256 wide, batch 8 (the size the issue measured)
+  book widths      6 layers, 8 heads, 512 wide, batch --train-batch (default 4)
+
+Rows:
 
   before         dropout inside the attention call (dropout_p=0.1): on a CPU that forces SDPA's unfused
                  math kernel, which materialises every (T x T) attention matrix
   fused, fp32    the plugin today: no dropout in the attention call (it stays on the residual branches)
   fused, bf16    the same under bf16 autocast, as the trainer does on CUDA and on CPUs with AMX (skipped on
                  a CPU without AMX: bf16 is slower than fp32 there)
+
+Peak memory is the book's own config (block 2048): each row runs in a fresh process (peak RSS only
+grows), which allocates AdamW's state first and then times one training step, so the peak holds the
+weights, the optimizer state, the activations and the gradients together.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import resource
+import subprocess
+import sys
+import time
 from unittest import mock
 
 import torch
 from torch.nn import functional as F
+
+SHIPPED = {"n_layer": 4, "n_head": 4, "n_embd": 256}
 
 
 @contextlib.contextmanager
@@ -32,48 +48,96 @@ def dropout_in_attention(p: float):
         yield
 
 
-def run(bench, device: torch.device, batch: int = 4, block: int = 512) -> dict:
+def make_step(cfg, device: torch.device, batch: int, before: bool, bf16: bool, state=None):
+    """A training step of a fresh model (from `state` when given) on one random batch."""
+    from zoo_music_transformer.model import MusicTransformer
+
+    model = MusicTransformer(cfg).to(device).train()
+    if state is not None:
+        model.load_state_dict(state)                  # every row from the same weights
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.95))
+    data = torch.randint(0, 388, (batch, cfg.block_size + 1), generator=torch.Generator().manual_seed(0)).to(device)
+    x, y = data[:, :-1], data[:, 1:]
+
+    def step():
+        # fresh contexts each step: a context manager made by a generator runs once
+        patch = dropout_in_attention(cfg.dropout) if before else contextlib.nullcontext()
+        amp = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with patch, amp:
+            logits = model(x)
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return model, opt, step
+
+
+VARIANTS = [("before: dropout in SDPA (math kernel), fp32", True, False),
+            ("fused SDPA, fp32 (today)", False, False),
+            ("fused SDPA, bf16 autocast", False, True)]
+
+
+def run(bench, device: torch.device, batch: int = 4, block: int = 512, memory: bool = True) -> dict:
     from zoo.device import cpu_bf16_pays
     from zoo_music_transformer.model import MusicTransformer, MusicTransformerConfig
 
-    torch.manual_seed(0)
-    cfg = MusicTransformerConfig(block_size=block)
-    base = MusicTransformer(cfg).state_dict()
-    data = torch.randint(0, 388, (batch, block + 1), device=device)
-    x, y = data[:, :-1], data[:, 1:]
-
-    def timer(label, before=False, bf16=False):
-        model = MusicTransformer(cfg).to(device).train()
-        model.load_state_dict(base)                       # every row from the same weights
-        opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.95))
-        def contexts():   # fresh each step: a context manager made by a generator runs once
-            return (dropout_in_attention(cfg.dropout) if before else contextlib.nullcontext(),
-                    torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext())
-
-        def step():
-            patch, amp = contexts()
-            with patch, amp:
-                logits = model(x)
-            loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-
-        return bench.median(step, label)
-
-    rows, notes = [], [f"{sum(p.numel() for p in MusicTransformer(cfg).parameters()) / 1e6:.1f} M parameters "
-                       f"(the book's widths at block {block}); batch {batch} x {block} tokens per step; "
-                       "forward + backward + AdamW"]
-    t = timer("train before (math kernel, dropout in SDPA)", before=True)
-    rows.append({"impl": "before: dropout in SDPA (math kernel), fp32", "s": t})
-    rows.append({"impl": "fused SDPA, fp32 (today)", "s": timer("train fused fp32")})
-    if device.type == "cuda" or (device.type == "cpu" and cpu_bf16_pays()[0]):
-        rows.append({"impl": "fused SDPA, bf16 autocast", "s": timer("train fused bf16", bf16=True)})
-    else:
+    bf16_ok = device.type == "cuda" or (device.type == "cpu" and cpu_bf16_pays()[0])
+    variants = VARIANTS if bf16_ok else VARIANTS[:2]
+    rows, notes = [], []
+    for size, cfg, b in [("shipped widths (4 x 256)", MusicTransformerConfig(block_size=block, **SHIPPED), 8),
+                         ("book widths (6 x 512)", MusicTransformerConfig(block_size=block), batch)]:
+        torch.manual_seed(0)
+        state = MusicTransformer(cfg).state_dict()
+        params = sum(v.numel() for v in state.values())
+        group = []
+        for impl, before, bf16 in variants:
+            _, _, step = make_step(cfg, device, b, before, bf16, state)
+            s = bench.median(step, f"train {size} {impl}")
+            group.append({"size": size, "impl": impl, "s": s, "tok_s": b * block / s})
+        for r in group:
+            r["ratio"] = group[0]["s"] / r["s"]       # speed-up over the "before" row
+        rows += group
+        notes.append(f"{size}: {params / 1e6:.1f} M parameters, batch {b} x {block} tokens per step")
+    notes.append("forward + cross-entropy + backward + AdamW")
+    if not bf16_ok:
         notes.append("bf16 skipped: this CPU has no AMX (bf16 autocast is slower than fp32 there)")
-    for r in rows:
-        r["tok_s"] = batch * block / r["s"]
-        r["ratio"] = rows[0]["s"] / r["s"]       # speed-up over the "before" row
-    return {"rows": rows, "notes": notes}
+    out = {"rows": rows, "notes": notes}
+    if memory and device.type == "cpu":
+        out["memory"] = [peak_rss(impl, before, bf16, b, device) for impl, before, bf16, b in
+                         [(VARIANTS[0][0], True, False, 2), (VARIANTS[1][0], False, False, 2),
+                          (VARIANTS[1][0], False, False, 8)] + ([(VARIANTS[2][0], False, True, 8)] if bf16_ok else [])]
+        out["memory_note"] = ("the book's config at block 2048; the 'before' path is left out at batch 8: "
+                              "it needs about 22 GB (its (T x T) attention matrices), more than this machine's "
+                              "memory with anything else running")
+    return out
+
+
+def peak_rss(impl: str, before: bool, bf16: bool, batch: int, device: torch.device) -> dict:
+    """Peak RSS of one book-config training step in a fresh process (see the module docstring)."""
+    args = json.dumps({"before": before, "bf16": bf16, "batch": batch, "threads": torch.get_num_threads()})
+    proc = subprocess.run([sys.executable, __file__, args], capture_output=True, text=True, check=True)
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"impl": impl, "batch": batch, **res}
+
+
+def _child(args: dict) -> None:
+    from zoo_music_transformer.model import MusicTransformerConfig
+
+    torch.set_num_threads(args["threads"])
+    torch.manual_seed(0)
+    model, opt, step = make_step(MusicTransformerConfig(), torch.device("cpu"), args["batch"], args["before"], args["bf16"])
+    for p in model.parameters():              # AdamW's state exists before the measured step, as from step 2 on
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    t0 = time.perf_counter()
+    step()
+    seconds = time.perf_counter() - t0
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9   # Linux reports KiB
+    print(json.dumps({"peak_rss_GB": peak_gb, "s": seconds}))
+
+
+if __name__ == "__main__":
+    _child(json.loads(sys.argv[1]))

@@ -194,8 +194,13 @@ def section(name: str, res: dict, repeats: int) -> list[str]:
                       f"{bw['achieved_GBs']:.1f} GB/s achieved against {bw['copy_GBs']:.1f} GB/s measured copy "
                       f"bandwidth ({100 * bw['fraction']:.0f} %)."]
     elif name == "train":
-        lines += _table(["implementation", "tokens/s (median)", "s / step", "× before"],
-                        [(r["impl"], f"{r['tok_s']:.0f}", f"{r['s']:.2f}", f"{r['ratio']:.2f}") for r in res["rows"]])
+        lines += _table(["model", "implementation", "tokens/s (median)", "s / step", "× before"],
+                        [(r.get("size", ""), r["impl"], f"{r['tok_s']:.0f}", f"{r['s']:.2f}", f"{r['ratio']:.2f}")
+                         for r in res["rows"]])
+        if res.get("memory"):
+            lines += ["", f"Peak memory of one training step ({res['memory_note']}):", ""]
+            lines += _table(["implementation", "batch", "peak RSS (GB)", "s / step"],
+                            [(m["impl"], m["batch"], f"{m['peak_rss_GB']:.2f}", f"{m['s']:.1f}") for m in res["memory"]])
     elif name == "musegan":
         lines += _table(["implementation", "s / iteration (median)", "× ours fp32 (time)"],
                         [(r["impl"], f"{r['s']:.3f}", f"{r['ratio']:.2f}") for r in res["rows"]])
@@ -252,7 +257,7 @@ def main(argv=None) -> int:
                     help="new tokens for the book's recompute (default: --new on a GPU, 4 on a CPU)")
     ap.add_argument("--no-compile", dest="compile", action="store_false",
                     help="leave out the compiled decoding rows (they compile 40-50 s per batch size)")
-    ap.add_argument("--train-batch", dest="train_batch", type=int, default=4, help="MT training batch (default 4)")
+    ap.add_argument("--train-batch", dest="train_batch", type=int, default=4, help="MT training batch at the book widths (default 4)")
     ap.add_argument("--train-block", dest="train_block", type=int, default=512,
                     help="MT training sequence length (default 512)")
     ap.add_argument("--gan-batch", dest="gan_batch", type=int, default=None, help="default 64")
@@ -281,7 +286,8 @@ def main(argv=None) -> int:
                      f"{f' ({args.book_new} for the book)' if args.book_new != args.new else ''}, batches "
                      f"{', '.join(map(str, args.batches))}")
     if "train" in only:
-        sizes.append(f"Music Transformer training batch {args.train_batch} x {args.train_block} tokens")
+        sizes.append(f"Music Transformer training block {args.train_block}, batch 8 (shipped widths) and "
+                     f"{args.train_batch} (book widths)")
     if "musegan" in only:
         sizes.append(f"MuseGAN batch {args.gan_batch}")
     result["sizes"] = f"Sizes: {'; '.join(sizes)}." if sizes else ""

@@ -272,6 +272,37 @@ def test_gumbel_noise_per_voice_holds_pitches_and_keeps_each_cells_distribution(
         MuseGANConfig(gumbel_noise="bar")
 
 
+def test_sample_temperature_draws_from_the_sharpened_categorical_in_training_and_sampling():
+    from zoo_musegan.model import categorical_roll
+
+    # logits 0 and ln 3 (probabilities 1/4, 3/4): at temperature 0.5 they become 1/10, 9/10
+    # (softmax of 0, 2 ln 3); 8000 draws have binomial sd 0.0034, so +-0.015 is over 4 sd
+    two = torch.full((8000, 1, 1, 1, 85), -30.0)
+    two[..., 10], two[..., 20] = 0.0, math.log(3)
+    for temperature, share in [(1.0, 0.75), (0.5, 0.9)]:
+        picks = categorical_roll(two, generator=torch.Generator().manual_seed(2), temperature=temperature).argmax(-1)
+        assert abs((picks == 20).float().mean() - share) < 0.015
+    # the critic sees draws at the model's temperature, and sample() plays them
+    model = MuseGAN(MuseGANConfig(output="gumbel", sample_temperature=0.5, gumbel_tau=0.3, **TINY))
+    played = model.sample(1, seed=4)
+    g = torch.Generator().manual_seed(4)          # sample(): the piece's noise, then its Gumbel draws
+    with torch.no_grad():
+        model.generator.eval()
+        logits = model.generator(*model.sample_noise(1, g)).float()
+    assert torch.equal(played, categorical_roll(logits, generator=g, temperature=0.5))
+    model.generator.train()
+    torch.manual_seed(7)
+    fake = model.fake_rolls(*model.sample_noise(3))
+    torch.manual_seed(7)
+    logits = model.generator(*model.sample_noise(3))
+    assert torch.equal(fake, categorical_roll(logits, 0.3, straight_through=True, temperature=0.5))
+    torch.manual_seed(7)
+    assert not torch.equal(fake, categorical_roll(model.generator(*model.sample_noise(3)), 0.3, straight_through=True))
+    for bad in (0, -1, 100, True, "hot"):
+        with pytest.raises(ConfigError, match="sample_temperature"):
+            MuseGANConfig(output="gumbel", sample_temperature=bad)
+
+
 def test_linear_output_is_the_default_and_old_folders_still_load(tmp_path):
     import zoo
 

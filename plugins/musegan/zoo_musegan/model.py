@@ -65,6 +65,7 @@ class MuseGANConfig:
     output: str = "linear"            # "linear" (the book: one value per pitch, >0 = on), "onehot" or "gumbel"
     gumbel_tau: float = 1.0           # softmax temperature of the straight-through gradient (onehot, gumbel)
     gumbel_noise: str = "cell"        # gumbel: a fresh draw per voice and 16th ("cell") or one per piece and voice ("voice")
+    sample_temperature: float = 1.0   # gumbel: draw each cell from softmax(logits / T); the critic sees the same draws
 
     def __post_init__(self):
         for name in ("n_tracks", "n_bars", "steps_per_bar", "n_pitches", "z_dim", "temporal_hidden",
@@ -93,6 +94,9 @@ class MuseGANConfig:
             raise ConfigError(f"musegan config gumbel_noise must be 'cell' or 'voice', got {self.gumbel_noise!r}")
         if not isinstance(self.gumbel_tau, (int, float)) or isinstance(self.gumbel_tau, bool) or not 0.05 <= self.gumbel_tau <= 10:
             raise ConfigError(f"musegan config gumbel_tau must be a number in [0.05, 10], got {self.gumbel_tau!r}")
+        t = self.sample_temperature
+        if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0.05 <= t <= 10:
+            raise ConfigError(f"musegan config sample_temperature must be a number in [0.05, 10], got {t!r}")
         if _critic_steps_out(self.steps_per_bar) != 1:
             raise ConfigError(f"musegan config steps_per_bar must be 8 or 16 for the critic's strides, got {self.steps_per_bar}")
 
@@ -289,14 +293,16 @@ def gumbel_noise(shape, generator: torch.Generator | None = None, device=None) -
 
 
 def categorical_roll(logits: torch.Tensor, tau: float = 1.0, generator: torch.Generator | None = None,
-                     straight_through: bool = False, sample: bool = True, noise: str = "cell") -> torch.Tensor:
+                     straight_through: bool = False, sample: bool = True, noise: str = "cell",
+                     temperature: float = 1.0) -> torch.Tensor:
     """Logits (B, tracks, bars, steps, pitches + 1) -> a +1/-1 roll (..., pitches): one pitch or a rest (the
-    last logit) per voice and step: the largest logit, or with sample a draw by the Gumbel-max trick, with
-    fresh noise per cell or (noise="voice") one noise vector per piece and voice, shared by all its steps.
-    With straight_through, the gradient is that of the softmax at temperature tau (the forward value is the
-    hard one-hot either way)."""
+    last logit) per voice and step: the largest logit, or with sample a draw from softmax(logits / temperature)
+    by the Gumbel-max trick, with fresh noise per cell or (noise="voice") one noise vector per piece and voice,
+    shared by all its steps. With straight_through, the gradient is that of the softmax at temperature tau
+    (the forward value is the hard one-hot either way)."""
     noisy = logits.float()
     if sample:
+        noisy = noisy / temperature
         shape = logits.shape if noise == "cell" else (*logits.shape[:2], *[1] * (logits.dim() - 3), logits.shape[-1])
         noisy = noisy + gumbel_noise(shape, generator, logits.device)
     hard = F.one_hot(noisy.argmax(dim=-1), logits.shape[-1]).to(logits.dtype)
@@ -370,7 +376,8 @@ class MuseGAN(Model):
         out = self.generator(*noise)
         if self.config.output != "linear":
             return categorical_roll(out, self.config.gumbel_tau, straight_through=True,
-                                    sample=self.config.output == "gumbel", noise=self.config.gumbel_noise)
+                                    sample=self.config.output == "gumbel", noise=self.config.gumbel_noise,
+                                    temperature=self.config.sample_temperature)
         return out
 
     @torch.no_grad()
@@ -393,7 +400,8 @@ class MuseGAN(Model):
             if self.config.output == "onehot":
                 out = categorical_roll(out, sample=False)
             elif self.config.output == "gumbel":
-                out = torch.cat([categorical_roll(out[k:k + 1], generator=g, noise=self.config.gumbel_noise)
+                out = torch.cat([categorical_roll(out[k:k + 1], generator=g, noise=self.config.gumbel_noise,
+                                                  temperature=self.config.sample_temperature)
                                  for k, g in enumerate(gens)])
             return out
         finally:
