@@ -1,7 +1,7 @@
 """2. Music Transformer training: tokens/s and peak memory, the attention before issue #20 against the fused one.
 
 One step = forward, cross-entropy, backward, AdamW, as the plugin's trainer does it, on random tokens.
-Speed is measured at two sizes, block 512:
+Speed is measured at two sizes, block 512, the rows of a size timed in turn (medians of at least 5 rounds):
 
   shipped widths   4 layers, 4 heads, 256 wide, batch 8 (the size the issue measured)
   book widths      6 layers, 8 heads, 512 wide, batch --train-batch (default 4)
@@ -92,11 +92,11 @@ def run(bench, device: torch.device, batch: int = 4, block: int = 512, memory: b
         torch.manual_seed(0)
         state = MusicTransformer(cfg).state_dict()
         params = sum(v.numel() for v in state.values())
-        group = []
-        for impl, before, bf16 in variants:
-            _, _, step = make_step(cfg, device, b, before, bf16, state)
-            s = bench.median(step, f"train {size} {impl}")
-            group.append({"size": size, "impl": impl, "s": s, "tok_s": b * block / s})
+        steps = {f"train {size} {impl}": make_step(cfg, device, b, before, bf16, state)[2]
+                 for impl, before, bf16 in variants}
+        medians = bench.interleaved(steps, repeats=max(bench.repeats, 5))
+        group = [{"size": size, "impl": impl, "s": s, "tok_s": b * block / s}
+                 for (impl, _, _), s in zip(variants, medians.values())]
         for r in group:
             r["ratio"] = group[0]["s"] / r["s"]       # speed-up over the "before" row
         rows += group
@@ -104,7 +104,7 @@ def run(bench, device: torch.device, batch: int = 4, block: int = 512, memory: b
     notes.append("forward + cross-entropy + backward + AdamW")
     if not bf16_ok:
         notes.append("bf16 skipped: this CPU has no AMX (bf16 autocast is slower than fp32 there)")
-    out = {"rows": rows, "notes": notes}
+    out = {"rows": rows, "notes": notes, "repeats": max(bench.repeats, 5), "interleaved": True}
     if memory and device.type == "cpu":
         out["memory"] = [peak_rss(impl, before, bf16, b, device) for impl, before, bf16, b in
                          [(VARIANTS[0][0], True, False, 2), (VARIANTS[1][0], False, False, 2),

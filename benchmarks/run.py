@@ -53,6 +53,25 @@ class Bench:
         return med
 
 
+    def interleaved(self, fns: dict, repeats: int | None = None) -> dict:
+        """Medians of several fns timed in turn (one warm-up each, then rounds of one run of each), so that a
+        neighbour's load on a shared machine falls on every row alike instead of on whichever ran then."""
+        for fn in fns.values():
+            fn()
+        times = {label: [] for label in fns}
+        for _ in range(repeats or self.repeats):
+            for label, fn in fns.items():
+                t0 = time.perf_counter()
+                fn()
+                times[label].append(time.perf_counter() - t0)
+        out = {}
+        for label, ts in times.items():
+            self.samples[label] = ts
+            out[label] = statistics.median(ts)
+            self.log(f"  {label}: median {out[label]:.3f} s (min {min(ts):.3f}, max {max(ts):.3f}, n={len(ts)})")
+        return out
+
+
 def machine(device: str) -> dict:
     """CPU, threads, torch version, GPU: the page's header."""
     import torch
@@ -215,7 +234,9 @@ def section(name: str, res: dict, repeats: int) -> list[str]:
         lines += _table(["command", "wall s (median)", "× import torch"],
                         [(r["impl"], f"{r['s']:.2f}", f"{r['ratio']:.2f}") for r in res["rows"]])
     lines += [""] + [f"- {n}" for n in res.get("notes", [])]
-    lines += [f"- medians of {repeats} timed runs after one warm-up; this benchmark took {res['seconds']:.0f} s", ""]
+    how = "timed in turn, " if res.get("interleaved") else ""
+    lines += [f"- medians of {res.get('repeats', repeats)} timed runs after one warm-up ({how}this benchmark took "
+              f"{res['seconds']:.0f} s)", ""]
     return lines
 
 

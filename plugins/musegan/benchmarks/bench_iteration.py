@@ -1,6 +1,9 @@
 """MuseGAN training iteration (5 critic steps + 1 generator step, WGAN-GP): zoo_musegan's layers in fp32 and
 under bf16 autocast, against the book's literal layers.
 
+The "before #20" row is the same code with the per-bar batch norm's statistics computed in two passes
+(x.mean, then x.var), as it was before torch.var_mean replaced them.
+
 Every row runs the same loop (zoo_musegan.train.wgan_gp_iteration) with Adam from the same weights
 (tests/musegan_reference.copy_weights), so the book row differs in its layers only (one call per
 (bar, track) nn.Sequential stacks against zoo_musegan's batched ones) and the bf16 row in precision only
@@ -18,6 +21,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -50,7 +54,7 @@ def run(bench, device: torch.device, batch: int = 64, overrides: dict | None = N
         return (torch.randn(b, z, device=device), torch.randn(b, z, device=device),
                 torch.randn(b, config.n_tracks, z, device=device), torch.randn(b, config.n_tracks, z, device=device))
 
-    def timer(g, c, label, bf16=False):
+    def timer(g, c, label, bf16=False, two_pass=False):
         import copy
 
         g, c = copy.deepcopy(g).to(device), copy.deepcopy(c).to(device)   # every row starts from the same weights
@@ -59,7 +63,8 @@ def run(bench, device: torch.device, batch: int = 64, overrides: dict | None = N
         amp = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
         def step():
-            with amp:
+            stats = mock.patch.object(torch, "var_mean", _two_pass_var_mean) if two_pass else contextlib.nullcontext()
+            with amp, stats:
                 wgan_gp_iteration(g, c, opt_g, opt_c, real, noise)
             if device.type == "cuda":
                 torch.cuda.synchronize()
@@ -69,6 +74,8 @@ def run(bench, device: torch.device, batch: int = 64, overrides: dict | None = N
     rows, notes = [], [f"batch {batch}; seconds per iteration (5 critic + 1 generator step)"]
     t_ours = timer(gen, critic, "gan ours fp32")
     rows.append({"impl": "ours (zoo_musegan layers), fp32", "s": t_ours})
+    rows.append({"impl": "ours before #20 (batch-norm mean and variance in two passes), fp32",
+                 "s": timer(gen, critic, "gan ours two-pass fp32", two_pass=True)})
     if bf16_pays(device):
         rows.append({"impl": "ours, bf16 autocast", "s": timer(gen, critic, "gan ours bf16", bf16=True)})
     else:
@@ -77,6 +84,11 @@ def run(bench, device: torch.device, batch: int = 64, overrides: dict | None = N
     for r in rows:
         r["ratio"] = r["s"] / t_ours
     return {"rows": rows, "notes": notes}
+
+
+def _two_pass_var_mean(x, dim=None, keepdim=False, correction=1):
+    """torch.var_mean as two separate reductions: the per-bar batch norm before #20."""
+    return x.var(dim=dim, keepdim=keepdim, correction=correction), x.mean(dim=dim, keepdim=keepdim)
 
 
 class _Bench:
