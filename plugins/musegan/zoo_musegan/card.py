@@ -38,7 +38,8 @@ def differences_from_book(model_config: dict, train_config: dict) -> list[str]:
                      f"voice's range (book: none)")
     if model_config.get("output") in ("onehot", "gumbel"):
         how = ("the one-hot of the largest logit (deterministic binary neurons, Dong & Yang, ISMIR 2018)"
-               if model_config["output"] == "onehot" else "a Gumbel-max sample")
+               if model_config["output"] == "onehot" else
+               f"a Gumbel-max sample at temperature {model_config.get('sample_temperature', 1.0)}")
         lines.append(f"one-hot output `{model_config['output']}` (book: linear): per voice and 16th, logits over the "
                      f"84 pitches and a rest; the critic sees what the decoder plays, {how}, with a straight-through "
                      "softmax gradient, so it cannot tell real from fake by 'one-hotness' and must judge the music")
@@ -56,7 +57,7 @@ def copy_text(metrics: dict) -> str:
             f"{metrics['copy_share_below_0.2_heldout']:.1%} of held-out windows lie within 0.2 of a training window.\n")
 
 
-def decoding_rule(output: str) -> str:
+def decoding_rule(output: str, temperature: float = 1.0) -> str:
     """How a generated roll becomes notes, fixed before anything was measured."""
     if output == "onehot":
         return ("Decoding rule (fixed before measuring): each voice at each 16th plays the pitch, or the rest, "
@@ -64,8 +65,9 @@ def decoding_rule(output: str) -> str:
                 "(seeded per piece) are the only randomness. No threshold.")
     if output == "gumbel":
         return ("Decoding rule (fixed before measuring): each voice at each 16th plays one pitch or rests, "
-                "sampled from the generator's categorical (the Gumbel-max trick), seeded per piece; the critic "
-                "was trained on exactly such samples. No threshold.")
+                f"sampled from the generator's categorical at temperature {temperature}, softmax(logits / "
+                f"{temperature}) (the Gumbel-max trick), seeded per piece; the critic was trained on exactly such "
+                "samples. No threshold.")
     return ("Decoding rule: the highest output of each voice and 16th sounds if it is at least the "
             "tokenizer's threshold, else the voice rests.")
 
@@ -85,7 +87,7 @@ def card_sections(summary: dict) -> dict[str, str]:
     notes = "\n".join(f"- **{k}**: {v}" for k, v in {**CHORALE_NOTES, **METRIC_NOTES}.items())
     critic = (f"Critic's Wasserstein estimate, test data vs generated: {metrics['critic_w_distance']:.4f}\n\n"
               if "critic_w_distance" in metrics else "")
-    sections["Metrics"] = f"{decoding_rule(mc.get('output', 'linear'))}\n\n{copy_text(metrics)}\n{critic}{notes}"
+    sections["Metrics"] = f"{decoding_rule(mc.get('output', 'linear'), mc.get('sample_temperature', 1.0))}\n\n{copy_text(metrics)}\n{critic}{notes}"
     diffs = differences_from_book(mc, tc)
     sections["Differences from the book"] = (
         "The book's bugs are fixed (voice order when decoding, alpha drawn once, U[0,1) noise at inference, "
