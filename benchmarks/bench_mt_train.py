@@ -3,7 +3,8 @@
 One step = forward, cross-entropy, backward, AdamW, as the plugin's trainer does it, on random tokens.
 Speed is measured at two sizes, block 512, the rows of a size timed in turn (medians of at least 5 rounds):
 
-  shipped widths   4 layers, 4 heads, 256 wide, batch 8 (the size the issue measured)
+  4 x 256          the shipped model's widths (4 layers, 4 heads, 256 wide) with absolute attention (the
+                   shipped model uses relative attention), batch 8: the size the issue measured
   book widths      6 layers, 8 heads, 512 wide, batch --train-batch (default 4)
 
 Rows:
@@ -16,7 +17,8 @@ Rows:
 
 Peak memory is the book's own config (block 2048): each row runs in a fresh process (peak RSS only
 grows), which allocates AdamW's state first and then times one training step, so the peak holds the
-weights, the optimizer state, the activations and the gradients together.
+weights, the optimizer state, the activations and the gradients together. The RSS just before that
+step is recorded beside it. A row whose process fails or runs past 15 minutes is reported as such.
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ def run(bench, device: torch.device, batch: int = 4, block: int = 512, memory: b
     bf16_ok = device.type == "cuda" or (device.type == "cpu" and cpu_bf16_pays()[0])
     variants = VARIANTS if bf16_ok else VARIANTS[:2]
     rows, notes = [], []
-    for size, cfg, b in [("shipped widths (4 x 256)", MusicTransformerConfig(block_size=block, **SHIPPED), 8),
+    for size, cfg, b in [("4 x 256 (shipped widths, absolute attention)",
+                          MusicTransformerConfig(block_size=block, **SHIPPED), 8),
                          ("book widths (6 x 512)", MusicTransformerConfig(block_size=block), batch)]:
         torch.manual_seed(0)
         state = MusicTransformer(cfg).state_dict()
@@ -110,17 +113,27 @@ def run(bench, device: torch.device, batch: int = 4, block: int = 512, memory: b
                          [(VARIANTS[0][0], True, False, 2), (VARIANTS[1][0], False, False, 2),
                           (VARIANTS[1][0], False, False, 8)] + ([(VARIANTS[2][0], False, True, 8)] if bf16_ok else [])]
         out["memory_note"] = ("the book's config at block 2048; the 'before' path is left out at batch 8: "
-                              "it needs about 22 GB (its (T x T) attention matrices), more than this machine's "
-                              "memory with anything else running")
+                              "issue #20 measured about 22 GB for it (its (T x T) attention matrices)")
     return out
 
 
-def peak_rss(impl: str, before: bool, bf16: bool, batch: int, device: torch.device) -> dict:
+def peak_rss(impl: str, before: bool, bf16: bool, batch: int, device: torch.device, timeout: float = 900) -> dict:
     """Peak RSS of one book-config training step in a fresh process (see the module docstring)."""
     args = json.dumps({"before": before, "bf16": bf16, "batch": batch, "threads": torch.get_num_threads()})
-    proc = subprocess.run([sys.executable, __file__, args], capture_output=True, text=True, check=True)
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"impl": impl, "batch": batch, **res}
+    row = {"impl": impl, "batch": batch}
+    try:
+        proc = subprocess.run([sys.executable, __file__, args], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {**row, "error": f"no result within {timeout:.0f} s"}
+    if proc.returncode != 0:   # e.g. killed for memory (-9)
+        last = (proc.stderr.strip().splitlines() or ["no message"])[-1][:200]
+        return {**row, "error": f"exit status {proc.returncode}: {last}"}
+    return {**row, **json.loads(proc.stdout.strip().splitlines()[-1])}
+
+
+def _rss_gb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 1e9
 
 
 def _child(args: dict) -> None:
@@ -132,12 +145,16 @@ def _child(args: dict) -> None:
     for p in model.parameters():              # AdamW's state exists before the measured step, as from step 2 on
         p.grad = torch.zeros_like(p)
     opt.step()
+    before_gb = _rss_gb()
     t0 = time.perf_counter()
     step()
     seconds = time.perf_counter() - t0
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9   # Linux reports KiB
-    print(json.dumps({"peak_rss_GB": peak_gb, "s": seconds}))
+    print(json.dumps({"peak_rss_GB": peak_gb, "rss_before_GB": before_gb, "s": seconds}))
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("bench_mt_train.py is run by benchmarks/run.py (make bench); alone it measures one memory row: "
+                 "python benchmarks/bench_mt_train.py '{\"before\": false, \"bf16\": false, \"batch\": 2, \"threads\": 1}' (Linux)")
     _child(json.loads(sys.argv[1]))

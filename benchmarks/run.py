@@ -218,8 +218,10 @@ def section(name: str, res: dict, repeats: int) -> list[str]:
                          for r in res["rows"]])
         if res.get("memory"):
             lines += ["", f"Peak memory of one training step ({res['memory_note']}):", ""]
-            lines += _table(["implementation", "batch", "peak RSS (GB)", "s / step"],
-                            [(m["impl"], m["batch"], f"{m['peak_rss_GB']:.2f}", f"{m['s']:.1f}") for m in res["memory"]])
+            lines += _table(["implementation", "batch", "RSS before the step (GB)", "peak RSS (GB)", "s (that one step)"],
+                            [(m["impl"], m["batch"], "-", m["error"], "-") if "error" in m else
+                             (m["impl"], m["batch"], f"{m.get('rss_before_GB', float('nan')):.2f}",
+                              f"{m['peak_rss_GB']:.2f}", f"{m['s']:.1f}") for m in res["memory"]])
     elif name == "musegan":
         lines += _table(["implementation", "s / iteration (median)", "× ours fp32 (time)"],
                         [(r["impl"], f"{r['s']:.3f}", f"{r['ratio']:.2f}") for r in res["rows"]])
@@ -307,7 +309,7 @@ def main(argv=None) -> int:
                      f"{f' ({args.book_new} for the book)' if args.book_new != args.new else ''}, batches "
                      f"{', '.join(map(str, args.batches))}")
     if "train" in only:
-        sizes.append(f"Music Transformer training block {args.train_block}, batch 8 (shipped widths) and "
+        sizes.append(f"Music Transformer training block {args.train_block}, batch 8 (4 x 256) and "
                      f"{args.train_batch} (book widths)")
     if "musegan" in only:
         sizes.append(f"MuseGAN batch {args.gan_batch}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -276,7 +277,7 @@ def test_sample_temperature_draws_from_the_sharpened_categorical_in_training_and
     from zoo_musegan.model import categorical_roll
 
     # logits 0 and ln 3 (probabilities 1/4, 3/4): at temperature 0.5 they become 1/10, 9/10
-    # (softmax of 0, 2 ln 3); 8000 draws have binomial sd 0.0034, so +-0.015 is over 4 sd
+    # (softmax of 0, 2 ln 3); 8000 draws have binomial sd 0.0048 (p 3/4) and 0.0034 (p 9/10): +-0.015 is 3-4 sd
     two = torch.full((8000, 1, 1, 1, 85), -30.0)
     two[..., 10], two[..., 20] = 0.0, math.log(3)
     for temperature, share in [(1.0, 0.75), (0.5, 0.9)]:
@@ -290,6 +291,14 @@ def test_sample_temperature_draws_from_the_sharpened_categorical_in_training_and
         model.generator.eval()
         logits = model.generator(*model.sample_noise(1, g)).float()
     assert torch.equal(played, categorical_roll(logits, generator=g, temperature=0.5))
+    # a fresh model's logits are nearly flat, so the two temperatures could give the same roll: check the call too
+    import zoo_musegan.model as musegan_model
+
+    seen = []
+    real = musegan_model.categorical_roll
+    with mock.patch.object(musegan_model, "categorical_roll", lambda *a, **k: seen.append(k.get("temperature")) or real(*a, **k)):
+        model.sample(2, seed=4)
+    assert seen == [0.5, 0.5]
     model.generator.train()
     torch.manual_seed(7)
     fake = model.fake_rolls(*model.sample_noise(3))
@@ -301,6 +310,8 @@ def test_sample_temperature_draws_from_the_sharpened_categorical_in_training_and
     for bad in (0, -1, 100, True, "hot"):
         with pytest.raises(ConfigError, match="sample_temperature"):
             MuseGANConfig(output="gumbel", sample_temperature=bad)
+    with pytest.raises(ConfigError, match="output='gumbel' only"):
+        MuseGANConfig(output="onehot", sample_temperature=0.5)
 
 
 def test_linear_output_is_the_default_and_old_folders_still_load(tmp_path):

@@ -71,7 +71,7 @@ class MuseGANConfig:
     output: str = "linear"            # "linear" (the book: one value per pitch, >0 = on), "onehot" or "gumbel"
     gumbel_tau: float = 1.0           # softmax temperature of the straight-through gradient (onehot, gumbel)
     gumbel_noise: str = "cell"        # gumbel: a fresh draw per voice and 16th ("cell") or one per piece and voice ("voice")
-    sample_temperature: float = 1.0   # gumbel: draw each cell from softmax(logits / T); the critic sees the same draws
+    sample_temperature: float = 1.0   # gumbel only: draw each cell from softmax(logits / T); the critic sees the same draws
 
     def __post_init__(self):
         for name in ("n_tracks", "n_bars", "steps_per_bar", "n_pitches", "z_dim", "temporal_hidden",
@@ -103,6 +103,9 @@ class MuseGANConfig:
         t = self.sample_temperature
         if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0.05 <= t <= 10:
             raise ConfigError(f"musegan config sample_temperature must be a number in [0.05, 10], got {t!r}")
+        if t != 1.0 and self.output != "gumbel":
+            raise ConfigError(f"musegan config sample_temperature applies to output='gumbel' only (got output="
+                              f"{self.output!r}); drop it or set output=gumbel")
         if _critic_steps_out(self.steps_per_bar) != 1:
             raise ConfigError(f"musegan config steps_per_bar must be 8 or 16 for the critic's strides, got {self.steps_per_bar}")
 
@@ -304,8 +307,9 @@ def categorical_roll(logits: torch.Tensor, tau: float = 1.0, generator: torch.Ge
     """Logits (B, tracks, bars, steps, pitches + 1) -> a +1/-1 roll (..., pitches): one pitch or a rest (the
     last logit) per voice and step: the largest logit, or with sample a draw from softmax(logits / temperature)
     by the Gumbel-max trick, with fresh noise per cell or (noise="voice") one noise vector per piece and voice,
-    shared by all its steps. With straight_through, the gradient is that of the softmax at temperature tau
-    (the forward value is the hard one-hot either way)."""
+    shared by all its steps. With straight_through, the gradient is that of softmax(noisy / tau), noisy being
+    the tempered logits plus the noise (so tau acts on logits / temperature); the forward value is the hard
+    one-hot either way."""
     noisy = logits.float()
     if sample:
         noisy = noisy / temperature
@@ -322,7 +326,9 @@ class MuseGAN(Model):
     """MuseGAN (Dong et al. 2018) as in the book: four-voice, two-bar piano rolls from four noise inputs."""
 
     arch = "musegan"
-    arch_version = 2        # 2: config.output (onehot, gumbel); version-1 folders are linear and load unchanged
+    # 2: config.output (onehot, gumbel); 3: config.sample_temperature. Older folders load unchanged (linear output,
+    # temperature 1); an older plugin refuses a version-3 folder with "upgrade the plugin".
+    arch_version = 3
     min_arch_version = 1
     config_class = MuseGANConfig
     tokenizer_name = "pianoroll"
