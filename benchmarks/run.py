@@ -47,11 +47,7 @@ class Bench:
                 times.append(time.perf_counter() - t0)
             else:
                 times.append(fn())
-        self.samples[label] = times
-        med = statistics.median(times)
-        self.log(f"  {label}: median {med:.3f} s (min {min(times):.3f}, max {max(times):.3f}, n={len(times)})")
-        return med
-
+        return self._record(label, times)
 
     def interleaved(self, fns: dict, repeats: int | None = None) -> dict:
         """Medians of several fns timed in turn (one warm-up each, then rounds of one run of each), so that a
@@ -64,12 +60,14 @@ class Bench:
                 t0 = time.perf_counter()
                 fn()
                 times[label].append(time.perf_counter() - t0)
-        out = {}
-        for label, ts in times.items():
-            self.samples[label] = ts
-            out[label] = statistics.median(ts)
-            self.log(f"  {label}: median {out[label]:.3f} s (min {min(ts):.3f}, max {max(ts):.3f}, n={len(ts)})")
-        return out
+        return {label: self._record(label, ts) for label, ts in times.items()}
+
+    def _record(self, label: str, times: list[float]) -> float:
+        """Keep the samples for the page, log them, return their median."""
+        self.samples[label] = times
+        med = statistics.median(times)
+        self.log(f"  {label}: median {med:.3f} s (min {min(times):.3f}, max {max(times):.3f}, n={len(times)})")
+        return med
 
 
 def machine(device: str) -> dict:
@@ -220,7 +218,7 @@ def section(name: str, res: dict, repeats: int) -> list[str]:
             lines += ["", f"Peak memory of one training step ({res['memory_note']}):", ""]
             lines += _table(["implementation", "batch", "RSS before the step (GB)", "peak RSS (GB)", "s (that one step)"],
                             [(m["impl"], m["batch"], "-", m["error"], "-") if "error" in m else
-                             (m["impl"], m["batch"], f"{m.get('rss_before_GB', float('nan')):.2f}",
+                             (m["impl"], m["batch"], f"{m['rss_before_GB']:.2f}",
                               f"{m['peak_rss_GB']:.2f}", f"{m['s']:.1f}") for m in res["memory"]])
     elif name == "musegan":
         lines += _table(["implementation", "s / iteration (median)", "× ours fp32 (time)"],

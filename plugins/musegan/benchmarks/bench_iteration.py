@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
 import sys
-import time
 from pathlib import Path
 from unittest import mock
 
@@ -54,10 +52,11 @@ def run(bench, device: torch.device, batch: int = 64, overrides: dict | None = N
         return (torch.randn(b, z, device=device), torch.randn(b, z, device=device),
                 torch.randn(b, config.n_tracks, z, device=device), torch.randn(b, config.n_tracks, z, device=device))
 
-    def timer(g, c, label, bf16=False, two_pass=False):
+    def make_step(g, c, bf16=False, two_pass=False):
+        """One timed iteration of copies of g and c (every row starts from the same weights)."""
         import copy
 
-        g, c = copy.deepcopy(g).to(device), copy.deepcopy(c).to(device)   # every row starts from the same weights
+        g, c = copy.deepcopy(g).to(device), copy.deepcopy(c).to(device)
         opt_g = torch.optim.Adam(g.parameters(), lr=1e-3, betas=(0.5, 0.9))
         opt_c = torch.optim.Adam(c.parameters(), lr=1e-3, betas=(0.5, 0.9))
         amp = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
@@ -69,24 +68,20 @@ def run(bench, device: torch.device, batch: int = 64, overrides: dict | None = N
             if device.type == "cuda":
                 torch.cuda.synchronize()
 
-        return step if label is None else bench.median(step, label)   # no label: the step itself, for interleaved
+        return step
 
     rows, notes = [], [f"batch {batch}; seconds per iteration (5 critic + 1 generator step)"]
-    if hasattr(bench, "interleaved"):   # make bench: the two fp32 rows timed in turn, so load falls on both alike
-        pair = bench.interleaved({"gan ours fp32": timer(gen, critic, None),
-                                  "gan ours two-pass fp32": timer(gen, critic, None, two_pass=True)})
-        t_ours, t_two = pair.values()
-        notes.append("the two fp32 rows of ours are timed in turn")
-    else:
-        t_ours = timer(gen, critic, "gan ours fp32")
-        t_two = timer(gen, critic, "gan ours two-pass fp32", two_pass=True)
+    # the two fp32 rows are timed in turn, so a neighbour's load falls on both alike
+    t_ours, t_two = bench.interleaved({"gan ours fp32": make_step(gen, critic),
+                                       "gan ours two-pass fp32": make_step(gen, critic, two_pass=True)}).values()
+    notes.append("the two fp32 rows of ours are timed in turn")
     rows.append({"impl": "ours (zoo_musegan layers), fp32", "s": t_ours})
     rows.append({"impl": "ours before #20 (batch-norm mean and variance in two passes), fp32", "s": t_two})
     if bf16_pays(device):
-        rows.append({"impl": "ours, bf16 autocast", "s": timer(gen, critic, "gan ours bf16", bf16=True)})
+        rows.append({"impl": "ours, bf16 autocast", "s": bench.median(make_step(gen, critic, bf16=True), "gan ours bf16")})
     else:
         notes.append("bf16 skipped: this CPU has no AMX (bf16 autocast is slower than fp32 there)")
-    rows.append({"impl": "book (literal layers), fp32", "s": timer(rgen, rcritic, "gan book")})
+    rows.append({"impl": "book (literal layers), fp32", "s": bench.median(make_step(rgen, rcritic), "gan book")})
     for r in rows:
         r["ratio"] = r["s"] / t_ours
     return {"rows": rows, "notes": notes}
@@ -95,23 +90,6 @@ def run(bench, device: torch.device, batch: int = 64, overrides: dict | None = N
 def _two_pass_var_mean(x, dim=None, keepdim=False, correction=1):
     """torch.var_mean as two separate reductions: the per-bar batch norm before #20."""
     return x.var(dim=dim, keepdim=keepdim, correction=correction), x.mean(dim=dim, keepdim=keepdim)
-
-
-class _Bench:
-    """The smallest stand-in for benchmarks/run.py's Bench: one warm-up, then the median of `repeats` runs."""
-
-    def __init__(self, repeats: int):
-        self.repeats = repeats
-
-    def median(self, fn, label: str) -> float:
-        fn()
-        times = []
-        for _ in range(self.repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        print(f"  {label}: median {statistics.median(times):.2f} s (n={len(times)})", flush=True)
-        return statistics.median(times)
 
 
 def main(argv=None) -> int:
@@ -124,7 +102,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     overrides = {k: int(v) for k, v in (kv.split("=", 1) for kv in args.set)}
-    res = run(_Bench(args.repeats), torch.device(args.device), args.batch, overrides)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))   # the checkout's benchmarks/run.py
+    from run import Bench
+
+    res = run(Bench(args.repeats), torch.device(args.device), args.batch, overrides)
     print(f"config {overrides or 'book default'}, {args.threads} thread(s), median of {args.repeats}:")
     for r in res["rows"]:
         print(f"  {r['impl']:34s} {r['s']:7.2f} s  ({r['ratio']:.2f}x ours fp32)")
