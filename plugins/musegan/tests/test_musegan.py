@@ -314,6 +314,78 @@ def test_sample_temperature_draws_from_the_sharpened_categorical_in_training_and
         MuseGANConfig(output="onehot", sample_temperature=0.5)
 
 
+def test_hold_plays_what_the_16th_before_played_and_passes_gradients_through_the_chain():
+    from zoo_musegan.model import categorical_roll, resolve_holds
+
+    # choice 5 means hold: each 16th that holds plays the latest 16th that chose for itself
+    assert resolve_holds(torch.tensor([[[[3, 5, 5, 2], [1, 2, 3, 5]]]]), 5).tolist() == [[[[3, 3, 3, 2], [1, 2, 3, 3]]]]
+    # hold dominates everywhere: the first 16th cannot hold, so it picks the largest other logit; the rest follows it
+    logits = torch.full((2, 4, 2, 16, 86), -30.0)
+    logits[..., 85] = 30.0                                           # hold
+    logits[:, :, 0, 0, 40] = 10.0
+    logits[:, 3, 0, 0, 84] = 20.0                                    # the bass starts with a rest, and keeps resting
+    for kwargs in ({"sample": False}, {"generator": torch.Generator().manual_seed(0)}):
+        roll = categorical_roll(logits, hold=True, **kwargs)
+        assert roll.shape == (2, 4, 2, 16, 84)
+        assert (roll[:, :3, ..., 40] == 1).all() and ((roll[:, :3] > 0).sum(-1) == 1).all()
+        assert (roll[:, 3] == -1).all()
+    # the straight-through gradient follows the chain: the 4th 16th's score for the first 16th's pitch reaches that
+    # logit and the hold logits in between (holding more plays it more, against the later 16ths' own pick, 50),
+    # and nothing after the 4th 16th
+    soft = torch.zeros(1, 1, 2, 16, 86)
+    soft[..., 50], soft[..., 85] = 3.0, 4.0
+    soft[0, 0, 0, 0, 40] = 5.0
+    soft.requires_grad_(True)
+    roll = categorical_roll(soft, 1.0, hold=True, straight_through=True, sample=False)
+    roll[0, 0, 0, 3, 40].backward()
+    assert soft.grad[0, 0, 0, 0, 40] > 0 and (soft.grad[0, 0, 0, 1:4, 85] > 0).all()
+    assert (soft.grad[0, 0, 0, 4:] == 0).all() and (soft.grad[0, 0, 1] == 0).all()
+    # a model with hold: one more logit per step, the critic's score reaches the hold layer, samples are one-hot
+    torch.manual_seed(0)
+    model = MuseGAN(MuseGANConfig(output="gumbel", hold=True, sample_temperature=0.5, **TINY))
+    z = model.sample_noise(3)
+    assert model(*z).shape == (3, 4, 2, 16, 86)
+    model.critic(model.fake_rolls(*z)).sum().backward()
+    assert model.generator.bar_generators[0].hold.weight.grad.abs().sum() > 0
+    a, b = model.sample(2, seed=5), model.sample(2, seed=5)
+    assert torch.equal(a, b) and ((a > 0).sum(-1) <= 1).all()
+    onehot = MuseGAN(MuseGANConfig(output="onehot", hold=True, **TINY)).sample(1, seed=1)
+    assert ((onehot > 0).sum(-1) <= 1).all()
+    for bad, message in (({"hold": True}, "categorical output"), ({"output": "gumbel", "hold": 1}, "true or false"),
+                         ({"output": "gumbel", "hold": True, "gumbel_noise": "voice"}, "gumbel_noise")):
+        with pytest.raises(ConfigError, match=message):
+            MuseGANConfig(**bad)
+
+
+def test_critic_onsets_mark_where_notes_start_and_take_the_gradient_penalty():
+    from zoo_musegan.model import onset_roll
+
+    roll = -torch.ones(1, 1, 2, 16, 84)
+    roll[0, 0, 0, 0:4, 60] = 1                    # a held quarter note, then
+    roll[0, 0, 0, 4:6, 62] = 1                    # an eighth a step up,
+    roll[0, 0, 0, 14:16, 64] = 1                  # and a note held across the bar line
+    roll[0, 0, 1, 0:2, 64] = 1
+    onsets = onset_roll(roll)
+    starts = [(int(b), int(s), int(p)) for b, s, p in (onsets[0, 0] > 0).nonzero()]
+    assert starts == [(0, 0, 60), (0, 4, 62), (0, 14, 64)]
+    assert set(onsets.unique().tolist()) == {-1.0, 1.0}
+    torch.manual_seed(0)
+    config = MuseGANConfig(output="gumbel", critic_onsets=True, **TINY)
+    model = MuseGAN(config)
+    assert model.critic.convs[0].weight.shape[1] == 2 * config.n_tracks
+    # held and struck again are the same roll, but a held note and a run of different pitches are not: the critic
+    # with onsets has a direct view of the difference, and its first layer's onset weights get a gradient
+    fake = model.fake_rolls(*model.sample_noise(4)).detach()
+    real = -torch.ones_like(fake)
+    real[:, :, :, :, 60] = 1
+    gp = gradient_penalty(model.critic, real, fake)
+    assert torch.isfinite(gp)
+    (model.critic(fake).mean() - model.critic(real).mean() + 10 * gp).backward()
+    assert model.critic.convs[0].weight.grad[:, config.n_tracks:].abs().sum() > 0
+    with pytest.raises(ConfigError, match="critic_onsets"):
+        MuseGANConfig(critic_onsets="yes")
+
+
 def test_linear_output_is_the_default_and_old_folders_still_load(tmp_path):
     import zoo
 
@@ -321,7 +393,8 @@ def test_linear_output_is_the_default_and_old_folders_still_load(tmp_path):
     folder = MuseGAN(MuseGANConfig(**TINY)).save_pretrained(tmp_path / "m")
     config = json.loads((folder / "config.json").read_text())
     config["arch_version"] = 1                           # a folder written before `output` existed
-    del config["config"]["output"], config["config"]["gumbel_tau"]
+    for key in ("output", "gumbel_tau", "gumbel_noise", "sample_temperature", "hold", "critic_onsets"):
+        del config["config"][key]
     (folder / "config.json").write_text(json.dumps(config))
     from zoo.checkpoint import write_manifest
 

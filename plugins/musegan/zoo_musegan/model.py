@@ -40,6 +40,13 @@ alike, so the critic still judges exactly what is played. It only reparametrises
 generator could scale them itself), but the critic-generator game had left the per-cell
 distributions flat (mean top probability about 0.4 after 2,400 steps), so every 16th was close to a
 fresh draw; at T = 0.5 the same logits are sharper from the first step.
+
+`hold` adds a third kind of choice per voice and 16th, after the pitches and the rest: "play what the 16th
+before played". A held note is then one likely choice per 16th instead of the same pitch winning a fresh
+draw at each of them. `critic_onsets` hands the critic, beside each voice's roll, where its notes start: the
+critic folds the pitch axis (12 pitch classes, then octaves) before any layer looks along time, so from the
+roll alone it can hardly tell a held note from a pitch jittering around it (the onset stream of Dong & Yang's
+MuseGAN code). New input channels of a widened critic can start at zero, so it computes what it did before.
 """
 
 from __future__ import annotations
@@ -72,6 +79,8 @@ class MuseGANConfig:
     gumbel_tau: float = 1.0           # softmax temperature of the straight-through gradient (onehot, gumbel)
     gumbel_noise: str = "cell"        # gumbel: a fresh draw per voice and 16th ("cell") or one per piece and voice ("voice")
     sample_temperature: float = 1.0   # gumbel only: draw each cell from softmax(logits / T); the critic sees the same draws
+    hold: bool = False                # onehot/gumbel: one more choice per voice and 16th, "hold" (play what the 16th before played)
+    critic_onsets: bool = False       # the critic also sees where each note starts (Dong & Yang's onset stream)
 
     def __post_init__(self):
         for name in ("n_tracks", "n_bars", "steps_per_bar", "n_pitches", "z_dim", "temporal_hidden",
@@ -106,6 +115,13 @@ class MuseGANConfig:
         if t != 1.0 and self.output != "gumbel":
             raise ConfigError(f"musegan config sample_temperature applies to output='gumbel' only (got output="
                               f"{self.output!r}); drop it or set output=gumbel")
+        for name in ("hold", "critic_onsets"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"musegan config {name} must be true or false, got {getattr(self, name)!r}")
+        if self.hold and self.output == "linear":
+            raise ConfigError("musegan config hold needs a categorical output; set output=gumbel or output=onehot")
+        if self.hold and self.gumbel_noise != "cell":
+            raise ConfigError("musegan config hold works with gumbel_noise='cell' only; drop one of the two")
         if _critic_steps_out(self.steps_per_bar) != 1:
             raise ConfigError(f"musegan config steps_per_bar must be 8 or 16 for the critic's strides, got {self.steps_per_bar}")
 
@@ -182,7 +198,7 @@ class BarGenerator(nn.Module):
     """One bar of one voice: (bars, B, 4z) -> (bars, B, steps, pitches), all bars in one pass."""
 
     def __init__(self, z_dim: int = 32, hidden_features: int = 1024, hidden_channels: int = 512, n_pitches: int = 84,
-                 rest_logit: bool = False):
+                 rest_logit: bool = False, hold_logit: bool = False):
         super().__init__()
         c, half = hidden_channels, hidden_channels // 2
         self.rows = hidden_features // hidden_channels   # the reshape (c, rows, 1) after the linear layer
@@ -193,6 +209,8 @@ class BarGenerator(nn.Module):
         self.bns = nn.ModuleList(nn.BatchNorm2d(o) for _, o, _ in shapes[:-1])
         # categorical output: one more logit per step, "rest", from the features of all octaves
         self.rest = nn.Linear(half, 1) if rest_logit else None
+        # and with hold, one more after it, "hold", from the same features
+        self.hold = nn.Linear(half, 1) if hold_logit else None
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         bars, b, _ = z.shape
@@ -208,6 +226,9 @@ class BarGenerator(nn.Module):
         if self.rest is not None:
             rest = self.rest(features.mean(dim=2)).view(bars, b, -1, 1)
             x = torch.cat([x, rest], dim=-1)              # (bars, B, steps, pitches + 1)
+        if self.hold is not None:
+            hold = self.hold(features.mean(dim=2)).view(bars, b, -1, 1)
+            x = torch.cat([x, hold], dim=-1)              # (bars, B, steps, pitches + 2)
         return x
 
 
@@ -222,7 +243,7 @@ class MuseGenerator(nn.Module):
         self.melody_networks = nn.ModuleList(TemporalNetwork(c.z_dim, c.temporal_hidden, c.n_bars) for _ in range(c.n_tracks))
         self.bar_generators = nn.ModuleList(
             BarGenerator(c.z_dim, c.bar_hidden_features, c.bar_hidden_channels, c.n_pitches,
-                         rest_logit=c.output != "linear") for _ in range(c.n_tracks))
+                         rest_logit=c.output != "linear", hold_logit=c.hold) for _ in range(c.n_tracks))
 
     def forward(self, chords, style, melody, groove) -> torch.Tensor:
         """chords, style: (B, z); melody, groove: (B, tracks, z)."""
@@ -267,8 +288,9 @@ class MuseCritic(nn.Module):
         super().__init__()
         c, h = config, config.critic_hidden
         octaves = c.n_pitches // 12
+        self.onsets = c.critic_onsets
         layers = [  # (in, out, kernel, stride, padding), all on (bars, steps, pitches)
-            (c.n_tracks, h, (2, 1, 1), 1, 0),
+            (c.n_tracks * (2 if c.critic_onsets else 1), h, (2, 1, 1), 1, 0),
             (h, h, (c.n_bars - 1, 1, 1), 1, 0),
             (h, h, (1, 1, 12), (1, 1, 12), 0),
             (h, h, (1, 1, octaves), (1, 1, octaves), 0),
@@ -284,11 +306,25 @@ class MuseCritic(nn.Module):
         self.linear2 = nn.Linear(c.critic_hidden_features, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.onsets:
+            x = torch.cat([x, onset_roll(x)], dim=1)
         x = x.permute(0, 2, 3, 4, 1)   # channels (tracks) last: (B, bars, steps, pitches, tracks)
         for conv, axis in zip(self.convs, self.axes):
             x = F.leaky_relu(_conv_cl(x, conv, axis), 0.3)
         x = F.leaky_relu(self.linear1(x.flatten(1)), 0.3)
         return self.linear2(x)
+
+
+def onset_roll(roll: torch.Tensor) -> torch.Tensor:
+    """A +1/-1 roll (B, tracks, bars, steps, pitches) -> +1 where a note starts (on now, off the 16th before), else -1.
+
+    The critic collapses the pitch axis before it looks along time, so from the roll alone it can hardly tell a
+    held note from a pitch struck again and again nearby; the onsets make that difference a sum it can read. The
+    formula is smooth, so it also takes the gradient penalty's blends of real and fake rolls."""
+    b, tracks, bars, steps, pitches = roll.shape
+    on = ((roll + 1) / 2).reshape(b, tracks, bars * steps, pitches)
+    before = F.pad(on, (0, 0, 1, 0))[:, :, :-1]            # nothing sounds before the first 16th
+    return (2 * on * (1 - before) - 1).reshape(roll.shape)
 
 
 def gumbel_noise(shape, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
@@ -303,32 +339,63 @@ def gumbel_noise(shape, generator: torch.Generator | None = None, device=None) -
 
 def categorical_roll(logits: torch.Tensor, tau: float = 1.0, generator: torch.Generator | None = None,
                      straight_through: bool = False, sample: bool = True, noise: str = "cell",
-                     temperature: float = 1.0) -> torch.Tensor:
+                     temperature: float = 1.0, hold: bool = False) -> torch.Tensor:
     """Logits (B, tracks, bars, steps, pitches + 1) -> a +1/-1 roll (..., pitches): one pitch or a rest (the
     last logit) per voice and step: the largest logit, or with sample a draw from softmax(logits / temperature)
     by the Gumbel-max trick, with fresh noise per cell or (noise="voice") one noise vector per piece and voice,
     shared by all its steps. With straight_through, the gradient is that of softmax(noisy / tau), noisy being
     the tempered logits plus the noise (so tau acts on logits / temperature); the forward value is the hard
-    one-hot either way."""
+    one-hot either way.
+
+    With hold, the logits have one more column after the rest, "hold": the voice plays at that 16th what it
+    played at the 16th before (a held note, or a rest that goes on); the piece's first 16th cannot hold. The
+    straight-through gradient then follows the same recurrence on the soft choices."""
     noisy = logits.float()
     if sample:
         noisy = noisy / temperature
         shape = logits.shape if noise == "cell" else (*logits.shape[:2], *[1] * (logits.dim() - 3), logits.shape[-1])
         noisy = noisy + gumbel_noise(shape, generator, logits.device)
-    hard = F.one_hot(noisy.argmax(dim=-1), logits.shape[-1]).to(logits.dtype)
+    if hold:
+        first = torch.zeros(noisy.shape[-3:], dtype=torch.bool, device=noisy.device)
+        first[0, 0, -1] = True
+        noisy = noisy.masked_fill(first, float("-inf"))
+    choice = noisy.argmax(dim=-1)
+    if hold:
+        choice = resolve_holds(choice, logits.shape[-1] - 1)
+    hard = F.one_hot(choice, logits.shape[-1] - int(hold)).to(logits.dtype)
     if straight_through:
-        soft = torch.softmax(noisy / tau, dim=-1).to(logits.dtype)
+        soft = torch.softmax(noisy / tau, dim=-1)
+        soft = resolve_soft_holds(soft).to(logits.dtype) if hold else soft.to(logits.dtype)
         hard = hard - soft.detach() + soft
     return 2 * hard[..., :-1] - 1                          # the rest column is dropped: a rest is all -1
+
+
+def resolve_holds(choice: torch.Tensor, hold_index: int) -> torch.Tensor:
+    """Choices (B, tracks, bars, steps) with hold_index meaning "as before" -> the pitch or rest each 16th plays."""
+    flat = choice.flatten(-2)
+    t = torch.arange(flat.shape[-1], device=flat.device)
+    latest = torch.where(flat != hold_index, t, 0).cummax(dim=-1).values   # the last 16th that chose for itself
+    return flat.gather(-1, latest).view(choice.shape)
+
+
+def resolve_soft_holds(soft: torch.Tensor) -> torch.Tensor:
+    """Probabilities (B, tracks, bars, steps, pitches + 2) -> (..., pitches + 1): what each 16th plays if hold
+    (the last column) passes on the 16th before, p_t = q_t + hold_t * p_(t-1); 32 small steps, cheap."""
+    flat = soft.flatten(2, 3)
+    played = [flat[:, :, 0, :-1]]
+    for t in range(1, flat.shape[2]):
+        played.append(flat[:, :, t, :-1] + flat[:, :, t, -1:] * played[-1])
+    return torch.stack(played, dim=2).view(*soft.shape[:-1], soft.shape[-1] - 1)
 
 
 class MuseGAN(Model):
     """MuseGAN (Dong et al. 2018) as in the book: four-voice, two-bar piano rolls from four noise inputs."""
 
     arch = "musegan"
-    # 2: config.output (onehot, gumbel); 3: config.sample_temperature. Older folders load unchanged (linear output,
-    # temperature 1); an older plugin refuses a version-3 folder with "upgrade the plugin".
-    arch_version = 3
+    # 2: config.output (onehot, gumbel); 3: config.sample_temperature; 4: config.hold and critic_onsets. Older
+    # folders load unchanged (linear output, temperature 1, no hold, no onsets); an older plugin refuses a newer
+    # folder with "upgrade the plugin".
+    arch_version = 4
     min_arch_version = 1
     config_class = MuseGANConfig
     tokenizer_name = "pianoroll"
@@ -380,7 +447,8 @@ class MuseGAN(Model):
 
     def forward(self, chords, style, melody, groove) -> torch.Tensor:
         """Raw generator output (B, tracks, bars, steps, pitches), unbounded; positive means 'on'.
-        With output="onehot" or "gumbel" these are logits (B, tracks, bars, steps, pitches + 1), the last a rest."""
+        With output="onehot" or "gumbel" these are logits (B, tracks, bars, steps, pitches + 1), the last a rest
+        (pitches + 2 with hold: the rest, then hold)."""
         return self.generator(chords, style, melody, groove)
 
     def fake_rolls(self, *noise) -> torch.Tensor:
@@ -389,7 +457,7 @@ class MuseGAN(Model):
         if self.config.output != "linear":
             return categorical_roll(out, self.config.gumbel_tau, straight_through=True,
                                     sample=self.config.output == "gumbel", noise=self.config.gumbel_noise,
-                                    temperature=self.config.sample_temperature)
+                                    temperature=self.config.sample_temperature, hold=self.config.hold)
         return out
 
     @torch.no_grad()
@@ -410,10 +478,10 @@ class MuseGAN(Model):
             noise = [torch.cat(parts).to(dtype=dtype) for parts in zip(*pieces)]
             out = self.generator(*noise).float()
             if self.config.output == "onehot":
-                out = categorical_roll(out, sample=False)
+                out = categorical_roll(out, sample=False, hold=self.config.hold)
             elif self.config.output == "gumbel":
                 out = torch.cat([categorical_roll(out[k:k + 1], generator=g, noise=self.config.gumbel_noise,
-                                                  temperature=self.config.sample_temperature)
+                                                  temperature=self.config.sample_temperature, hold=self.config.hold)
                                  for k, g in enumerate(gens)])
             return out
         finally:
