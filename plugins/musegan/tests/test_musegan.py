@@ -386,6 +386,30 @@ def test_critic_onsets_mark_where_notes_start_and_take_the_gradient_penalty():
         MuseGANConfig(critic_onsets="yes")
 
 
+def test_critic_rests_mark_silent_16ths_across_the_pitch_axis():
+    from zoo_musegan.model import rest_roll
+
+    roll = -torch.ones(2, 4, 2, 16, 84)
+    roll[:, :, :, :, 60] = 1
+    roll[0, 3, 1, 8:] = -1                        # the bass of piece 0 rests for the last half bar
+    rests = rest_roll(roll)
+    assert rests.shape == roll.shape
+    assert (rests[0, 3, 1, 8:] == 1).all() and (rests[0, 3, 1, :8] == -1).all()
+    assert (rests[:, :3] == -1).all() and (rests[1] == -1).all()
+    # a blend of a rest and a note (the gradient penalty's x_hat) lies in between
+    half = (roll[0:1] + roll[1:2]) / 2
+    assert -1 < float(rest_roll(half)[0, 3, 1, 8, 0]) < 1
+    torch.manual_seed(0)
+    config = MuseGANConfig(output="gumbel", critic_onsets=True, critic_rests=True, **TINY)
+    model = MuseGAN(config)
+    assert model.critic.convs[0].weight.shape[1] == 3 * config.n_tracks
+    fake = model.fake_rolls(*model.sample_noise(2))
+    model.critic(fake).sum().backward()
+    assert model.generator.bar_generators[3].rest.weight.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="critic_rests"):
+        MuseGANConfig(critic_rests=0)
+
+
 def test_linear_output_is_the_default_and_old_folders_still_load(tmp_path):
     import zoo
 
@@ -393,7 +417,7 @@ def test_linear_output_is_the_default_and_old_folders_still_load(tmp_path):
     folder = MuseGAN(MuseGANConfig(**TINY)).save_pretrained(tmp_path / "m")
     config = json.loads((folder / "config.json").read_text())
     config["arch_version"] = 1                           # a folder written before `output` existed
-    for key in ("output", "gumbel_tau", "gumbel_noise", "sample_temperature", "hold", "critic_onsets"):
+    for key in ("output", "gumbel_tau", "gumbel_noise", "sample_temperature", "hold", "critic_onsets", "critic_rests"):
         del config["config"][key]
     (folder / "config.json").write_text(json.dumps(config))
     from zoo.checkpoint import write_manifest

@@ -50,6 +50,9 @@ def differences_from_book(model_config: dict, train_config: dict) -> list[str]:
         lines.append("the critic also sees where each note starts (book: the roll only), as in the onset stream of "
                      "Dong & Yang's MuseGAN code: it folds the pitch axis before it looks along time, so from the roll "
                      "alone it hardly tells a held note from a pitch jittering around it")
+    if model_config.get("critic_rests"):
+        lines.append("the critic also sees where each voice rests, spread across the pitch axis (book: the roll "
+                     "only): in the roll a rest differs from a note by one cell in 84")
     return lines
 
 

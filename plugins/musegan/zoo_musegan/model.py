@@ -46,7 +46,9 @@ before played". A held note is then one likely choice per 16th instead of the sa
 draw at each of them. `critic_onsets` hands the critic, beside each voice's roll, where its notes start: the
 critic folds the pitch axis (12 pitch classes, then octaves) before any layer looks along time, so from the
 roll alone it can hardly tell a held note from a pitch jittering around it (the onset stream of Dong & Yang's
-MuseGAN code). New input channels of a widened critic can start at zero, so it computes what it did before.
+MuseGAN code). `critic_rests` hands it where each voice rests, +1 across the pitch axis: in the +1/-1 roll
+a rest differs from a note by one cell in 84, which hardly shows once the pitches are folded. New input
+channels of a widened critic can start at zero, so it computes what it did before.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class MuseGANConfig:
     sample_temperature: float = 1.0   # gumbel only: draw each cell from softmax(logits / T); the critic sees the same draws
     hold: bool = False                # onehot/gumbel: one more choice per voice and 16th, "hold" (play what the 16th before played)
     critic_onsets: bool = False       # the critic also sees where each note starts (Dong & Yang's onset stream)
+    critic_rests: bool = False        # the critic also sees, per voice and 16th, whether the voice rests
 
     def __post_init__(self):
         for name in ("n_tracks", "n_bars", "steps_per_bar", "n_pitches", "z_dim", "temporal_hidden",
@@ -115,7 +118,7 @@ class MuseGANConfig:
         if t != 1.0 and self.output != "gumbel":
             raise ConfigError(f"musegan config sample_temperature applies to output='gumbel' only (got output="
                               f"{self.output!r}); drop it or set output=gumbel")
-        for name in ("hold", "critic_onsets"):
+        for name in ("hold", "critic_onsets", "critic_rests"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"musegan config {name} must be true or false, got {getattr(self, name)!r}")
         if self.hold and self.output == "linear":
@@ -288,9 +291,9 @@ class MuseCritic(nn.Module):
         super().__init__()
         c, h = config, config.critic_hidden
         octaves = c.n_pitches // 12
-        self.onsets = c.critic_onsets
+        self.onsets, self.rests = c.critic_onsets, c.critic_rests
         layers = [  # (in, out, kernel, stride, padding), all on (bars, steps, pitches)
-            (c.n_tracks * (2 if c.critic_onsets else 1), h, (2, 1, 1), 1, 0),
+            (c.n_tracks * (1 + c.critic_onsets + c.critic_rests), h, (2, 1, 1), 1, 0),
             (h, h, (c.n_bars - 1, 1, 1), 1, 0),
             (h, h, (1, 1, 12), (1, 1, 12), 0),
             (h, h, (1, 1, octaves), (1, 1, octaves), 0),
@@ -306,8 +309,12 @@ class MuseCritic(nn.Module):
         self.linear2 = nn.Linear(c.critic_hidden_features, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        streams = [x]
         if self.onsets:
-            x = torch.cat([x, onset_roll(x)], dim=1)
+            streams.append(onset_roll(x))
+        if self.rests:
+            streams.append(rest_roll(x))
+        x = torch.cat(streams, dim=1) if len(streams) > 1 else x
         x = x.permute(0, 2, 3, 4, 1)   # channels (tracks) last: (B, bars, steps, pitches, tracks)
         for conv, axis in zip(self.convs, self.axes):
             x = F.leaky_relu(_conv_cl(x, conv, axis), 0.3)
@@ -325,6 +332,16 @@ def onset_roll(roll: torch.Tensor) -> torch.Tensor:
     on = ((roll + 1) / 2).reshape(b, tracks, bars * steps, pitches)
     before = F.pad(on, (0, 0, 1, 0))[:, :, :-1]            # nothing sounds before the first 16th
     return (2 * on * (1 - before) - 1).reshape(roll.shape)
+
+
+def rest_roll(roll: torch.Tensor) -> torch.Tensor:
+    """A +1/-1 roll (B, tracks, bars, steps, pitches) -> +1 across every pitch of a 16th where the voice rests,
+    else -1 (smooth in between, for the gradient penalty's blends).
+
+    In the roll a rest differs from a note by one cell in 84, so after the critic folds the pitch axis it barely
+    shows; this is the generator's own rest choice, in the roll's form."""
+    on = ((roll + 1) / 2).sum(dim=-1, keepdim=True).clamp(0, 1)
+    return (1 - 2 * on).expand_as(roll)
 
 
 def gumbel_noise(shape, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
@@ -392,7 +409,7 @@ class MuseGAN(Model):
     """MuseGAN (Dong et al. 2018) as in the book: four-voice, two-bar piano rolls from four noise inputs."""
 
     arch = "musegan"
-    # 2: config.output (onehot, gumbel); 3: config.sample_temperature; 4: config.hold and critic_onsets. Older
+    # 2: config.output (onehot, gumbel); 3: config.sample_temperature; 4: config.hold, critic_onsets, critic_rests. Older
     # folders load unchanged (linear output, temperature 1, no hold, no onsets); an older plugin refuses a newer
     # folder with "upgrade the plugin".
     arch_version = 4
