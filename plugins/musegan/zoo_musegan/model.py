@@ -230,16 +230,12 @@ class BarGenerator(nn.Module):
         for conv, bn in zip(self.convs[:-1], self.bns):
             x = conv_transpose_cl(x, conv)
             x = F.relu(batch_norm_per_bar(x.view(bars, b, *x.shape[1:]), bn)).view(bars * b, *x.shape[1:])
-        features = x                                      # (bars*B, steps, octaves, half)
+        pooled = x.mean(dim=2) if self.rest is not None else None   # all octaves' features, per step
         x = conv_transpose_cl(x, self.convs[-1])          # (bars*B, steps, pitches, 1), no activation
         x = x.view(bars, b, x.shape[1], x.shape[2])
-        if self.rest is not None:
-            rest = self.rest(features.mean(dim=2)).view(bars, b, -1, 1)
-            x = torch.cat([x, rest], dim=-1)              # (bars, B, steps, pitches + 1)
-        if self.hold is not None:
-            hold = self.hold(features.mean(dim=2)).view(bars, b, -1, 1)
-            x = torch.cat([x, hold], dim=-1)              # (bars, B, steps, pitches + 2)
-        return x
+        # the categorical's extra logits after the pitches: rest, then (with hold) hold
+        extra = [head(pooled).view(bars, b, -1, 1) for head in (self.rest, self.hold) if head is not None]
+        return torch.cat([x, *extra], dim=-1) if extra else x
 
 
 class MuseGenerator(nn.Module):
