@@ -14,12 +14,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from zoo import Model
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, DataError
+from zoo.model import GenerateOption
+
+from .sampling import gibbs
+
+MAX_BARS = 64   # one call writes at most this many 4/4 bars (1,024 16ths): memory grows with the length
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,25 @@ class Coconet(Model):
     arch = "coconet"
     config_class = CoconetConfig
     tokenizer_name = "satb-grid"
+    generate_options = (
+        GenerateOption("length", int, 8, "bars to write from scratch (with --prompt: the prompt's length)",
+                       min=1, max=MAX_BARS),
+        GenerateOption("prompt", str, None, "a MIDI file to harmonize: one track is the soprano; several tracks "
+                       "keep every voice they hold (named soprano/alto/tenor/bass, else placed by pitch)",
+                       midi_file=True),
+        GenerateOption("rewrite", str, None, "voices to (re)write, e.g. alto,tenor or a,t; default: the voices "
+                       "the prompt lacks (all four without a prompt)"),
+        GenerateOption("gibbs_steps", int, 32, "blocked Gibbs steps: more polish the music, and take longer",
+                       min=1, max=2048),
+        GenerateOption("temperature", float, 0.75, "sampling temperature of each draw (lower: safer choices)",
+                       min=0.05, max=10),
+    )
+    # `zoo generate --score`: two staves as a hymnal prints a chorale, or one per voice
+    score_layouts = {
+        "2": (("S A", "treble", (0, 1)), ("T B", "bass", (2, 3))),
+        "4": (("Soprano", "treble", (0,)), ("Alto", "treble", (1,)), ("Tenor", "treble8vb", (2,)),
+              ("Bass", "bass", (3,))),
+    }
 
     def __init__(self, config: CoconetConfig, tokenizer=None):
         super().__init__(config, tokenizer)
@@ -138,6 +163,66 @@ class Coconet(Model):
 
     def one_hot(self, classes: torch.Tensor) -> torch.Tensor:
         return F.one_hot(classes, self.config.n_classes).float()
+
+    # --- generation ---------------------------------------------------------------------------------
+
+    def generate(self, num: int = 1, seed: int | None = None, length: int = 8, prompt=None, rewrite=None,
+                 gibbs_steps: int = 32, temperature: float = 0.75):
+        """`num` four-voice pieces (SATB tracks): from scratch, or harmonizing the voices of `prompt`.
+        Given notes come out exactly as given; the tempo and meter are the prompt's."""
+        from .prompt import parse_voices, read_prompt
+
+        c = self.config
+        tempo, meter, shift = c.tempo, (4, 4), 0
+        if prompt is not None:
+            from zoo.midi import read_midi
+
+            given = read_prompt(read_midi(prompt), max_steps=MAX_BARS * c.steps_per_bar)
+            grid, tempo, meter, shift = given.grid, given.tempo, given.time_signature, given.shift
+            keep = np.array(given.given)
+        else:
+            grid = np.full((c.n_voices, length * c.steps_per_bar), -1, dtype=np.int64)
+            keep = np.zeros(c.n_voices, dtype=bool)
+        if rewrite is not None:
+            keep[list(parse_voices(rewrite))] = False
+        grid = np.where(grid >= 0, grid + shift, grid)
+        classes = self.grid_to_classes(torch.from_numpy(grid)).to(self.device)
+        redo = torch.from_numpy(~keep)[:, None].expand_as(classes).to(self.device)
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(torch.seed() if seed is None else seed)
+        was_training = self.training
+        self.eval()
+        try:
+            out = gibbs(self, classes.expand(num, -1, -1), redo.expand(num, -1, -1), gibbs_steps, temperature, generator)
+        finally:
+            self.train(was_training)
+        grids = self.classes_to_grid(out).cpu().numpy()
+        grids = np.where(grids >= 0, grids - shift, grids)
+        return [self.tokenizer.decode(g, tempo=tempo, time_signature=meter) for g in grids]
+
+    # --- evaluation ---------------------------------------------------------------------------------
+
+    def music_metrics(self, pieces) -> dict[str, float]:
+        """`zoo eval`'s chorale rows (zoo_musegan.metrics.all_metrics) on the pieces' 16th grids."""
+        from zoo_musegan.metrics import all_metrics
+
+        grids = [self.tokenizer.encode(m).numpy() for m in pieces]
+        if not grids:
+            return {}
+        steps = max(g.shape[1] for g in grids)
+        padded = np.full((len(grids), c_voices := self.config.n_voices, steps), -1, dtype=np.int16)
+        for i, g in enumerate(grids):
+            padded[i, :c_voices, :g.shape[1]] = g[:c_voices]
+        return all_metrics(padded, self.config.steps_per_bar)
+
+    def test_split(self, source):
+        """The test windows of `source` (None: the Bach chorales) as pitch grids, for `zoo eval`."""
+        from zoo_musegan.data import load_data
+
+        data = load_data(source, n_bars=4, steps_per_bar=self.config.steps_per_bar, n_pitches=84)
+        if len(data.splits["test"]) == 0:
+            raise DataError(f"no test windows in {data.stats.get('source', source)}; {data.summary()}")
+        return [torch.from_numpy(g.astype(np.int64)) for g in data.splits["test"]]
 
 
 def random_mask(batch: int, voices: int, steps: int, generator: torch.Generator | None = None,

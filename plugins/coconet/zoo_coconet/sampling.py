@@ -1,0 +1,43 @@
+"""Blocked Gibbs sampling with annealed masking (Coconet, section 4; Yao et al. 2014).
+
+Each step erases every cell still to be written with probability alpha, asks the model for all erased
+cells at once, and draws them independently. alpha falls linearly from alpha_max to alpha_min over the
+first eta of the steps, then stays: early steps redraw almost everything from rough guesses, late steps
+polish a few notes given all the others. Cells that were given never change.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def annealed_alpha(step: int, steps: int, alpha_max: float = 0.999, alpha_min: float = 0.05, eta: float = 0.75) -> float:
+    """The paper's schedule: max(alpha_min, alpha_max - step / (eta * steps) * (alpha_max - alpha_min))."""
+    return max(alpha_min, alpha_max - step / (eta * steps) * (alpha_max - alpha_min))
+
+
+@torch.no_grad()
+def gibbs(model, classes: torch.Tensor, redo: torch.Tensor, steps: int, temperature: float = 1.0,
+          generator: torch.Generator | None = None) -> torch.Tensor:
+    """classes (B, voices, T) long: the given cells hold their notes (the rest are ignored);
+    redo (B, voices, T) bool: the cells to write. Returns the completed classes."""
+    classes = classes.clone()
+    redo = redo.to(classes.device)
+    if not bool(redo.any()):
+        return classes
+    # step 0 erases every cell to write (alpha = 1): the first draw conditions on the given cells only
+    for step in range(steps):
+        if step == 0:
+            erase = redo
+        else:
+            alpha = annealed_alpha(step, steps)
+            draw = torch.rand(redo.shape, generator=generator, device=classes.device)
+            erase = redo & (draw < alpha)
+            if not bool(erase.any()):
+                continue
+        logits = model(model.one_hot(classes), erase.float()) / temperature
+        probs = torch.softmax(logits.float(), dim=-1)
+        flat = probs.reshape(-1, probs.shape[-1])
+        drawn = torch.multinomial(flat, 1, generator=generator).view(classes.shape)
+        classes = torch.where(erase, drawn, classes)
+    return classes
