@@ -12,10 +12,10 @@ STAMP := $(VENV)/.musezoo-installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml plugins/musegan/pyproject.toml plugins/music_transformer/pyproject.toml
+$(STAMP): pyproject.toml plugins/musegan/pyproject.toml plugins/music_transformer/pyproject.toml plugins/coconet/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[dev]' -e plugins/musegan -e plugins/music_transformer
+	$(PY) -m pip install -q -e '.[dev]' -e plugins/musegan -e plugins/music_transformer -e plugins/coconet
 	touch $(STAMP)
 
 demo: setup
