@@ -12,10 +12,10 @@ STAMP := $(VENV)/.musezoo-installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml plugins/musegan/pyproject.toml plugins/music_transformer/pyproject.toml plugins/coconet/pyproject.toml
+$(STAMP): pyproject.toml plugins/musegan/pyproject.toml plugins/music_transformer/pyproject.toml plugins/coconet/pyproject.toml plugins/chorales/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[dev]' -e plugins/musegan -e plugins/music_transformer -e plugins/coconet
+	$(PY) -m pip install -q -e '.[dev]' -e plugins/chorales -e plugins/musegan -e plugins/music_transformer -e plugins/coconet
 	touch $(STAMP)
 
 demo: setup

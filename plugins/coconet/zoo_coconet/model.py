@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo import Model
-from zoo.errors import ConfigError, DataError
+from zoo.errors import ConfigError
 from zoo.model import GenerateOption
 
 from .sampling import gibbs
@@ -203,8 +203,8 @@ class Coconet(Model):
     # --- evaluation ---------------------------------------------------------------------------------
 
     def music_metrics(self, pieces) -> dict[str, float]:
-        """`zoo eval`'s chorale rows (zoo_musegan.metrics.all_metrics) on the pieces' 16th grids."""
-        from zoo_musegan.metrics import all_metrics
+        """`zoo eval`'s chorale rows (zoo_chorales.metrics.all_metrics) on the pieces' 16th grids."""
+        from zoo_chorales.metrics import all_metrics
 
         grids = [self.tokenizer.encode(m).numpy() for m in pieces]
         if not grids:
@@ -214,15 +214,6 @@ class Coconet(Model):
         for i, g in enumerate(grids):
             padded[i, :c_voices, :g.shape[1]] = g[:c_voices]
         return all_metrics(padded, self.config.steps_per_bar)
-
-    def test_split(self, source):
-        """The test windows of `source` (None: the Bach chorales) as pitch grids, for `zoo eval`."""
-        from zoo_musegan.data import load_data
-
-        data = load_data(source, n_bars=4, steps_per_bar=self.config.steps_per_bar, n_pitches=84)
-        if len(data.splits["test"]) == 0:
-            raise DataError(f"no test windows in {data.stats.get('source', source)}; {data.summary()}")
-        return [torch.from_numpy(g.astype(np.int64)) for g in data.splits["test"]]
 
 
 def random_mask(batch: int, voices: int, steps: int, generator: torch.Generator | None = None,

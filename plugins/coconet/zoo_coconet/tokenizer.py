@@ -12,7 +12,7 @@ import torch
 
 from zoo.errors import ConfigError
 from zoo.tokenizer import Tokenizer
-from zoo_musegan.metrics import grid_to_notes
+from zoo_chorales.metrics import grid_to_notes
 from zoo_musegan.tokenizer import VOICES, select_voices, notes_to_grid
 
 

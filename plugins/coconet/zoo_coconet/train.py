@@ -21,17 +21,19 @@ class CoconetTrainConfig(TrainConfig):
     n_bars: int = 4               # training windows of this many 4/4 bars (the network is fully convolutional)
     transpose: int = 6            # random shift in [-K, K] semitones, kept inside every voice's range: all 12 keys
     eval_masks: int = 2           # random masks per held-out window for the NLL estimate
+    # zoo eval sets this to --num: harmonize that many held-out sopranos (0, in training: skip; it takes minutes)
+    eval_samples: int = 0
 
     def __post_init__(self):
         super().__post_init__()
-        for name, lo, hi in (("n_bars", 1, 32), ("transpose", 0, 12), ("eval_masks", 1, 64)):
+        for name, lo, hi in (("n_bars", 1, 32), ("transpose", 0, 12), ("eval_masks", 1, 64), ("eval_samples", 0, 100_000)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ConfigError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}")
 
 
 class ChoraleWindows(torch.utils.data.Dataset):
-    """Pitch-grid windows (voices, T) as class indices of a model, each transposed by a shift drawn from
+    """Pitch-grid windows (voices, T) inside a model's pitch range, each transposed by a shift drawn from
     (seed, epoch, index) among those that keep every voice inside `ranges` and the model's pitch range."""
 
     def __init__(self, grids: np.ndarray, model, ranges, transpose: int = 0, seed: int = 0):
@@ -67,7 +69,7 @@ class ChoraleWindows(torch.utils.data.Dataset):
         s = self.shift_for(index)
         if s:
             g = np.where(g >= 0, g + s, g)
-        return self.model.grid_to_classes(torch.from_numpy(g))
+        return torch.from_numpy(g)
 
 
 class CoconetTrainer(Trainer):
@@ -104,9 +106,10 @@ class CoconetTrainer(Trainer):
 
     def training_step(self, batch, step):
         model = self.model
-        b, voices, steps = batch.shape
-        mask = random_mask(b, voices, steps, device=batch.device)
-        loss = nade_loss(model(model.one_hot(batch), mask), batch, mask)
+        classes = model.grid_to_classes(batch)
+        b, voices, steps = classes.shape
+        mask = random_mask(b, voices, steps, device=classes.device)
+        loss = nade_loss(model(model.one_hot(classes), mask), classes, mask)
         return {"loss": loss}
 
     def evaluate(self, dataset):
@@ -117,6 +120,7 @@ class CoconetTrainer(Trainer):
         gen = torch.Generator().manual_seed(1234)
         total, count = 0.0, 0
         for batch in self.eval_batches(dataset, 64):
+            batch = model.grid_to_classes(batch)
             for _ in range(self.config.eval_masks):
                 b, voices, steps = batch.shape
                 mask = random_mask(b, voices, steps, generator=gen).to(batch.device)
@@ -124,4 +128,11 @@ class CoconetTrainer(Trainer):
                 count += b
         total, count = self.reduce_sum(total, count)
         cell = total / max(count, 1)
-        return {"cell_nll": cell, "framewise_nll": cell * model.config.n_voices}
+        out = {"cell_nll": cell, "framewise_nll": cell * model.config.n_voices}
+        if self.config.eval_samples:
+            from .harmonize import harmonization_scores
+
+            n = min(self.config.eval_samples, len(dataset))
+            windows = model.grid_to_classes(torch.stack([dataset[i] for i in range(n)]))
+            out.update(harmonization_scores(model, windows, seed=self.config.seed))
+        return out

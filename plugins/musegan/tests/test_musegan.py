@@ -15,8 +15,8 @@ pytest.importorskip("zoo_musegan")
 
 from zoo.errors import ConfigError, DataError, MidiError  # noqa: E402
 from zoo_musegan import data as mdata  # noqa: E402
-from zoo_musegan import metrics as CM  # noqa: E402
-from zoo_musegan.metrics import all_metrics, tonal_distance  # noqa: E402
+from zoo_chorales import metrics as CM  # noqa: E402
+from zoo_chorales.metrics import all_metrics, tonal_distance  # noqa: E402
 from zoo_musegan.model import MuseCritic, MuseGAN, MuseGANConfig, MuseGenerator, book_init  # noqa: E402
 from zoo_musegan.tokenizer import REST, PianoRollTokenizer, grid_to_notes  # noqa: E402
 from zoo_musegan.train import gradient_penalty  # noqa: E402
@@ -192,7 +192,7 @@ def test_onehot_output_plays_the_largest_logit_and_passes_gradients_straight_thr
 
 
 def test_onehot_output_starts_from_unit_bn_scales_so_the_noise_shows():
-    from zoo_musegan.metrics import near_duplicate_rate
+    from zoo_chorales.metrics import near_duplicate_rate
 
     torch.manual_seed(0)
     book, onehot = MuseGAN(MuseGANConfig(**TINY)), MuseGAN(MuseGANConfig(output="onehot", **TINY))
@@ -765,7 +765,7 @@ def test_near_duplicates_and_copy_check():
 
 
 def test_distance_to_data_is_zero_only_for_a_match():
-    data = {k: 0.5 for k in CM.CHORALE_METRICS}
+    data = {k: 0.5 for k in CM.DISTANCE_METRICS}
     assert CM.distance_to_data(dict(data), data) == 0.0
     assert CM.distance_to_data({**data, "chord_rate": 0.25}, data) == pytest.approx(0.5 / len(data))
 

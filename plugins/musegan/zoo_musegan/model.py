@@ -509,7 +509,7 @@ class MuseGAN(Model):
 
     def music_metrics(self, pieces) -> dict[str, float]:
         """`zoo eval`'s chorale rows: the grid metrics and the chorale table (metrics.all_metrics) on 16th grids."""
-        from .metrics import REST, all_metrics
+        from zoo_chorales.metrics import REST, all_metrics
 
         grids = [self.tokenizer.midi_to_grid(m) for m in pieces]
         if not grids:

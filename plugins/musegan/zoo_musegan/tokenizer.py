@@ -20,7 +20,7 @@ import torch
 from zoo.errors import MidiError
 from zoo.tokenizer import Tokenizer
 
-from .metrics import grid_to_notes  # one definition, shared with the metrics
+from zoo_chorales.metrics import grid_to_notes  # one definition, shared with the metrics
 
 VOICES = ("Soprano", "Alto", "Tenor", "Bass")
 REST = -1

@@ -150,7 +150,7 @@ class MuseGANTrainer(Trainer):
     def evaluate(self, dataset):
         """Metrics of generated pieces (gen_*) beside the same metrics of the split's windows (data_*), and
         distance_to_data (metrics.distance_to_data), the number checkpoints are picked by."""
-        from .metrics import all_metrics, distance_to_data
+        from zoo_chorales.metrics import all_metrics, distance_to_data
 
         model, c = self.model, self.model.config
         n = self.config.eval_samples
@@ -163,7 +163,7 @@ class MuseGANTrainer(Trainer):
         out["distance_to_data"] = distance_to_data(gen_m, data_m)
         train = self._data(self.source).splits["train"]
         if len(train) and len(dataset.grids):   # does it copy training windows? (held-out Bach as the yardstick)
-            from .metrics import copy_check
+            from zoo_chorales.metrics import copy_check
 
             out.update(copy_check(gen, dataset.grids, train))
         # the critic's estimate of the Wasserstein distance between the split and generated pieces

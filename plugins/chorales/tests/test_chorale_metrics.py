@@ -1,4 +1,4 @@
-"""The pitch-grid metrics of zoo_musegan.metrics on hand-made inputs whose answers are known by hand."""
+"""The pitch-grid metrics of zoo_chorales.metrics on hand-made inputs whose answers are known by hand."""
 
 import math
 
@@ -9,7 +9,7 @@ import pytest
 from zoo.testing import one_track_midi
 
 from zoo.metrics import scale_sets
-from zoo_musegan import metrics as M
+from zoo_chorales import metrics as M
 
 R = M.REST
 
@@ -76,3 +76,32 @@ def test_midi_to_grid_is_tempo_aware():
     m = midi((60, 0.0, 0.5), (64, 0.5, 1.0), tempo=120.0)   # one beat each = 4 steps each
     g = M.midi_to_grid(m)
     assert g.shape == (1, 8) and g[0].tolist() == [60] * 4 + [64] * 4
+
+
+def test_parallel_fifths_and_octaves_are_counted_per_100_16ths():
+    # S and B a fifth apart (C5/F4 -> D5/G4: both up a step, still a fifth): one parallel fifth; A and T hold
+    piece = np.array([[[72, 74], [67, 67], [64, 64], [65, 67]]])
+    assert M.parallels_per_100(piece) == pytest.approx(100 * 1 / 2)
+    # contrary motion into the same fifth is not parallel; oblique motion neither
+    contrary = np.array([[[72, 74], [67, 67], [64, 64], [65, 55]]])
+    assert M.parallels_per_100(contrary) == 0.0
+    # octaves (compound too) in similar motion count; a rest in either voice breaks the pair
+    octaves = np.array([[[72, 74], [67, 67], [64, 64], [48, 50]]])
+    assert M.parallels_per_100(octaves) == pytest.approx(50.0)
+    octaves[0, 3, 1] = M.REST
+    assert M.parallels_per_100(octaves) == 0.0
+
+
+def test_voices_sounding_rate_needs_every_voice_three_quarters_of_the_time():
+    full = np.full((1, 4, 8), 60)
+    bass_rests = full.copy()
+    bass_rests[0, 3, :3] = M.REST   # sounds 5 of 8 = 62 %
+    assert M.voices_sounding_rate(np.concatenate([full, bass_rests])) == pytest.approx(0.5)
+    bass_rests[0, 3, 2] = 60        # 6 of 8 = 75 %: enough
+    assert M.voices_sounding_rate(bass_rests) == 1.0
+
+
+def test_distance_to_data_keeps_musegan_bachs_rule():
+    """The release rule of musegan-bach weighs exactly its eight metrics; rows added later do not enter it."""
+    base = {k: 0.5 for k in M.DISTANCE_METRICS}
+    assert M.distance_to_data({**base, "parallels_per_100": 9.0}, {**base, "parallels_per_100": 0.0}) == 0.0

@@ -291,6 +291,37 @@ def satb_order_rate(grids: np.ndarray) -> float:
     return float(np.mean(ok)) if ok else 0.0
 
 
+def parallels_per_100(grids: np.ndarray) -> float:
+    """Parallel fifths and octaves (unisons included) per 100 16ths: from one 16th to the next, two voices
+    that both sound, both move in the same direction, and stand a perfect fifth or an octave apart (as
+    pitch classes, compound intervals included) before and after.
+
+    Source: the rule against consecutive fifths and octaves of part writing (Piston, "Harmony"); counted
+    as in chorale-model evaluations such as DeepBach (Hadjeres et al. 2017).
+    """
+    g = np.asarray(grids).astype(np.int64)
+    if g.ndim != 3 or g.shape[2] < 2:
+        return 0.0
+    before, after = g[:, :, :-1], g[:, :, 1:]
+    count = 0
+    for i, j in itertools.combinations(range(g.shape[1]), 2):
+        sounding = (before[:, i] != REST) & (before[:, j] != REST) & (after[:, i] != REST) & (after[:, j] != REST)
+        move_i, move_j = after[:, i] - before[:, i], after[:, j] - before[:, j]
+        same_way = (np.sign(move_i) == np.sign(move_j)) & (move_i != 0)
+        was, now = (before[:, i] - before[:, j]) % 12, (after[:, i] - after[:, j]) % 12
+        perfect = ((was == 0) | (was == 7)) & (now == was)
+        count += int((sounding & same_way & perfect).sum())
+    return 100.0 * count / (g.shape[0] * g.shape[2])
+
+
+def voices_sounding_rate(grids: np.ndarray, share: float = 0.75) -> float:
+    """Share of pieces in which every voice sounds for at least `share` of the piece's 16ths."""
+    g = np.asarray(grids)
+    if not len(g):
+        return 0.0
+    return float(np.mean(((g != REST).mean(axis=2) >= share).all(axis=1)))
+
+
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Normalised Hamming distances between every piece of a (n, V, T) and every piece of b (m, V, T):
     the share of (voice, step) cells that differ (a rest is a value too). Returns (n, m)."""
@@ -353,7 +384,14 @@ CHORALE_METRICS = {
     "leaps_over_octave": leap_rate,
     "near_duplicates": near_duplicate_rate,
     "satb_order": satb_order_rate,
+    "parallels_per_100": parallels_per_100,
+    "all_voices_sounding": voices_sounding_rate,
 }
+
+
+# distance_to_data weighs these (musegan-bach's release rule, fixed before its training; later rows are not in it)
+DISTANCE_METRICS = ("in_scale", "chord_rate", "voice_crossing", "stepwise", "note_length", "leaps_over_octave",
+                    "near_duplicates", "satb_order")
 
 
 def chorale_metrics(grids: np.ndarray) -> dict[str, float]:
@@ -366,7 +404,7 @@ def distance_to_data(gen: dict, data: dict) -> float:
 
     Every metric weighs the same and none is tuned; 0 means the generated pieces match the data on all.
     """
-    keys = [k for k in CHORALE_METRICS if k in gen and k in data]
+    keys = [k for k in DISTANCE_METRICS if k in gen and k in data]
     return float(np.mean([abs(gen[k] - data[k]) / max(abs(data[k]), 0.05) for k in keys]))
 
 
