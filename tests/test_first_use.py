@@ -86,7 +86,7 @@ def test_generate_shows_token_progress_on_a_terminal_and_nothing_in_a_pipe(tmp_p
 
 def test_the_first_chorale_parse_shows_progress_on_a_terminal_only(tmp_path):
     # `zoo eval musegan-bach` parses ~400 chorales once; three show the same bar in a few seconds
-    script = ("import zoo_musegan.data as d; names = d.chorale_names()[:3]; d.chorale_names = lambda: names; "
+    script = ("import zoo_chorales.data as d; names = d.chorale_names()[:3]; d.chorale_names = lambda: names; "
               "d.load_chorales()")
     env = {"ZOO_CACHE_DIR": str(tmp_path / "cache")}
     shown = on_terminal([sys.executable, "-c", script], env=env)

@@ -59,7 +59,7 @@ def _npy_header(shape, descr) -> bytes:
 def test_npz_forging_an_object_pointer_is_refused_without_a_crash(tmp_path):
     """The issue's bytes: ndarray((1,), dtype=object, buffer=b"AAAAAAAA") made numpy read 8 bytes as a pointer
     (SIGSEGV). The decoder never calls ndarray and never unpickles."""
-    from zoo_musegan.data import load_jsb_npz
+    from zoo_chorales.data import load_jsb_npz
 
     evil = _npy_header((1,), "|O") + (b"\x80\x02cnumpy\nndarray\n(K\x01\x85cnumpy\ndtype\n(X\x01\x00\x00\x00OK\x00K\x01tR"
                                       b"C\x08AAAAAAAAtR.")
@@ -72,7 +72,7 @@ def test_npz_forging_an_object_pointer_is_refused_without_a_crash(tmp_path):
 def test_npz_object_arrays_decode_by_hand_in_every_protocol(tmp_path, protocol):
     import pickle
 
-    from zoo_musegan.data import decode_numpy_pickle
+    from zoo_chorales.data import decode_numpy_pickle
 
     good = np.empty(2, dtype=object)
     good[0], good[1] = np.arange(12.0).reshape(3, 4), np.full((2, 4), np.nan)
@@ -88,7 +88,7 @@ def test_npz_object_arrays_decode_by_hand_in_every_protocol(tmp_path, protocol):
     ((10 ** 6,), "|O", "at most 100,000 pieces"),
 ])
 def test_npz_data_bomb_is_refused_from_its_declared_shape(tmp_path, shape, descr, message):
-    from zoo_musegan.data import load_jsb_npz
+    from zoo_chorales.data import load_jsb_npz
 
     path = _npz(tmp_path / "bomb.npz", {s: _npy_header(shape, descr) for s in ("train", "valid", "test")})
     t0 = time.monotonic()
@@ -98,7 +98,7 @@ def test_npz_data_bomb_is_refused_from_its_declared_shape(tmp_path, shape, descr
 
 
 def test_npz_member_unpacking_past_the_cap_is_refused(tmp_path, monkeypatch):
-    import zoo_musegan.data as mdata
+    import zoo_chorales.data as mdata
 
     monkeypatch.setattr(mdata, "MAX_NPZ_MEMBER_BYTES", 1000)
     path = tmp_path / "big.npz"

@@ -234,7 +234,7 @@ def test_a_pickled_npz_for_musegan_data_cannot_run_code(tmp_path):
     """The book's Jsb16thSeparated.npz stores pickled object arrays; one built to create a sentinel is refused
     (it ran code through np.load(allow_pickle=True) before), while real object arrays of pitches still load."""
     import numpy as np
-    from zoo_musegan.data import load_jsb_npz
+    from zoo_chorales.data import load_jsb_npz
     from zoo.errors import DataError
 
     sentinel = tmp_path / "pwned"

@@ -8,7 +8,14 @@ from zoo.errors import ZooError
 from zoo.midi import write_midi
 
 
-README_IMAGES = ("musegan-bach",)   # the README shows this model's chorale
+README_IMAGES = ("musegan-bach", "coconet-bach")   # the README shows these models' chorales
+
+
+def demo_options(name: str) -> dict:
+    """Generate options of the demo's piece: Coconet harmonizes the tune shipped beside its weights."""
+    if name == "coconet-bach":
+        return {"prompt": str(Path(zoo.info(name)["local_path"]) / "tune.mid")}
+    return {}
 
 
 def readme_images(name: str, midi, staves=None) -> None:
@@ -25,7 +32,7 @@ def readme_images(name: str, midi, staves=None) -> None:
 
 # The plugins this repository ships. Other installed plugins are not the demo's business: a
 # third party's model may have no weights on this machine, and must never fail `make demo`.
-SHIPPED_PLUGINS = ("musezoo-musegan", "musezoo-music-transformer")
+SHIPPED_PLUGINS = ("musezoo-musegan", "musezoo-music-transformer", "musezoo-coconet")
 
 
 def plan() -> tuple[list[str], list[str]]:
@@ -50,7 +57,7 @@ def main() -> int:
     for name in shipped:
         try:
             model = zoo.load(name)
-            (midi,) = model.generate(num=1, seed=0)
+            (midi,) = model.generate(num=1, seed=0, **demo_options(name))
             path = write_midi(midi, out / f"{name}.mid")
             if name in README_IMAGES:
                 # the short score (two staves) when the model declares one: it fits the README's width

@@ -274,6 +274,7 @@ def cmd_generate(args) -> int:
         if not hasattr(args, key):
             setattr(args, key, value)
     staves = score_layout(cls, args.staves) if args.score else None
+    args.prompt_continued = cls.prompt_role == "continued"
     from zoo.device import set_threads
 
     set_threads(args.threads)
@@ -359,7 +360,8 @@ def _extras(args, pieces, staves=None) -> None:
 
     prompt_end = None   # a continuation's plot shades the prompt and marks where the new music starts
     # only for --plot: a prompt the model's own reader took may be one pretty_midi refuses, after the MIDI is written
-    if args.plot and getattr(args, "prompt", None) is not None and getattr(args, "include_prompt", None) is not False:
+    if args.plot and getattr(args, "prompt", None) is not None and getattr(args, "include_prompt", None) is not False \
+            and getattr(args, "prompt_continued", True):
         from zoo.midi import read_midi
 
         prompt_end = read_midi(args.prompt).get_end_time()

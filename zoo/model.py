@@ -81,6 +81,10 @@ class Model(nn.Module):
     # (staff name, clef, track indices); clef is "treble", "treble8vb" or "bass", two tracks share a staff as
     # two voices. The first layout is the default; none: one staff per track, clefs chosen by pitch.
     score_layouts: ClassVar[dict[str, tuple[tuple[str, str, tuple[int, ...]], ...]]] = {}
+    # what a `prompt` generate option is to the output: "continued" (the piece goes on after it: `--plot`
+    # shades it and marks where the new music starts) or "kept" (its notes are parts of the piece, e.g. a
+    # melody harmonized: nothing is marked)
+    prompt_role: ClassVar[str] = "continued"
 
     def __init_subclass__(cls, **kwargs):
         # every plugin's generate() gets num, seed and its declared options checked first (zoo.limits): a

@@ -130,7 +130,7 @@ def _mt_folder(corpus: Path):
 
 
 def _musegan_folder(corpus: Path):
-    from zoo_musegan.data import load_midi_folder
+    from zoo_chorales.data import load_midi_folder
 
     d = load_midi_folder(corpus)
     used = sorted({n for names in d.sources.values() for n in names})

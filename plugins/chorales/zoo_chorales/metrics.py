@@ -15,7 +15,8 @@ import numpy as np
 
 from zoo.metrics import MAJOR, scale_fit
 
-REST = -1
+from .grid import REST, grid_to_notes  # noqa: F401  (grid_to_notes: one definition, used here and by readers)
+
 VOICE_LETTERS = ("S", "A", "T", "B")
 # Common SATB ranges of chorale writing (inclusive MIDI numbers): S C4-A5, A F3-D5, T C3-A4, B C2-D4.
 VOICE_RANGES = ((60, 81), (53, 74), (48, 69), (36, 62))
@@ -26,18 +27,6 @@ VOICE_RANGES = ((60, 81), (53, 74), (48, 69), (36, 62))
 def _letters(n: int) -> tuple[str, ...]:
     return VOICE_LETTERS if n == 4 else tuple(str(i + 1) for i in range(n))
 
-
-
-def grid_to_notes(row) -> list[tuple[int, int, int]]:
-    """One voice's pitch grid -> notes (pitch, start_step, end_step); a pitch repeated on consecutive steps is one held note."""
-    notes, start = [], 0
-    row = np.asarray(row)
-    for t in range(1, len(row) + 1):
-        if t == len(row) or row[t] != row[start]:
-            if row[start] != REST:
-                notes.append((int(row[start]), start, t))
-            start = t
-    return notes
 
 
 def _notes(grids: np.ndarray):

@@ -90,11 +90,11 @@ def test_fully_convolutional_along_time(tiny):
         assert out.shape == (2, 4, steps, tiny.config.n_classes)
 
 
-def test_annealing_schedule_matches_the_paper():
-    assert annealed_alpha(0, 100) == pytest.approx(0.999)
-    assert annealed_alpha(75, 100) == pytest.approx(0.05)
-    assert annealed_alpha(99, 100) == pytest.approx(0.05)
-    assert annealed_alpha(30, 100) == pytest.approx(0.999 - 30 / 75 * 0.949)
+def test_annealing_schedule_is_yaos_with_magentas_constants():
+    assert annealed_alpha(0, 100) == pytest.approx(0.9)
+    assert annealed_alpha(70, 100) == pytest.approx(0.1)
+    assert annealed_alpha(99, 100) == pytest.approx(0.1)
+    assert annealed_alpha(35, 100) == pytest.approx(0.5)
 
 
 def test_gibbs_never_changes_given_cells(tiny):

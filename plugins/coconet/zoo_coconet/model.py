@@ -117,6 +117,7 @@ class Coconet(Model):
         GenerateOption("temperature", float, 0.75, "sampling temperature of each draw (lower: safer choices)",
                        min=0.05, max=10),
     )
+    prompt_role = "kept"   # a prompt's voices are parts of the harmonized piece, not a beginning it continues
     # `zoo generate --score`: two staves as a hymnal prints a chorale, or one per voice
     score_layouts = {
         "2": (("S A", "treble", (0, 1)), ("T B", "bass", (2, 3))),

@@ -1,9 +1,11 @@
 """Blocked Gibbs sampling with annealed masking (Coconet, section 4; Yao et al. 2014).
 
-Each step erases every cell still to be written with probability alpha, asks the model for all erased
-cells at once, and draws them independently. alpha falls linearly from alpha_max to alpha_min over the
-first eta of the steps, then stays: early steps redraw almost everything from rough guesses, late steps
-polish a few notes given all the others. Cells that were given never change.
+The first step erases every cell to be written and draws them all given the cells that were given.
+Each later step erases each of those cells with probability alpha, asks the model for all erased cells
+at once, and draws them independently. alpha falls linearly from alpha_max to alpha_min over the first
+eta of the steps, then stays: early steps redraw most notes, late steps polish a few given all the
+others. Cells that were given never change. The schedule's constants are those of Magenta's released
+Coconet sampler (lib_sampling.YaoSchedule: pmax 0.9, pmin 0.1, alpha 0.7).
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from __future__ import annotations
 import torch
 
 
-def annealed_alpha(step: int, steps: int, alpha_max: float = 0.999, alpha_min: float = 0.05, eta: float = 0.75) -> float:
-    """The paper's schedule: max(alpha_min, alpha_max - step / (eta * steps) * (alpha_max - alpha_min))."""
+def annealed_alpha(step: int, steps: int, alpha_max: float = 0.9, alpha_min: float = 0.1, eta: float = 0.7) -> float:
+    """Yao et al.'s schedule: max(alpha_min, alpha_max - step / (eta * steps) * (alpha_max - alpha_min))."""
     return max(alpha_min, alpha_max - step / (eta * steps) * (alpha_max - alpha_min))
 
 
@@ -25,7 +27,6 @@ def gibbs(model, classes: torch.Tensor, redo: torch.Tensor, steps: int, temperat
     redo = redo.to(classes.device)
     if not bool(redo.any()):
         return classes
-    # step 0 erases every cell to write (alpha = 1): the first draw conditions on the given cells only
     for step in range(steps):
         if step == 0:
             erase = redo

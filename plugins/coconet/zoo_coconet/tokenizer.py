@@ -12,8 +12,8 @@ import torch
 
 from zoo.errors import ConfigError
 from zoo.tokenizer import Tokenizer
-from zoo_chorales.metrics import grid_to_notes
-from zoo_musegan.tokenizer import VOICES, select_voices, notes_to_grid
+from zoo_chorales.grid import grid_to_notes
+from zoo_chorales.grid import VOICES, notes_to_grid, select_voices
 
 
 class SATBGridTokenizer(Tokenizer):

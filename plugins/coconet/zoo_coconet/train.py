@@ -82,7 +82,7 @@ class CoconetTrainer(Trainer):
     card_metadata = {"license": "mit", "tags": ["coconet", "orderless-nade", "bach", "harmonization"]}
 
     def _windows(self, source):
-        from zoo_musegan.data import load_data
+        from zoo_chorales.data import load_data
 
         key = (str(source), self.config.n_bars)
         if getattr(self, "_data_key", None) != key:
@@ -92,7 +92,7 @@ class CoconetTrainer(Trainer):
         return self._data
 
     def build_dataset(self, source, split):
-        from zoo_musegan.data import voice_ranges
+        from zoo_chorales.data import voice_ranges
 
         data = self._windows(source)
         grids, train = data.splits[split], data.splits["train"]
@@ -103,6 +103,30 @@ class CoconetTrainer(Trainer):
         if len(dataset) == 0:
             raise DataError(f"no {split} windows inside the model's pitch range; {data.summary()}")
         return dataset
+
+    def release_files(self) -> dict:
+        """tune.mid (the first 8 bars of "Ode to Joy") and harmonized.mid, the model's harmonization of it with
+        the default options and seed 0: what the card and the README show."""
+        import io
+        import tempfile
+        from pathlib import Path
+
+        from .example import ode_to_joy
+
+        files = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            tune = Path(tmp) / "tune.mid"
+            ode_to_joy().write(str(tune))
+            files["tune.mid"] = tune.read_bytes()
+            buffer = io.BytesIO()
+            self.model.generate(num=1, seed=0, prompt=str(tune))[0].write(buffer)
+            files["harmonized.mid"] = buffer.getvalue()
+        return files
+
+    def card_sections(self, summary):
+        from .card import card_sections
+
+        return card_sections(summary)
 
     def training_step(self, batch, step):
         model = self.model

@@ -14,7 +14,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("zoo_musegan")
 
 from zoo.errors import ConfigError, DataError, MidiError  # noqa: E402
-from zoo_musegan import data as mdata  # noqa: E402
+from zoo_chorales import data as mdata  # noqa: E402
+from zoo_musegan.data import WindowDataset  # noqa: E402
 from zoo_chorales import metrics as CM  # noqa: E402
 from zoo_chorales.metrics import all_metrics, tonal_distance  # noqa: E402
 from zoo_musegan.model import MuseCritic, MuseGAN, MuseGANConfig, MuseGenerator, book_init  # noqa: E402
@@ -600,7 +601,7 @@ def test_cache_round_trip(tmp_path, monkeypatch):
     a = mdata.load_chorales()
     b = mdata.load_chorales()
     assert len(calls) == 1                                       # parsed once, then read from the cache
-    files = list((tmp_path / "musegan").glob("chorales-v*.npz"))
+    files = list((tmp_path / "chorales").glob("chorales-v*.npz"))
     assert len(files) == 1 and f"v{mdata.DATA_VERSION}" in files[0].name
     np.testing.assert_array_equal(a.splits["train"], b.splits["train"])
     files[0].write_bytes(b"garbage")                             # a damaged cache is rebuilt, not fatal
@@ -666,7 +667,7 @@ def test_transposition_stays_inside_each_voice_range():
     for v, p in enumerate((70, 62, 55, 45)):
         grids[:, v, :16] = p
     grids[0, 0, :4] = 76                                          # the soprano's top note: no room upwards
-    ds = mdata.WindowDataset(grids, transpose=5, ranges=[(60, 76), (55, 70), (48, 62), (40, 55)], seed=1)
+    ds = WindowDataset(grids, transpose=5, ranges=[(60, 76), (55, 70), (48, 62), (40, 55)], seed=1)
     shifts = set()
     for epoch in range(8):
         ds.set_epoch(epoch)
@@ -857,7 +858,9 @@ def test_zoo_eval_gets_the_chorale_rows_and_the_test_split_from_the_model(monkey
 
     windows = np.full((2, 4, 32), 60, dtype=np.int16)
     fake = mdata.WindowData({"train": windows, "valid": windows[:0], "test": windows}, stats={"source": "fake"})
-    monkeypatch.setattr(mdata, "load_data", lambda source, **grid: fake)
+    import zoo_musegan.data
+
+    monkeypatch.setattr(zoo_musegan.data, "load_data", lambda source, **grid: fake)   # what the model reads
     split = model.test_split(None)
     assert len(split) == 2 and np.array_equal(split.grids, windows)
     fake.splits["test"] = windows[:0]

@@ -20,44 +20,8 @@ import torch
 from zoo.errors import MidiError
 from zoo.tokenizer import Tokenizer
 
-from zoo_chorales.metrics import grid_to_notes  # one definition, shared with the metrics
+from zoo_chorales.grid import MAX_STEPS, REST, VOICES, grid_to_notes, midi_to_grid, notes_to_grid, select_voices  # noqa: F401
 
-VOICES = ("Soprano", "Alto", "Tenor", "Bass")
-REST = -1
-MAX_STEPS = 100_000  # ~3.5 h of 16ths at 120 bpm; a hostile file (1 tick per quarter) claimed 4e7 steps: 54 GB of roll
-
-
-def select_voices(instruments, n_tracks: int = 4, names=VOICES):
-    """The instruments of the voices: by name (Soprano/Alto/Tenor/Bass, any case) or else the first n_tracks, in order."""
-    pitched = [i for i in instruments if not i.is_drum]
-    if len(names) == n_tracks:
-        found = []
-        for voice in names:
-            match = [i for i in pitched if voice.lower() in (i.name or "").lower()]
-            if len(match) != 1:
-                break
-            found.append(match[0])
-        else:
-            return found
-    if len(pitched) < n_tracks:
-        raise MidiError(f"the MIDI file has {len(pitched)} pitched instrument(s); a {n_tracks}-voice piece needs {n_tracks} "
-                        f"(name them {', '.join(names)} or give them in that order)")
-    return pitched[:n_tracks]
-
-
-def notes_to_grid(voices: list[list[tuple[int, int, int]]], length: int | None = None, n_pitches: int = 128) -> np.ndarray:
-    """Per-voice notes (pitch, start_step, end_step) -> pitch grid (voices, T); the top note wins inside a voice."""
-    if length is None:
-        length = max((end for notes in voices for _, _, end in notes), default=0)
-    grid = np.full((len(voices), length), REST, dtype=np.int16)
-    for v, notes in enumerate(voices):
-        for pitch, start, end in notes:
-            if not 0 <= pitch < n_pitches:
-                continue  # outside the roll's pitch range: dropped (documented)
-            start, end = max(start, 0), min(max(end, start + 1), length)
-            seg = grid[v, start:end]
-            np.maximum(seg, pitch, out=seg)
-    return grid
 
 
 class PianoRollTokenizer(Tokenizer):
@@ -141,15 +105,7 @@ class PianoRollTokenizer(Tokenizer):
 
     def midi_to_grid(self, midi) -> np.ndarray:
         """PrettyMIDI -> pitch grid (tracks, T) on a 16th grid (tempo-aware), starting at time 0."""
-        voices = select_voices(midi.instruments, self.n_tracks, self.voice_names)
-        ticks_per_step = midi.resolution * 4 / self.steps_per_bar
-        notes = [[(n.pitch, round(midi.time_to_tick(n.start) / ticks_per_step), round(midi.time_to_tick(n.end) / ticks_per_step))
-                  for n in inst.notes] for inst in voices]
-        length = max((end for voice in notes for _, _, end in voice), default=0)
-        if length > MAX_STEPS:
-            raise MidiError(f"the piece is {length // self.steps_per_bar:,} bars long; the piano-roll tokenizer takes "
-                            f"at most {MAX_STEPS // self.steps_per_bar:,} bars (is the MIDI file corrupt?)")
-        return notes_to_grid(notes, n_pitches=self.n_pitches)
+        return midi_to_grid(midi, self.n_tracks, self.steps_per_bar, self.n_pitches, self.voice_names)
 
     def grid_to_midi(self, grid: np.ndarray):
         """Pitch grid (tracks, T) -> PrettyMIDI: one named instrument per voice, held notes, rests, tempo."""
