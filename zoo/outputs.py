@@ -49,7 +49,7 @@ def check_new_path(path, error=ConfigError) -> None:
     for parent in Path(path).absolute().parents:
         try:
             mode = os.stat(parent).st_mode
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             continue
         except OSError as exc:
             raise error(f"{path}: cannot write here ({exc.strerror}); choose another path") from None
@@ -66,7 +66,7 @@ def lstat_target(path, what: str = "output folder", error=ConfigError):
         path = Path(os.path.abspath(path))
     try:
         info = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):   # new, or under a file (check_new_path says which)
         check_new_path(path, error)
         return None
     except OSError as exc:   # a name too long, a path through a file
