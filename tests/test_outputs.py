@@ -1,7 +1,8 @@
 """zoo.outputs: the one policy for every folder the zoo writes (save_pretrained, `zoo convert --out`, `zoo release
 --out`, `zoo train --out`). A new folder is created; an existing one is replaced only if it is empty or a model
 folder musezoo wrote; `--overwrite` widens that to folders of model files only; links, files, devices and FIFOs
-are refused from lstat, before any work. docs/reliability.md, "Outputs, locks and release"."""
+are refused from lstat, before any work. docs/reliability.md,
+"Fourth round (issue 26), part A"."""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"zoo: error: {message} (see {self.prog} --help)\n")
 
 
-# --out of release and convert: what zoo.outputs allows (docs/reliability.md, "Outputs, locks and release")
+# --out of release and convert: what zoo.outputs allows (docs/reliability.md, "Fourth round (issue 26), part A")
 OVERWRITE_HELP = ("also replace an existing --out that holds only model files (config.json, *.safetensors, "
                   "tokenizer.json, README.md, manifest.json and what its manifest lists), even if changed; without "
                   "it, only a new or empty folder or an unchanged model folder musezoo wrote is replaced. Other "

@@ -1,5 +1,6 @@
 """Where the zoo writes a folder: one policy for `zoo release --out`, `zoo convert --out`, `save_pretrained`,
-and `zoo train --out` (the run folder and its final/). docs/reliability.md, "Outputs, locks and release".
+and `zoo train --out` (the run folder and its final/). docs/reliability.md,
+"Fourth round (issue 26), part A".
 
 An output folder is always written whole under a temp name and swapped in (checkpoint.atomic_folder), which
 deletes what was there before; so before any work:
@@ -14,6 +15,10 @@ deletes what was there before; so before any work:
 - a folder that is, or holds, the source being read (the run being released, the file being converted), or
   an existing folder inside it, is refused even with overwrite;
 - a symbolic link, a regular file, a device, a FIFO or a socket is refused; it is only lstat'ed, never opened.
+
+The file outputs (`-o`, `--plot`, ...: zoo.safeio.output_target) refuse the same devices, FIFOs and sockets and
+paths under a file, but write through a symlink to its target; a folder output never follows a link, because
+the swap would put a folder where the link was (as `--out link` did).
 
 Kept free of torch (layer 1).
 """

@@ -561,15 +561,15 @@ def read_run_json(run: Path, error=ConfigError) -> dict:
     fields = (("arch", str, True), ("model_config", dict, True), ("train_config", dict, True),
               ("data", str, False), ("hardware", str, False), ("precision", str, False), ("world_size", int, False))
     if not isinstance(saved, dict):
-        raise error(f"{path}: must be a JSON object with arch, model_config and train_config (not "
+        raise error(f"{path}: malformed: must be a JSON object with arch, model_config and train_config (not "
                     f"{type(saved).__name__}); was it written by zoo train?")
     for key, kind, required in fields:
         value = saved.get(key)
         if value is None and not required:
             continue
         if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and not 1 <= value <= 2 ** 20):
-            raise error(f"{path}: {key!r} must be {'an object' if kind is dict else 'a string' if kind is str else 'a whole number from 1'}, "
-                        f"got {str(value)[:40]!r}; was it written by zoo train?")
+            what = {dict: "an object", str: "a string", int: "a whole number from 1"}[kind]
+            raise error(f"{path}: malformed: {key!r} must be {what}, got {str(value)[:40]!r}; was it written by zoo train?")
     return saved
 
 
