@@ -46,3 +46,26 @@ def test_a_card_without_training_says_so(tiny_model):
     assert card.text.lstrip().startswith("# tiny-lm model") and "No training details were recorded" in card.text
     assert card.data.library_name == "musezoo" and not card.data.eval_results
     assert "Nothing was measured." in card.text and '"n_embd": 16' in card.text
+
+
+def test_zoo_info_reads_a_bounded_prefix_of_a_huge_card(tiny, tiny_model, tmp_path):
+    """A README.md larger than memory (sparse, 64 GiB) is not read whole: the metrics come from its first MiB,
+    in a process whose address space is capped far below the card's size."""
+    import json
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    folder = tiny_model.save_pretrained(tmp_path / "m")
+    card = folder / "README.md"
+    card.write_text("# tiny\n\n## Metrics\n\n| metric | value |\n| --- | --- |\n| test_loss | 0.5 |\n\n")
+    os.truncate(card, 64 * 2 ** 30)
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (12 * 2 ** 30, 12 * 2 ** 30))
+
+    done = subprocess.run([sys.executable, "-c", "import json, sys, zoo; print(json.dumps(zoo.info(sys.argv[1])))",
+                           str(folder)], capture_output=True, text=True, timeout=120, preexec_fn=cap)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["metrics"]["Metrics"]["test_loss"] == {"value": "0.5"}

@@ -193,6 +193,23 @@ def test_convert_trusted_state_dict(tiny_model, tmp_path):
     assert torch.equal(loaded.head.weight, tiny_model.head.weight)
 
 
+def test_convert_of_a_state_dict_holding_an_int_or_a_sparse_tensor_is_one_error(tiny_model, tmp_path):
+    from zoo.convert import convert
+
+    good = tiny_model.state_dict()
+    cases = {"int": ({**good, "head.bias": 5}, "'head.bias' is a int, not a tensor"),
+             "list": ({**good, "head.bias": [1.0]}, "'head.bias' is a list, not a tensor"),
+             "sparse": ({**good, "head.weight": good["head.weight"].to_sparse()}, "'head.weight' is a sparse_coo tensor"),
+             "csr": ({**good, "head.weight": good["head.weight"].to_sparse_csr()}, "'head.weight' is a sparse_csr tensor"),
+             "parts": ({"model": {**good, "embed.weight": 3}}, "'embed.weight' is a int"),
+             "key": ({"model": {**good, 7: torch.zeros(1)}}, "the key 7 is not a tensor name")}
+    for name, (state, says) in cases.items():
+        torch.save(state, tmp_path / f"{name}.pt")
+        with pytest.raises(CheckpointError, match=says):
+            convert(tmp_path / f"{name}.pt", "tiny-lm", tmp_path / "out")
+        assert not (tmp_path / "out").exists()
+
+
 def test_convert_refuses_a_pickle_with_code(tiny, tmp_path):
     sentinel = tmp_path / "pwned"
     (tmp_path / "evil.pt").write_bytes(pickle.dumps(_Sentinel(str(sentinel))))

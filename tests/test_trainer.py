@@ -389,3 +389,113 @@ def test_fsdp_under_torchrun_matches_one_process_and_saves_whole_weights(tiny, z
     assert "resuming" in done.stderr and "at step 6" in done.stderr
     for key, value in _weights(out / "final").items():
         torch.testing.assert_close(one[key], value, rtol=0, atol=1e-5)
+
+
+# ---- the run folder and its lock against hostile contents (issue 26) -----------------------------------
+
+def _cli(capsys, *args) -> tuple[int, str]:
+    from zoo.cli import main
+
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def _one_line(code, err) -> str:
+    assert code == 2, err
+    assert err.startswith("zoo: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err.strip()
+
+
+def _two_steps(capsys, out, *extra):
+    code, err = _cli(capsys, "train", "tiny-lm", "--out", out, "--steps", 2, "--seed", 3, "--device", "cpu",
+                     "--set", "ckpt_every=1", *extra)
+    assert code == 0, err
+    return err
+
+
+def test_the_run_lock_never_follows_a_link_or_opens_a_fifo(tiny, tmp_path, capsys, one_torch_thread):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").symlink_to(victim)                               # a new run whose folder holds only the link
+    assert "is a symbolic link" in _one_line(*_cli(capsys, "train", "tiny-lm", "--out", run, "--steps", 1))
+    assert victim.read_text() == "precious" and (run / ".lock").is_symlink()
+    (run / ".lock").unlink()
+    (run / ".lock").symlink_to("/dev/null")
+    assert "is a symbolic link" in _one_line(*_cli(capsys, "train", "tiny-lm", "--out", run, "--steps", 1))
+    (run / ".lock").unlink()
+    os.mkfifo(run / ".lock")                                         # refused from lstat: never opened, no hang
+    assert "not a regular file" in _one_line(*_cli(capsys, "train", "tiny-lm", "--out", run, "--steps", 1))
+    (run / ".lock").unlink()
+    (run / ".lock").write_text("my notes, not a pid\n")              # a regular file that is not a lock: kept
+    assert "not a musezoo lock file" in _one_line(*_cli(capsys, "train", "tiny-lm", "--out", run, "--steps", 1))
+    assert (run / ".lock").read_text() == "my notes, not a pid\n"
+
+    (run / ".lock").write_text("12345\n")                            # the lock a killed run left: a new run starts
+    _two_steps(capsys, run)
+    (run / ".lock").unlink()
+    (run / ".lock").symlink_to(victim)                               # and --resume of a real run
+    assert "is a symbolic link" in _one_line(*_cli(capsys, "train", "tiny-lm", "--out", run, "--resume",
+                                                   "--steps", 3))
+    assert victim.read_text() == "precious"
+
+    from zoo.errors import ZooError
+    from zoo.locks import hold
+
+    with pytest.raises(ZooError, match="is a symbolic link"):       # the same lock guards the Hub cache
+        with hold(run / ".lock", "x"):
+            pass
+    assert victim.read_text() == "precious"
+
+
+def test_a_run_folder_that_is_a_file_link_or_fifo_is_refused(tiny, tmp_path, capsys):
+    (tmp_path / "file").write_text("text")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "dir")
+    os.mkfifo(tmp_path / "fifo")
+    for name, says in (("file", "is a file, not a folder"), ("link", "is a symbolic link"), ("fifo", "is a FIFO")):
+        for extra in ((), ("--resume",)):
+            line = _one_line(*_cli(capsys, "train", "tiny-lm", "--out", tmp_path / name, "--steps", 1, *extra))
+            assert says in line, line
+    assert (tmp_path / "file").read_text() == "text" and list((tmp_path / "dir").iterdir()) == []
+
+
+def test_a_final_folder_holding_other_files_is_refused_before_training(tiny, tmp_path, capsys, one_torch_thread):
+    run = tmp_path / "run"
+    _two_steps(capsys, run)
+    (run / "final" / "notes.txt").write_text("mine")
+    line = _one_line(*_cli(capsys, "train", "tiny-lm", "--out", run, "--resume", "--steps", 3, "--device", "cpu"))
+    assert "final" in line and "'notes.txt'" in line and "new --out" in line
+    assert (run / "final" / "notes.txt").read_text() == "mine"
+    assert [p.name for p in checkpoint_dirs(run)] == ["step-000001", "step-000002"]   # no step ran
+    (run / "final" / "notes.txt").unlink()
+    _two_steps(capsys, run, "--resume", "--steps", 3)                # its own final/ is replaced as before
+
+
+@pytest.mark.parametrize("field, value", [("epoch", -5), ("epoch", 1e20), ("epoch", 10 ** 20), ("elapsed_s", "x"),
+                                          ("elapsed_s", float("nan")), ("position", -1), ("world_size", 0)])
+def test_resume_skips_a_checkpoint_whose_state_is_out_of_range(tiny, tmp_path, capsys, one_torch_thread, field,
+                                                              value):
+    from zoo.checkpoint import write_manifest
+
+    run = tmp_path / "run"
+    _two_steps(capsys, run)
+    ckpt = run / "checkpoints" / "step-000002"
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    (ckpt / "trainer_state.json").write_text(json.dumps({**state, field: value}))
+    write_manifest(ckpt)                                             # consistent, but out of range
+    err = _two_steps(capsys, run, "--resume", "--steps", 3)
+    assert f"skipping damaged checkpoint step-000002: trainer_state.json: {field!r} must be" in err, err
+    assert f"resuming {run} at step 1" in err
+
+
+def test_resume_cleans_only_its_own_leftovers(tiny, tmp_path, capsys, one_torch_thread):
+    run = tmp_path / "run"
+    _two_steps(capsys, run)
+    ckpts = run / "checkpoints"
+    (ckpts / ".keep-me").mkdir()
+    (ckpts / ".step-000003.tmp-abc").mkdir()                          # what a killed atomic_folder leaves
+    (ckpts / ".trash-step-000001").mkdir()
+    _two_steps(capsys, run, "--resume", "--steps", 3)
+    assert sorted(p.name for p in ckpts.iterdir() if p.name.startswith(".")) == [".keep-me"]

@@ -119,9 +119,14 @@ def refuse_pickles(folder) -> None:
 def atomic_folder(dest, fill) -> Path:
     """Call fill(tmp_folder), then move the finished folder to dest in one rename.
 
-    A crash at any moment leaves either the old folder or the new one under dest, never half.
+    A crash at any moment leaves either the old folder or the new one under dest, never half. What was at dest
+    is deleted: callers check it first (zoo.outputs.check_folder_target); here only a folder is ever replaced,
+    never a link, a file, a device or a FIFO.
     """
+    from zoo.outputs import lstat_target
+
     dest = Path(dest)
+    lstat_target(dest, error=CheckpointError)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
@@ -247,11 +252,15 @@ def read_config(folder) -> dict:
     return data
 
 
-def save_model(model, dest, card: str | None = None, extra_files: dict | None = None) -> Path:
-    """Save a model atomically in the Hub layout."""
+def save_model(model, dest, card: str | None = None, extra_files: dict | None = None, overwrite: bool = False,
+               hint: str = "overwrite=True") -> Path:
+    """Save a model atomically in the Hub layout. An existing dest is replaced only as zoo.outputs allows."""
     import zoo
     from zoo.card import build_card
     from zoo.config import to_dict
+    from zoo.outputs import check_folder_target
+
+    check_folder_target(dest, overwrite=overwrite, hint=hint, what="model folder")
 
     text = card if card is not None else build_card(model)   # without one: what it is, and that no training was recorded
 

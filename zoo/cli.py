@@ -47,6 +47,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"zoo: error: {message} (see {self.prog} --help)\n")
 
 
+# --out of release and convert: what zoo.outputs allows (docs/reliability.md, "Fourth round (issue 26), part A")
+OVERWRITE_HELP = ("also replace an existing --out that holds only model files (config.json, *.safetensors, "
+                  "tokenizer.json, README.md, manifest.json and what its manifest lists), even if changed; without "
+                  "it, only a new or empty folder or an unchanged model folder musezoo wrote is replaced. Other "
+                  "files are never deleted")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (kept import-light: no torch)."""
     p = _Parser(prog="zoo", description="musezoo: a plugin model zoo for symbolic music generation")
@@ -123,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="training-config value for the release's evaluation, e.g. eval_samples=16 (repeatable)")
     s.add_argument("--device", default="cpu", help="device for the evaluation (default cpu)")
+    s.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     s = sub.add_parser("eval", help="metrics of generated pieces beside the held-out test data (and NLL)",
                        epilog="After NAME come the model's own generate options (e.g. --length 256), as with "
@@ -153,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--arch", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     return p
 
 
@@ -455,7 +464,7 @@ def cmd_release(args) -> int:
 
     notes = read_bytes(args.notes, 1 << 20, what="notes file").decode("utf-8", "replace") if args.notes else None
     print(printable(release(args.run, args.out, step=args.step, notes=notes, values=parse_overrides(args.overrides),
-                            device=resolve_device(args.device))))
+                            device=resolve_device(args.device), overwrite=args.overwrite)))
     return 0
 
 
@@ -489,7 +498,7 @@ def cmd_pull(args) -> int:
 def cmd_convert(args) -> int:
     from zoo.convert import convert
 
-    print(convert(args.src, args.arch, args.out, args.overrides))
+    print(convert(args.src, args.arch, args.out, args.overrides, overwrite=args.overwrite))
     return 0
 
 

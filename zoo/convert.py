@@ -7,8 +7,11 @@ from pathlib import Path
 from zoo.errors import CheckpointError
 
 
-def convert(src, arch: str, out, overrides: list[str] | None = None) -> Path:
-    """Load with torch.load(weights_only=True) (tensors only, no code), then save in the Hub layout."""
+def convert(src, arch: str, out, overrides: list[str] | None = None, overwrite: bool = False) -> Path:
+    """Load with torch.load(weights_only=True) (tensors only, no code), then save in the Hub layout.
+
+    `out` follows zoo.outputs (a new folder, or one musezoo wrote; never the folder holding `src`), checked
+    before the file is read."""
     import pickle
 
     import torch
@@ -22,6 +25,10 @@ def convert(src, arch: str, out, overrides: list[str] | None = None) -> Path:
         raise CheckpointError(f"{src}: no such file")
     if src.stat().st_size == 0:
         raise CheckpointError(f"{src}: an empty file, not a saved state dict; give the .pt file torch.save wrote")
+
+    from zoo.outputs import check_folder_target
+
+    check_folder_target(out, sources=((src, "state dict file"),), overwrite=overwrite, hint="--overwrite")
     try:
         # weights_only: tensors, containers and numbers only, never arbitrary objects; whatever a damaged or
         # crafted file makes the restricted unpickler raise (IndexError, KeyError, ...) is the file's fault
@@ -48,9 +55,28 @@ def convert(src, arch: str, out, overrides: list[str] | None = None) -> Path:
             if stem in optional:
                 continue
             raise CheckpointError(f"{src}: no tensors for {stem!r}")
+        _check_tensors(parts[stem], f"{src} [{stem}]")
         check_state(module, parts[stem], f"{src.name} [{stem}]")
         module.load_state_dict(parts[stem])
     from zoo.card import build_card
 
     card = build_card(model, sections={"Training": f"Converted by `zoo convert` from `{src.name}`."})
     return model.save_pretrained(out, card=card)
+
+
+def _check_tensors(part: dict, where: str) -> None:
+    """Every entry of a state dict is a name -> dense CPU tensor; an int, a list, a sparse, quantized or
+    nested tensor is one line naming the entry, not a traceback inside load_state_dict."""
+    import torch
+
+    for key, value in part.items():
+        if not isinstance(key, str):
+            raise CheckpointError(f"{where}: the key {key!r} is not a tensor name (a string)")
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{where}: {key!r} is a {type(value).__name__}, not a tensor; save the model's "
+                                  f"state_dict()")
+        if value.layout != torch.strided or value.is_quantized or getattr(value, "is_nested", False) \
+                or value.device.type != "cpu":
+            kind = "quantized" if value.is_quantized else str(value.layout).replace("torch.", "")
+            raise CheckpointError(f"{where}: {key!r} is a {kind} tensor; musezoo saves dense tensors only "
+                                  f"(convert it with .to_dense() or .dequantize() first)")

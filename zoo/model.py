@@ -139,11 +139,15 @@ class Model(nn.Module):
         Trainer's build_dataset(source, "test") is used, if there is one."""
         return None
 
-    def save_pretrained(self, folder, card: str | None = None, extra_files: dict | None = None):
-        """Save atomically in the Hub layout (config.json, safetensors, tokenizer.json, README.md, manifest)."""
+    def save_pretrained(self, folder, card: str | None = None, extra_files: dict | None = None,
+                        overwrite: bool = False):
+        """Save atomically in the Hub layout (config.json, safetensors, tokenizer.json, README.md, manifest).
+
+        A new folder is created; an existing one is replaced only if it is empty or a model folder musezoo
+        wrote, or, with overwrite=True, holds nothing but model files; see zoo.outputs."""
         from zoo.checkpoint import save_model
 
-        return save_model(self, folder, card=card, extra_files=extra_files)
+        return save_model(self, folder, card=card, extra_files=extra_files, overwrite=overwrite)
 
     @classmethod
     def from_pretrained(cls, folder, device="auto", dtype=None):

@@ -9,6 +9,7 @@ from pathlib import Path
 from zoo.checkpoint import MODEL_FILE_PATTERNS
 
 # card sections whose tables are metrics: "## Metrics: generated vs test", "## Results (NLL per token ...)"
+MAX_CARD_BYTES = 1 << 20   # real cards are a few kB; the metric tables come early
 _METRIC_HEADINGS = re.compile(r"^#{2,4}\s*(metrics|results|evaluation)\b", re.IGNORECASE)
 
 
@@ -25,7 +26,11 @@ def folder_facts(folder) -> dict:
                 parameters[path.stem] = sum(_numel(shape) for _, shape in safetensors_header(path).values())
     total = sum(files.values())
     card = folder / "README.md"
-    metrics = card_metrics(card.read_text(encoding="utf-8", errors="replace")) if card.is_file() else {}
+    metrics = {}
+    if card.is_file():   # a card far larger than any real one (or than memory) is read up to MAX_CARD_BYTES only
+        from zoo.safeio import read_bytes
+
+        metrics = card_metrics(read_bytes(card, MAX_CARD_BYTES, "model card", prefix=True).decode("utf-8", "replace"))
     # "model" is what generate() uses; other state files (a GAN's critic) are for training and are listed apart
     return {"parameters": parameters.get("model", sum(parameters.values())), "parameters_by_file": parameters,
             "size": human_bytes(total), "size_bytes": total, "file_sizes": files, "metrics": metrics}

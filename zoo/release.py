@@ -23,9 +23,12 @@ def _metric_lines(run: Path) -> list[dict]:
     raw = read_bytes(run / "metrics.jsonl", 256 * 2**20, what="metrics log").decode("utf-8", "replace")
     for line in raw.splitlines():
         try:
-            lines.append(json.loads(line))
-        except ValueError:
+            entry = json.loads(line)
+        except (ValueError, RecursionError):
             continue   # a line cut short by a kill
+        step = entry.get("step") if isinstance(entry, dict) else None
+        if isinstance(step, int) and not isinstance(step, bool):   # a number, a string, a line without a step:
+            lines.append(entry)                                     # not a log line, skipped
     return lines
 
 
@@ -38,7 +41,7 @@ def pick_checkpoint(run: Path, select_by: tuple[str, str] | None, step: int | No
     """
     from zoo.trainer import checkpoint_dirs
 
-    ckpts = {int(p.name.split("-")[1]): p for p in checkpoint_dirs(run)}
+    ckpts = {int(p.name[5:]): p for p in checkpoint_dirs(run)}   # step-NNNNNN only: strays are not listed
     if not ckpts:
         raise ConfigError(f"{run} has no checkpoints; train first (zoo train ... --out {run})")
     if step is not None:
@@ -57,19 +60,26 @@ def pick_checkpoint(run: Path, select_by: tuple[str, str] | None, step: int | No
 
 
 def release(run, out, step: int | None = None, notes: str | None = None, values: dict | None = None,
-            device="cpu") -> Path:
-    """Load a checkpoint of `run`, evaluate it on the test split, save it to `out` with a full model card."""
+            device="cpu", overwrite: bool = False) -> Path:
+    """Load a checkpoint of `run`, evaluate it on the test split, save it to `out` with a full model card.
+
+    `out` follows zoo.outputs: a new folder, or one musezoo wrote (any folder of model files with overwrite),
+    never the run itself or a folder holding it; checked before anything is read."""
     import torch
 
+    from zoo.build import check_against_weights
     from zoo.card import build_card
     from zoo.checkpoint import load_tensors, verify
     from zoo.config import config_from_dict, to_dict
+    from zoo.errors import CheckpointError
+    from zoo.outputs import check_folder_target
     from zoo.registry import get_registry
     from zoo.safeio import read_json
-    from zoo.trainer import data_name, hardware, split_overrides
+    from zoo.trainer import check_trainer_state, data_name, hardware, read_run_json, split_overrides
 
     run = Path(run)
-    info = read_json(run / "run.json")
+    check_folder_target(out, sources=((run, "run"),), overwrite=overwrite, hint="--overwrite")
+    info = read_run_json(run)
     registry = get_registry()
     arch = info["arch"]
     model_cls, trainer_cls = registry.architecture(arch), registry.trainer(arch)
@@ -80,8 +90,13 @@ def release(run, out, step: int | None = None, notes: str | None = None, values:
     lines = _metric_lines(run)
     ckpt, curve = pick_checkpoint(run, getattr(trainer_cls, "select_by", None), step, lines)
     verify(ckpt)
-    state = read_json(ckpt / "trainer_state.json")
-    model = model_cls(model_config, registry.new_tokenizer(model_cls))
+    state = check_trainer_state(read_json(ckpt / "trainer_state.json", "trainer_state.json", CheckpointError),
+                                ckpt / "trainer_state.json")
+    tokenizer = registry.new_tokenizer(model_cls)
+    # run.json's sizes against the checkpoint's safetensors headers, on the meta device: `n_layer: 20000` is
+    # refused from arithmetic, before anything is allocated (as zoo generate does for a model folder)
+    check_against_weights(model_cls, model_config, tokenizer, ckpt, getattr(model_cls, "optional_state_files", ()))
+    model = model_cls(model_config, tokenizer)
     for stem, module in model.state_files().items():
         module.load_state_dict(load_tensors(ckpt / f"{stem}.safetensors", device))
     model.to(device).eval()
@@ -107,4 +122,4 @@ def release(run, out, step: int | None = None, notes: str | None = None, values:
             f"(measured on the validation split during training):\n\n| step | {key} |\n| ---: | ---: |\n{rows}")
     card = build_card(model, summary, sections, trainer.card_metadata, notes=notes)
     files = trainer.release_files() if hasattr(trainer, "release_files") else {}
-    return model.save_pretrained(out, card=card, extra_files=files)
+    return model.save_pretrained(out, card=card, extra_files=files, overwrite=overwrite)

@@ -21,8 +21,9 @@ from zoo.errors import ZooError
 MAX_JSON_BYTES = 16 * 1024 * 1024
 
 
-def read_bytes(path, max_bytes: int, what: str = "file", error=ZooError) -> bytes:
-    """The bytes of a regular file of at most max_bytes; a device, FIFO, folder or larger file is `error`.
+def read_bytes(path, max_bytes: int, what: str = "file", error=ZooError, prefix: bool = False) -> bytes:
+    """The bytes of a regular file of at most max_bytes; a device, FIFO, folder or larger file is `error`
+    (with prefix=True a larger file gives its first max_bytes instead: a model card shown by `zoo info`).
 
     O_NONBLOCK keeps open() of a FIFO from waiting for a writer; fstat on the open descriptor checks
     the file actually read (a symlink is followed to its target, which must itself be a regular file).
@@ -36,7 +37,7 @@ def read_bytes(path, max_bytes: int, what: str = "file", error=ZooError) -> byte
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise error(f"{path}: not a regular file (a device, FIFO, socket or folder); give a {what}")
-        if info.st_size > max_bytes:
+        if info.st_size > max_bytes and not prefix:
             raise error(f"{path}: {info.st_size:,} bytes is too large for a {what} (limit {max_bytes:,})")
         chunks, left = [], max_bytes + 1
         while left > 0:   # the size can change after fstat: never read past the cap
@@ -46,6 +47,8 @@ def read_bytes(path, max_bytes: int, what: str = "file", error=ZooError) -> byte
             chunks.append(chunk)
             left -= len(chunk)
         data = b"".join(chunks)
+        if prefix:
+            return data[:max_bytes]
         if len(data) > max_bytes:
             raise error(f"{path}: grew past {max_bytes:,} bytes while being read; give a {what}")
         return data

@@ -14,6 +14,7 @@ import math
 import os
 import platform
 import random
+import re
 import shutil
 import sys
 import time
@@ -459,12 +460,17 @@ def _gather_rng(trainer: Trainer) -> list[dict]:
     return ranks
 
 
+_CHECKPOINT_NAME = re.compile(r"step-\d{6,10}")   # what save_checkpoint writes (steps go up to 10**9)
+
+
 def checkpoint_dirs(run: Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first (temp folders start with a dot and are ignored)."""
+    """Complete checkpoints of a run, oldest first by step. Only folders named as save_checkpoint names them:
+    temp folders (a leading dot) and strays (step-000001.bak, step-latest, a link) are not checkpoints."""
     folder = run / "checkpoints"
-    if not folder.is_dir():
+    if folder.is_symlink() or not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step-"))
+    found = [p for p in folder.iterdir() if _CHECKPOINT_NAME.fullmatch(p.name) and not p.is_symlink() and p.is_dir()]
+    return sorted(found, key=lambda p: (int(p.name[5:]), p.name))
 
 
 def save_checkpoint(run: Path, trainer: Trainer, loop: _DataLoop, step: int, state: dict) -> Path | None:
@@ -493,7 +499,7 @@ def save_checkpoint(run: Path, trainer: Trainer, loop: _DataLoop, step: int, sta
     path = atomic_folder(run / "checkpoints" / f"step-{step:06d}", fill)
     # prune only checkpoints up to this step: newer ones are left from a run that resumed past them because
     # they were damaged, and counting them deleted every fresh good checkpoint as soon as it was written
-    done = [p for p in checkpoint_dirs(run) if p.name[5:].isdigit() and int(p.name[5:]) <= step]
+    done = [p for p in checkpoint_dirs(run) if int(p.name[5:]) <= step]
     for old in sorted(done, key=lambda p: int(p.name[5:]))[:-trainer.config.keep_checkpoints]:
         _remove(old)
     return path
@@ -506,13 +512,65 @@ def _remove(folder: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
+_LEFTOVER_NAME = re.compile(r"\.(step-\d+\.(tmp|old)-.+|trash-step-\d+)")   # atomic_folder's and _remove's
+
+
 def clean_leftovers(run: Path) -> None:
-    """Remove temp and trash folders a killed run left behind (their names start with a dot)."""
+    """Remove the temp and trash folders a killed run left behind: only names this module and atomic_folder
+    make (a `checkpoints` that is a link, say to ~, is never cleaned)."""
     folder = run / "checkpoints"
-    if folder.is_dir():
+    if folder.is_dir() and not folder.is_symlink():
         for p in folder.iterdir():
-            if p.name.startswith("."):
+            if _LEFTOVER_NAME.fullmatch(p.name) and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)
+
+
+def check_trainer_state(info, path) -> dict:
+    """A checkpoint's trainer_state.json, its numbers in range, else a CheckpointError naming the field.
+    Resume and release both read it; a tampered or damaged one is refused here, not deep in the data loop."""
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{path}: must be a JSON object; the checkpoint is damaged")
+    checks = (("step", True, lambda v: _whole(v) and 0 <= v <= 10 ** 9, "a whole number from 0 to 10^9"),
+              ("optimizers", True, lambda v: isinstance(v, dict), "an object"),
+              ("epoch", False, lambda v: _whole(v) and 0 <= v <= 10 ** 12, "a whole number from 0 to 10^12"),
+              ("position", False, lambda v: _whole(v) and 0 <= v <= 10 ** 12, "a whole number from 0 to 10^12"),
+              ("world_size", False, lambda v: _whole(v) and 1 <= v <= 2 ** 20, "a whole number from 1"),
+              ("elapsed_s", False, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+               and math.isfinite(v) and 0 <= v <= 10 ** 12, "a finite number of seconds, 0 or more"),
+              ("last", False, lambda v: isinstance(v, dict), "an object"))
+    for key, required, ok, what in checks:
+        if key not in info:
+            if required:
+                raise CheckpointError(f"{path}: no {key!r}; the checkpoint is damaged")
+            continue
+        if not ok(info[key]):
+            raise CheckpointError(f"{path}: {key!r} must be {what}, got {str(info[key])[:40]!r}; the checkpoint "
+                                  f"is damaged or was edited")
+    return info
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def read_run_json(run: Path, error=ConfigError) -> dict:
+    """A run folder's run.json, checked: an object with arch, model_config and train_config (and, where present,
+    data, hardware, precision as strings and world_size a whole number), else one `error`."""
+    path = run / "run.json"
+    saved = read_json(path, "run.json", error)
+    fields = (("arch", str, True), ("model_config", dict, True), ("train_config", dict, True),
+              ("data", str, False), ("hardware", str, False), ("precision", str, False), ("world_size", int, False))
+    if not isinstance(saved, dict):
+        raise error(f"{path}: malformed: must be a JSON object with arch, model_config and train_config (not "
+                    f"{type(saved).__name__}); was it written by zoo train?")
+    for key, kind, required in fields:
+        value = saved.get(key)
+        if value is None and not required:
+            continue
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and not 1 <= value <= 2 ** 20):
+            what = {dict: "an object", str: "a string", int: "a whole number from 1"}[kind]
+            raise error(f"{path}: malformed: {key!r} must be {what}, got {str(value)[:40]!r}; was it written by zoo train?")
+    return saved
 
 
 def load_checkpoint(run: Path, trainer: Trainer) -> dict | None:
@@ -520,10 +578,8 @@ def load_checkpoint(run: Path, trainer: Trainer) -> dict | None:
     for path in reversed(checkpoint_dirs(run)):
         try:
             verify(path)   # trainer_state.json included: it must be in the manifest
-            info = read_json(path / "trainer_state.json", "trainer_state.json", CheckpointError)
-            if not isinstance(info, dict) or isinstance(info.get("step"), bool) or not isinstance(info.get("step"), int) \
-                    or not 0 <= info["step"] <= 10 ** 9 or not isinstance(info.get("optimizers"), dict):
-                raise CheckpointError("trainer_state.json: malformed step or optimizers")
+            info = check_trainer_state(read_json(path / "trainer_state.json", "trainer_state.json", CheckpointError),
+                                       "trainer_state.json")
         except CheckpointError as exc:
             print(f"zoo: warning: skipping damaged checkpoint {path.name}: {exc}", file=sys.stderr)
             continue
@@ -629,6 +685,8 @@ def train(arch: str, out, data: str | None = None, values: dict | None = None, r
     registry = get_registry()
     model_cls, trainer_cls = registry.architecture(arch), registry.trainer(arch)
     run = Path(out)
+    if int(os.environ.get("RANK", "0")) == 0:
+        check_run_folder(run, resume)
     if resume and not (run / "run.json").is_file():
         raise ConfigError(f"{run} has no run.json to resume; start a new run without --resume")
     if int(os.environ.get("RANK", "0")) != 0:   # torchrun: rank 0 holds the run's lock for all
@@ -652,21 +710,34 @@ def train(arch: str, out, data: str | None = None, values: dict | None = None, r
 RUN_LOCK = ".lock"
 
 
+def check_run_folder(run: Path, resume: bool) -> None:
+    """zoo.outputs' policy for a run folder, before any work: a new path or a real folder (never a link, a
+    file, a device or a FIFO); without --resume an existing one must be empty but for the run's own lock file;
+    its final/, replaced when the run ends, must be one the run may replace (checked now, not after training)."""
+    from zoo.locks import check_lock_file
+    from zoo.outputs import check_folder_target, lstat_target
+
+    if lstat_target(run, "run folder") is None:
+        return
+    check_lock_file(run / RUN_LOCK, error=ConfigError)
+    if not resume and any(p.name != RUN_LOCK for p in run.iterdir()):
+        raise ConfigError(f"{run} already exists; pass --resume to continue it, or choose a new --out")
+    check_folder_target(run / "final", what="final model folder",
+                        advice="the run replaces it at the end: move what musezoo did not write out of it, "
+                               "or train into a new --out")
+
+
 def _train_locked(arch, run: Path, model_cls, trainer_cls, data, values, resume: bool, device) -> Path:
     from zoo.device import resolve_device
 
     values = dict(values or {})
     if resume:
-        saved = read_json(run / "run.json", "run.json", ConfigError)
-        if not isinstance(saved, dict) or not isinstance(saved.get("arch"), str) \
-                or not isinstance(saved.get("model_config"), dict) or not isinstance(saved.get("train_config"), dict):
-            raise ConfigError(f"{run / 'run.json'}: malformed (arch, model_config, train_config); "
-                              f"start a new run with a new --out")
+        saved = read_run_json(run)
         if saved["arch"] != arch:
             raise ConfigError(f"{run} is a {saved['arch']} run, not {arch}")
-        data = saved["data"] if data is None else data
+        data = saved.get("data") if data is None else data
         values = {**saved["model_config"], **saved["train_config"], **values}
-    elif run.exists() and any(p.name != RUN_LOCK for p in run.iterdir()):
+    elif run.exists() and any(p.name != RUN_LOCK for p in run.iterdir()):   # the lock itself: checked by hold()
         raise ConfigError(f"{run} already exists; pass --resume to continue it, or choose a new --out")
     model_values, train_values = split_overrides(values, model_cls, trainer_cls)
     model_config = config_from_dict(model_cls.config_class, model_values, what=f"{arch} config")

@@ -1,0 +1,154 @@
+"""zoo.outputs: the one policy for every folder the zoo writes (save_pretrained, `zoo convert --out`, `zoo release
+--out`, `zoo train --out`). A new folder is created; an existing one is replaced only if it is empty or a model
+folder musezoo wrote; `--overwrite` widens that to folders of model files only; links, files, devices and FIFOs
+are refused from lstat, before any work. docs/reliability.md,
+"Fourth round (issue 26), part A"."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+import torch
+
+from zoo.cli import main
+from zoo.errors import ConfigError, ZooError
+
+
+def _cli(capsys, *args) -> tuple[int, str]:
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def _one_line(code, err) -> str:
+    assert code == 2, err
+    assert err.startswith("zoo: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err.strip()
+
+
+def _hidden(folder) -> list[str]:
+    """Temp folders an atomic write would leave beside its target."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_save_pretrained_replaces_only_a_model_folder_it_wrote(tiny_model, tmp_path):
+    dest = tmp_path / "m"
+    tiny_model.save_pretrained(dest)
+    tiny_model.save_pretrained(dest)                                # its own folder, unchanged: replaced
+    (tmp_path / "empty").mkdir()
+    tiny_model.save_pretrained(tmp_path / "empty")                  # an empty folder: nothing to lose
+
+    (dest / "notes.txt").write_text("mine")
+    for overwrite in (False, True):                                 # a file musezoo did not write: never deleted
+        with pytest.raises(ConfigError, match="'notes.txt'.*musezoo did not write"):
+            tiny_model.save_pretrained(dest, overwrite=overwrite)
+        assert (dest / "notes.txt").read_text() == "mine"
+    (dest / "notes.txt").unlink()
+    (dest / "sub").mkdir()                                          # nor a folder inside
+    with pytest.raises(ConfigError, match="'sub'"):
+        tiny_model.save_pretrained(dest, overwrite=True)
+    (dest / "sub").rmdir()
+
+    (dest / "README.md").write_text("# my own card\n")             # a model file changed since it was saved
+    with pytest.raises(ConfigError, match="README.md was changed since musezoo wrote it.*overwrite=True"):
+        tiny_model.save_pretrained(dest)
+    assert (dest / "README.md").read_text() == "# my own card\n"
+    tiny_model.save_pretrained(dest, overwrite=True)                # asked for: model files only, so replaced
+    assert "my own card" not in (dest / "README.md").read_text()
+
+    other = tmp_path / "other"                                      # model-named files without a manifest
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    (other / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(ConfigError, match="not in its manifest.json.*overwrite=True"):
+        tiny_model.save_pretrained(other)
+    tiny_model.save_pretrained(other, overwrite=True)
+    assert json.loads((other / "config.json").read_text())["arch"] == "tiny-lm"
+
+    ckpt = tmp_path / "ckpt"                                        # a folder musezoo wrote that is not a model
+    ckpt.mkdir()
+    (ckpt / "trainer_state.json").write_text("{}")
+    from zoo.checkpoint import write_manifest
+
+    write_manifest(ckpt)
+    with pytest.raises(ConfigError, match="not a model folder"):
+        tiny_model.save_pretrained(ckpt)
+    assert _hidden(tmp_path) == []
+
+
+def test_files_links_devices_and_fifos_are_refused_from_lstat(tiny_model, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        tiny_model.save_pretrained(notes)
+    assert notes.read_text() == "keep me"
+
+    model = tiny_model.save_pretrained(tmp_path / "m")
+    link = tmp_path / "link"
+    link.symlink_to(model)
+    with pytest.raises(ConfigError, match="is a symbolic link"):
+        tiny_model.save_pretrained(link)
+    assert link.is_symlink()
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="is a FIFO"):            # never opened: no hang
+        tiny_model.save_pretrained(fifo)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+    with pytest.raises(ConfigError, match=f"{notes} is a file, not a folder"):
+        tiny_model.save_pretrained(notes / "m")
+    with pytest.raises(ConfigError, match="must be a path"):
+        tiny_model.save_pretrained(None)
+    try:   # a device node of our own (as root): what `--out /dev/null` did to the real one
+        os.mknod(tmp_path / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except (PermissionError, OSError):
+        pass
+    else:
+        with pytest.raises(ConfigError, match="is a device"):
+            tiny_model.save_pretrained(tmp_path / "null")
+        assert stat.S_ISCHR(os.lstat(tmp_path / "null").st_mode)
+    assert _hidden(tmp_path) == []
+
+
+def test_a_folder_holding_or_inside_the_source_is_refused(tmp_path):
+    from zoo.outputs import check_folder_target
+
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step-000001").mkdir(parents=True)
+    for dest, says in ((run, "is the run being read"), (tmp_path, "is a folder holding the run being read"),
+                       (run / "checkpoints" / "step-000001", "lies inside the run being read")):
+        for overwrite in (False, True):
+            with pytest.raises(ZooError, match=says):
+                check_folder_target(dest, sources=((run, "run"),), overwrite=overwrite, hint="--overwrite")
+    check_folder_target(run / "release", sources=((run, "run"),))   # a new folder inside it is fine
+
+
+def test_convert_out_never_deletes_what_it_did_not_write(tiny, tiny_model, tmp_path, capsys):
+    src = tmp_path / "old.pt"
+    torch.save(tiny_model.state_dict(), src)
+    mine = tmp_path / "mydir"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    for extra in ((), ("--overwrite",)):
+        line = _one_line(*_cli(capsys, "convert", src, "--arch", "tiny-lm", "--out", mine, *extra))
+        assert "'notes.txt'" in line and (mine / "notes.txt").read_text() == "mine"
+    assert "--overwrite" in line
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("text")
+    line = _one_line(*_cli(capsys, "convert", src, "--arch", "tiny-lm", "--out", notes))
+    assert "is a file, not a folder" in line and notes.read_text() == "text"
+
+    held = mine / "old.pt"                                          # the folder holding the file being converted
+    torch.save(tiny_model.state_dict(), held)
+    line = _one_line(*_cli(capsys, "convert", held, "--arch", "tiny-lm", "--out", mine, "--overwrite"))
+    assert "holding the state dict file being read" in line and held.is_file()
+
+    out = tmp_path / "new"
+    for _ in range(2):                                              # a second run replaces its own output
+        code, err = _cli(capsys, "convert", src, "--arch", "tiny-lm", "--out", out)
+        assert code == 0, err
+    assert _hidden(tmp_path) == [] and _hidden(mine) == []
