@@ -57,7 +57,8 @@ def check_sampling(temperature=None, top_k=None, top_p=None, length=None) -> Non
 # without end, held `zoo pull` forever. Each zoo Hub call (pull, push) gets one deadline instead.
 HUB_TIMEOUT_S = 60.0          # default of $ZOO_HUB_TIMEOUT: the deadline of one call, before any file data
 HUB_TIMEOUT_RANGE = (1.0, 86_400.0)
-HUB_MIN_RATE = 128 * 1024     # bytes/s: the deadline grows by one second per 128 KiB of files to transfer
+HUB_MIN_RATE = 128 * 1024     # bytes/s: the deadline grows by one second per 128 KiB that arrives (never declared)
 MAX_HUB_ANSWER_BYTES = 16 * 1024 * 1024   # one API answer (JSON), config.json or manifest.json
-MAX_HUB_FILE_BYTES = 64 * 1024 ** 3       # one model file as the Hub declares it; the body may not exceed that
+HUB_MAX_BYTES = 64 * 1024 ** 3            # default of $ZOO_HUB_MAX_BYTES: the files of one pull, as the Hub declares them
+HUB_MAX_BYTES_LIMIT = 1024 ** 5           # the most $ZOO_HUB_MAX_BYTES may say (1 PiB)
 MAX_HUB_FILES = 1_000                      # files one manifest may list
