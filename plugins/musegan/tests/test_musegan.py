@@ -642,6 +642,31 @@ def test_jsb_npz_format(tmp_path):
         mdata.load_jsb_npz(tmp_path / "nothing.npz")
 
 
+def test_npz_references_to_one_piece_count_once_per_use(tmp_path):
+    """A 99 KB file whose 100,000 pieces are pickle memo references (BINGET) to one array is refused at once.
+    Before, the references counted once against the 2^25-number budget, but each was processed and kept as a
+    piece (~2.5 s and 70 MB apiece: days and terabytes in all)."""
+    import pickle
+    import time
+
+    piece = np.zeros((1000, 4))                 # 4,000 numbers, listed 100,000 times: 4 * 10^8 > 2^25
+    bomb = np.empty(100_000, dtype=object)
+    for i in range(len(bomb)):
+        bomb[i] = piece                         # one object: pickle writes it once, then memo references
+    t0 = time.monotonic()
+    with pytest.raises(ValueError, match="an array listed again counts again"):
+        mdata.decode_numpy_pickle(pickle.dumps(bomb, protocol=4))
+    small = np.empty(2, dtype=object)
+    small[0] = small[1] = np.full((64, 4), 60.0)
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, train=bomb, valid=small, test=small)
+    assert path.stat().st_size < 100_000
+    with pytest.raises(DataError, match="listed again counts again"):
+        mdata.load_jsb_npz(path)
+    assert time.monotonic() - t0 < 10            # (measured well under 1 s)
+    assert [len(p) for p in mdata.decode_numpy_pickle(pickle.dumps(small))] == [64, 64]   # a few uses are fine
+
+
 def test_midi_folder_skips_bad_files(tmp_path, chorale_midi):
     import shutil
 
