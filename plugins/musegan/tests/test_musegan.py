@@ -146,6 +146,38 @@ def test_config_validation(bad, message):
         MuseGANConfig(**bad)
 
 
+def test_a_config_too_large_is_refused_from_its_sizes_at_once(monkeypatch):
+    """n_tracks=10**6 was refused only after 160 s of building one network per track on the meta device (the
+    time grew with the machine's memory); the sizes decide at once now, by arithmetic that counts exactly."""
+    import time
+
+    import zoo
+
+    for config in (MuseGANConfig(), MuseGANConfig(**TINY),
+                   MuseGANConfig(**TINY, output="gumbel", hold=True, critic_onsets=True, critic_rests=True, n_tracks=3,
+                                 n_bars=5, n_pitches=96)):
+        with torch.device("meta"):
+            model = MuseGAN(config)
+        assert config.numbers() == sum(t.numel() for m in model.state_files().values() for t in m.state_dict().values())
+    t0 = time.monotonic()
+    for sizes in ({"n_tracks": 10 ** 6}, {"n_bars": 10 ** 6}):
+        with pytest.raises(ConfigError, match="n_tracks must be 1..16 and n_bars 2..64"):
+            zoo.create("musegan", **sizes)
+    monkeypatch.setattr("zoo.build.machine_elements", lambda: 10 ** 6)   # a machine smaller than the book's model
+    with pytest.raises(ConfigError, match="builds a model of 8,052,035 numbers, more than this machine"):
+        zoo.create("musegan")
+    assert time.monotonic() - t0 < 5
+
+
+def test_training_numbers_have_upper_bounds():
+    from zoo_musegan.train import MuseGANTrainConfig
+
+    for bad, says in (({"n_critic": 10 ** 9}, "n_critic must be 1..1,000"),
+                      ({"eval_samples": 10 ** 9}, "eval_samples must be 1..100,000")):
+        with pytest.raises(ConfigError, match=says):
+            MuseGANTrainConfig(**bad)
+
+
 def test_unknown_config_key_lists_valid_keys():
     from zoo.config import config_from_dict
 
