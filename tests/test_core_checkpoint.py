@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -213,6 +214,25 @@ def test_convert_trusted_state_dict(tiny_model, tmp_path):
     convert(tmp_path / "legacy.pt", "tiny-lm", out)
     loaded = zoo.load(str(out), device="cpu")
     assert torch.equal(loaded.head.weight, tiny_model.head.weight)
+
+
+def test_convert_names_a_fifo_or_folder_for_what_it_is(tiny, tmp_path, capsys):
+    """`zoo convert` of a FIFO said "no such file" (issue 26); it is named, at once, without opening it."""
+    import os
+
+    from zoo.cli import main
+    from zoo.convert import convert
+
+    os.mkfifo(tmp_path / "pipe.pt")
+    (tmp_path / "folder.pt").mkdir()
+    for name, kind in (("pipe.pt", "is a FIFO (named pipe)"), ("folder.pt", "is a folder"),
+                       ("missing.pt", "no such file")):
+        with pytest.raises(CheckpointError, match=re.escape(kind)):
+            convert(tmp_path / name, "tiny-lm", tmp_path / "out")
+    assert main(["convert", str(tmp_path / "pipe.pt"), "--arch", "tiny-lm", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pipe.pt: is a FIFO (named pipe), not a saved state dict" in err, err
+    assert not (tmp_path / "out").exists()
 
 
 def test_convert_refuses_a_pickle_with_code(tiny, tmp_path):
