@@ -623,3 +623,21 @@ def test_a_full_disk_during_pull_is_one_line(hub_env, olah, saved, tmp_path, req
     line = _one_line_error(done)
     assert "No space left on device" in line and "free some disk space" in line, line
     assert not list(hub_env.glob("models--*/snapshots/*"))
+
+
+def test_files_larger_than_zoo_hub_max_bytes_are_refused_before_download(hub_env, olah, saved, request, monkeypatch):
+    from zoo import hub
+    from zoo.errors import HubError
+
+    repo = _repo(request)
+    olah.publish_folder(repo, saved)
+    monkeypatch.setenv("ZOO_HUB_MAX_BYTES", "1K")
+    with pytest.raises(HubError, match=r"more than ZOO_HUB_MAX_BYTES allows \(1,024\); nothing was downloaded"):
+        hub.pull(repo)
+    assert not list(hub_env.glob("models--*/blobs/*"))
+    for bad in ("abc", "0", "-5", "2P", "1e9", "10 G B"):
+        monkeypatch.setenv("ZOO_HUB_MAX_BYTES", bad)
+        with pytest.raises(HubError, match="ZOO_HUB_MAX_BYTES must be a size"):
+            hub.pull(repo)
+    monkeypatch.setenv("ZOO_HUB_MAX_BYTES", "20MiB")
+    assert (hub.pull(repo) / "model.safetensors").is_file()
