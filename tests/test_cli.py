@@ -100,3 +100,24 @@ def test_non_finite_numbers_and_deeply_nested_config_are_one_line(tiny, zoo_cli,
     line = _one_line_error(zoo_cli("train", "tiny-lm", "--out", tmp_path / "r", "--config", tmp_path / "deep.json"))
     assert "not valid JSON" in line and "deep.json" in line
     assert not (tmp_path / "r").exists()
+
+
+def test_under_torchrun_a_user_error_is_printed_once(tiny, tmp_path, capsys, monkeypatch):
+    """Every rank meets the same bad option; only rank 0 says so (issue 26: one line per rank before)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ZOO
+    from zoo.cli import main
+
+    bad = ["train", "tiny-lm", "--out", str(tmp_path / "run"), "--set", "grad_accum=0"]
+    for rank, lines in (("1", 0), ("0", 1)):
+        monkeypatch.setenv("RANK", rank)
+        assert main(bad) == 2
+        assert capsys.readouterr().err.count("zoo: error:") == lines
+    monkeypatch.delenv("RANK")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", "0",
+                "--standalone", ZOO]
+    done = subprocess.run([*torchrun, *bad], capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert done.stderr.count("zoo: error: grad_accum") == 1, done.stderr[-3000:]

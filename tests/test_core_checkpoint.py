@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,14 @@ def test_generate_options_are_checked_from_python_too(tiny_model):
         type("Bad", (zoo.Model,), {"generate_options": ("length",)})
     with pytest.raises(TypeError, match="only a bool option has a flag"):
         GenerateOption("length", int, flag="--short")
+    # an int option declared without a max still has one (issue 26: no whole number is unbounded)
+    with pytest.raises(ConfigError, match="top_k must be a whole number from 1 to 1e\\+09, got 10000000000"):
+        GenerateOption("top_k", int, None, min=1).check(10 ** 10)
+    GenerateOption("top_k", int, None, min=1).check(10 ** 9)
+    # a keyword generate() does not take is the same ConfigError in every plugin (the Music Transformer's own
+    # signature raised TypeError; see its tests)
+    with pytest.raises(ConfigError, match="bogus"):
+        tiny_model.generate(bogus=1)
 
 
 
@@ -101,6 +110,20 @@ def test_dtype_cast_on_load(tiny_model, tmp_path):
     folder = tiny_model.save_pretrained(tmp_path / "m")
     model = zoo.load(str(folder), device="cpu", dtype="bf16")
     assert model.embed.weight.dtype == torch.bfloat16
+
+
+def test_a_dtype_or_folder_that_cannot_hold_a_model_is_a_config_error(tiny_model, tmp_path):
+    """zoo.load(dtype=torch.int8) and save_pretrained(None) raised tracebacks (issue 26)."""
+    from zoo.errors import ConfigError
+
+    folder = tiny_model.save_pretrained(tmp_path / "m")
+    for bad in (torch.int8, torch.bool, torch.complex64, "int8"):
+        with pytest.raises(ConfigError, match="dtype"):
+            zoo.load(str(folder), device="cpu", dtype=bad)
+    assert zoo.load(str(folder), device="cpu", dtype=torch.float16).embed.weight.dtype == torch.float16
+    for bad in (None, "", 5):
+        with pytest.raises(ConfigError, match="save_pretrained needs a folder"):
+            tiny_model.save_pretrained(bad)
 
 
 def test_flipped_byte_is_a_sha256_mismatch_naming_the_file(tiny_model, tmp_path):
@@ -208,6 +231,25 @@ def test_convert_of_a_state_dict_holding_an_int_or_a_sparse_tensor_is_one_error(
         with pytest.raises(CheckpointError, match=says):
             convert(tmp_path / f"{name}.pt", "tiny-lm", tmp_path / "out")
         assert not (tmp_path / "out").exists()
+
+
+def test_convert_names_a_fifo_or_folder_for_what_it_is(tiny, tmp_path, capsys):
+    """`zoo convert` of a FIFO said "no such file" (issue 26); it is named, at once, without opening it."""
+    import os
+
+    from zoo.cli import main
+    from zoo.convert import convert
+
+    os.mkfifo(tmp_path / "pipe.pt")
+    (tmp_path / "folder.pt").mkdir()
+    for name, kind in (("pipe.pt", "is a FIFO (named pipe)"), ("folder.pt", "is a folder"),
+                       ("missing.pt", "no such file")):
+        with pytest.raises(CheckpointError, match=re.escape(kind)):
+            convert(tmp_path / name, "tiny-lm", tmp_path / "out")
+    assert main(["convert", str(tmp_path / "pipe.pt"), "--arch", "tiny-lm", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pipe.pt: is a FIFO (named pipe), not a saved state dict" in err, err
+    assert not (tmp_path / "out").exists()
 
 
 def test_convert_refuses_a_pickle_with_code(tiny, tmp_path):

@@ -39,6 +39,18 @@ def test_list_models_sorted_with_wildcards(tiny):
     assert zoo.list_models("musegan*") == []
 
 
+def test_api_arguments_of_the_wrong_type_are_a_config_error(tiny):
+    """zoo.create(None) and list_models(None) raised TypeError tracebacks (issue 26)."""
+    from zoo.errors import ConfigError
+
+    for bad in (None, 5, ""):
+        with pytest.raises(ConfigError, match="arch must be an architecture name"):
+            zoo.create(bad)
+    for bad in (None, 5, ["*"]):
+        with pytest.raises(ConfigError, match="pattern must be a string"):
+            zoo.list_models(bad)
+
+
 def test_info_for_pretrained_and_architecture(tiny):
     assert zoo.info("tiny-scales")["arch"] == "tiny-lm"
     assert zoo.info("tiny-lm")["kind"] == "architecture"

@@ -77,6 +77,8 @@ def test_generate_extras_fail_before_generating(tiny, saved, capsys, tmp_path, m
     assert code == 2 and "sheet music is written as" in err
     code, _, err = cli(capsys, "generate", saved, "-o", tmp_path / "g.mid", "--soundfont", tmp_path / "x.sf2")
     assert code == 2 and "--soundfont is for --render" in err
+    code, _, err = cli(capsys, "generate", saved, "-o", tmp_path / "g.mid", "--staves", "4")   # was ignored
+    assert code == 2 and err.count("\n") == 1 and "--staves is for --score" in err, err
     monkeypatch.setenv("PATH", "/nonexistent")
     code, _, err = cli(capsys, "generate", saved, "-o", tmp_path / "g.mid", "--render", tmp_path / "g.wav")
     assert code == 2 and "apt-get install fluidsynth" in err

@@ -10,17 +10,26 @@ a full round trip through the real client. Nothing leaves 127.0.0.1.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import textwrap
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import ZOO
+
 try:
     from tests.hubserver import gitrepo
     from tests.hubserver.olah_server import OlahServer, free_port
+    from tests.hubserver.proxy import HubProxy
     from tests.hubserver.standin import HubStandIn
 except ImportError:  # tests/ run as rootdir-less modules
     from hubserver import gitrepo
     from hubserver.olah_server import OlahServer, free_port
+    from hubserver.proxy import HubProxy
     from hubserver.standin import HubStandIn
 
 TOKEN = "hf_TESTtokenNeverPrinted0123456789"
@@ -428,3 +437,207 @@ def test_push_a_pretrained_name_carries_its_license_and_data(hub_env, olah, stan
     card = gitrepo.git(olah.repo_dir(_repo(request)), "show", f"{result.commit_id}:README.md")
     assert "license: mit" in card and "datasets:\n- jsb-chorales" in card
     assert (tmp_path / "weights" / "tiny-bach" / "README.md").read_bytes() == (saved / "README.md").read_bytes()
+
+
+# -- a Hub that lies (issue 26): a proxy in front of olah changes its answers ----------------------------
+
+@contextmanager
+def lying_hub(monkeypatch, olah, rewrite=None, forward=None):
+    """Point this process (and `zoo` subprocesses) at a HubProxy in front of olah."""
+    from huggingface_hub import constants
+
+    with HubProxy(olah.url, rewrite, forward) as proxy:
+        monkeypatch.setenv("HF_ENDPOINT", proxy.url)
+        monkeypatch.setattr(constants, "ENDPOINT", proxy.url)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", proxy.url + "/{repo_id}/resolve/{revision}/{filename}")
+        yield proxy
+
+
+def _with_header(headers: dict, name: str, value) -> dict:
+    """headers with `name` (any case) set to value, or removed when value is None."""
+    out = {k: v for k, v in headers.items() if k.lower() != name.lower()}
+    return out if value is None else {**out, name: value}
+
+
+def test_files_come_from_the_commit_that_was_checked(hub_env, olah, saved, tmp_path, request, monkeypatch):
+    """zoo asks for the commit id once, checks it, and downloads exactly that commit. Before: huggingface_hub
+    asked again and trusted the second answer, so a sha of '../../../victim' wrote trees/<sha>.json outside
+    the cache."""
+    from urllib.parse import quote
+
+    from zoo import hub
+
+    repo = _repo(request)
+    commit = olah.publish_folder(repo, saved)
+    hostile, asked = "../../../victim", []
+
+    def rewrite(method, path, status, headers, body):
+        if "/revision/" in path:
+            asked.append(path)
+            if len(asked) > 1:   # the first answer is honest, every later one is not
+                body = json.dumps({**json.loads(body), "sha": hostile}).encode()
+        return status, headers, body
+
+    def forward(method, path):   # and the lie holds up: its 'commit' serves the real files
+        return path.replace(quote(hostile, safe=""), commit)
+
+    with lying_hub(monkeypatch, olah, rewrite, forward):
+        folder = hub.pull(repo)
+    assert folder == hub_env / f"models--{repo.replace('/', '--')}" / "snapshots" / commit
+    assert len(asked) == 1, asked
+    assert not list(tmp_path.rglob("victim*"))
+    assert (folder.parent.parent / "refs" / "main").read_text() == commit   # main still works offline
+
+
+@pytest.mark.parametrize("revision", ["../../../escaped", "/tmp/escaped", "..", "v1/../../escaped", "a\\b",
+                                      "main\n", "x\x1b[2J", "a//b", ".hidden", "-x"],
+                         ids=["up", "absolute", "dotdot", "inner-up", "backslash", "newline", "escape", "empty-part",
+                              "dot", "dash"])
+def test_a_revision_that_is_not_a_plain_name_is_refused_before_any_request(hub_env, olah, saved, tmp_path,
+                                                                           request, monkeypatch, capsys, revision):
+    """Before: 'org/m@../../../escaped' wrote refs/../../../escaped, a file outside the cache (this Hub answers
+    any revision as main, so the old code went that far)."""
+    from urllib.parse import quote
+
+    from zoo import hub
+    from zoo.cli import main
+    from zoo.errors import HubError
+
+    repo = _repo(request)
+    olah.publish_folder(repo, saved)
+    with lying_hub(monkeypatch, olah, forward=lambda method, path: path.replace(quote(revision, safe=""), "main")) \
+            as proxy:
+        for call in (lambda: hub.pull(f"{repo}@{revision}"), lambda: hub.pull(repo, revision)):
+            with pytest.raises(HubError, match="is not a branch, tag or commit id"):
+                call()
+        assert main(["pull", f"{repo}@{revision}"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is not a branch, tag or commit id" in err, err
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        with pytest.raises(HubError, match="is not a branch, tag or commit id"):
+            hub.pull(f"{repo}@{revision}")
+    assert proxy.requests == []
+    assert not list(tmp_path.rglob("escaped*")) and not list(tmp_path.rglob("*--*/refs/*"))
+
+
+@pytest.mark.parametrize("header", ["ETag", "X-Linked-Etag"])
+def test_a_file_header_that_names_a_path_is_refused(hub_env, olah, saved, tmp_path, request, monkeypatch, header):
+    """huggingface_hub stores a file as blobs/<its ETag>: '../../../etag-victim' wrote outside the cache."""
+    from zoo import hub
+    from zoo.errors import HubError
+
+    repo = _repo(request)
+    olah.publish_folder(repo, saved)
+
+    def rewrite(method, path, status, headers, body):
+        if method == "HEAD" and path.endswith("/model.safetensors"):
+            headers = _with_header(_with_header(headers, "X-Linked-Etag", None), header, '"../../../etag-victim"')
+        return status, headers, body
+
+    with lying_hub(monkeypatch, olah, rewrite):
+        with pytest.raises(HubError, match=f"answered {header.lower()} .*etag-victim.* which no Hub sends"):
+            hub.pull(repo)
+    assert not list(tmp_path.rglob("etag-victim*"))
+    assert not list(hub_env.glob("models--*/snapshots/*"))
+
+
+def test_a_declared_size_never_moves_the_deadline():
+    """Only bytes that arrive move a call's deadline on, for at most ZOO_HUB_MAX_BYTES of them. Before: 1 s per
+    128 KiB the server declared, so declaring 1 GiB made ZOO_HUB_TIMEOUT=2 into 8,194 s."""
+    from zoo import hubnet
+    from zoo.limits import HUB_MIN_RATE
+
+    current = hubnet.Call(2.0, most_bytes=4 * HUB_MIN_RATE)
+    try:
+        current.expect([2 ** 30])
+        assert current.seconds == 2.0 and current.max_body == 2 ** 30
+        current.received(HUB_MIN_RATE)
+        assert current.seconds == pytest.approx(3.0)
+        current.received(10 ** 9)                     # the user's cap bounds how far arriving bytes move it
+        assert current.seconds == pytest.approx(6.0)
+    finally:
+        current.close()
+
+
+def test_a_large_file_sent_a_byte_a_second_stops_at_the_timeout(
+        hub_env, olah, saved, tmp_path, request, monkeypatch):
+    repo = _repo(request)
+    olah.publish_folder(repo, saved)
+    big, dripping = 2 ** 30, []
+
+    def drip():
+        dripping.append(True)
+        for _ in range(600):
+            yield b"\0"
+            time.sleep(1)
+
+    def rewrite(method, path, status, headers, body):
+        if "/paths-info/" in path:
+            infos = json.loads(body)
+            for info in infos:
+                if info["path"] == "model.safetensors":
+                    info["size"] = big
+                    if info.get("lfs"):
+                        info["lfs"]["size"] = big
+            body = json.dumps(infos).encode()
+        elif path.endswith("/model.safetensors"):
+            headers = _with_header(_with_header(headers, "X-Linked-Size", str(big)), "Content-Length", str(big))
+            body = body if method == "HEAD" else drip()
+        return status, headers, body
+
+    with lying_hub(monkeypatch, olah, rewrite):
+        t0 = time.monotonic()
+        done = subprocess.run([ZOO, "pull", repo], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "ZOO_HUB_TIMEOUT": "8"})
+        elapsed = time.monotonic() - t0
+    line = _one_line_error(done)
+    assert dripping, f"the download of the large file never started: {line}"
+    assert "did not finish answering within 8 s" in line, line
+    assert elapsed < 40, f"{elapsed:.0f} s"   # 8 s, and a busy machine's start-up
+    assert not list(hub_env.glob("models--*/snapshots/*"))
+
+
+DISK_FULL = """
+    import collections, errno, shutil
+    from huggingface_hub import file_download
+
+    shutil.disk_usage = lambda path: collections.namedtuple("usage", "total used free")(1 << 30, 1 << 30, 0)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    file_download.http_get = full
+"""
+
+
+def test_a_full_disk_during_pull_is_one_line(hub_env, olah, saved, tmp_path, request):
+    """huggingface_hub warns over several lines when the disk looks too small, then fails: the user sees zoo's
+    one line only, and it says what to do."""
+    repo = _repo(request)
+    olah.publish_folder(repo, saved)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(textwrap.dedent(DISK_FULL))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([ZOO, "pull", repo], capture_output=True, text=True, timeout=120, env=env)
+    line = _one_line_error(done)
+    assert "No space left on device" in line and "free some disk space" in line, line
+    assert not list(hub_env.glob("models--*/snapshots/*"))
+
+
+def test_files_larger_than_zoo_hub_max_bytes_are_refused_before_download(hub_env, olah, saved, request, monkeypatch):
+    from zoo import hub
+    from zoo.errors import HubError
+
+    repo = _repo(request)
+    olah.publish_folder(repo, saved)
+    monkeypatch.setenv("ZOO_HUB_MAX_BYTES", "1K")
+    with pytest.raises(HubError, match=r"more than ZOO_HUB_MAX_BYTES allows \(1,024\); nothing was downloaded"):
+        hub.pull(repo)
+    assert not list(hub_env.glob("models--*/blobs/*"))
+    for bad in ("abc", "0", "-5", "2P", "1e9", "10 G B"):
+        monkeypatch.setenv("ZOO_HUB_MAX_BYTES", bad)
+        with pytest.raises(HubError, match="ZOO_HUB_MAX_BYTES must be a size"):
+            hub.pull(repo)
+    monkeypatch.setenv("ZOO_HUB_MAX_BYTES", "20MiB")
+    assert (hub.pull(repo) / "model.safetensors").is_file()

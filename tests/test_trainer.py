@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 import zoo
 from zoo.checkpoint import verify
+from zoo.errors import ConfigError
 from zoo.trainer import TrainConfig, checkpoint_dirs, lr_factor
 from tests.conftest import ZOO
 
@@ -174,6 +175,35 @@ def test_grad_accumulation_equals_the_bigger_batch(tiny):
     # and the check can fail: one micro-batch alone is a different gradient
     half, full = _gradients_of_one_step(4, 1), big
     assert any(not torch.allclose(half[n], full[n], rtol=0, atol=1e-5 * float(full[n].abs().max())) for n in full)
+
+
+def test_every_whole_number_option_has_an_upper_bound(tiny, tmp_path, capsys):
+    """`--set grad_accum=1000000000` made `--steps 1` never end: refused at once now, as is any whole number
+    past its bound, a plugin's own fields included (they get 10**9 without declaring a bound)."""
+    import time
+    from dataclasses import dataclass
+
+    from zoo.cli import main
+
+    with pytest.raises(ConfigError, match="grad_accum must be a whole number from 1 to 1,024"):
+        TrainConfig(grad_accum=10 ** 9)
+    t0 = time.monotonic()
+    code = main(["train", "tiny-lm", "--out", str(tmp_path / "run"), "--steps", "1", "--set", "grad_accum=1000000000"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "grad_accum must be a whole number from 1 to 1,024" in err, err
+    assert time.monotonic() - t0 < 10 and not (tmp_path / "run").exists()
+
+    @dataclass(frozen=True)
+    class PluginConfig(TrainConfig):
+        windows: int = 0
+
+    for bad, says in (({"keep_checkpoints": 10 ** 6}, "keep_checkpoints must be a whole number from 1 to 1,000"),
+                      ({"metrics_every": 10 ** 10}, "metrics_every must be a whole number of at most 1,000,000,000"),
+                      ({"windows": 10 ** 10}, "windows must be a whole number of at most 1,000,000,000"),
+                      ({"windows": -(10 ** 10)}, "windows must be a whole number of at most")):
+        with pytest.raises(ConfigError, match=says):
+            PluginConfig(**bad)
+    assert PluginConfig(seed=2 ** 32 - 1, grad_accum=1_024, windows=10 ** 9).windows == 10 ** 9
 
 
 def test_lr_schedule_warmup_then_cosine():

@@ -20,6 +20,11 @@ def list_models(pattern: str = "*") -> list[str]:
     """Registered pretrained model names matching an fnmatch pattern, sorted."""
     from zoo.registry import get_registry
 
+    if not isinstance(pattern, str):
+        from zoo.errors import ConfigError
+
+        raise ConfigError(f"pattern must be a string such as '*' or 'musegan*', got {pattern!r}")
+
     return get_registry().names("pretrained", pattern)
 
 
@@ -76,6 +81,10 @@ def create(arch: str, **config_overrides):
     from zoo.config import config_from_dict
     from zoo.registry import get_registry
 
+    if not isinstance(arch, str) or not arch.strip():
+        from zoo.errors import ConfigError
+
+        raise ConfigError(f"arch must be an architecture name (see zoo list), got {arch!r}")
     registry = get_registry()
     cls = registry.architecture(arch)
     config = config_from_dict(cls.config_class, config_overrides, what=f"{arch} config")

@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args) or 0
     except ZooError as exc:
-        print(f"zoo: error: {one_line(exc)}", file=sys.stderr)
+        if _first_rank():
+            print(f"zoo: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
@@ -201,14 +202,24 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:  # the machine, not a bug: say so in one line
             where = f" ({printable(exc.filename)})" if exc.filename else ""
-            print(f"zoo: error: {one_line(exc.strerror or exc)}{one_line(where)}; {_DISK_ERRNOS[exc.errno]}, "
-                  f"then run the command again", file=sys.stderr)
+            if _first_rank():
+                print(f"zoo: error: {one_line(exc.strerror or exc)}{one_line(where)}; {_DISK_ERRNOS[exc.errno]}, "
+                      f"then run the command again", file=sys.stderr)
             return 2
         import traceback
 
         traceback.print_exc()
         print("zoo: this is a bug in musezoo or a plugin; please report it with the traceback above", file=sys.stderr)
         return 1
+
+
+def _first_rank() -> bool:
+    """False in the processes torchrun starts besides rank 0: a user error (a bad --set, a missing folder) is
+    the same in every rank, and was printed once per rank. (A bug's traceback is printed by every rank.)"""
+    import os
+
+    rank = os.environ.get("RANK", "0").strip()
+    return not rank.isdigit() or int(rank) == 0
 
 
 def cmd_list(args) -> int:
@@ -350,6 +361,8 @@ def _check_extras(args) -> None:
 
         for path in output_paths(args.plot, args.num):
             render.check_plot_target(path)
+    if args.staves is not None and not args.score:   # it was silently ignored
+        raise ConfigError("--staves is for --score OUT.musicxml|OUT.pdf|OUT.png")
     if args.render or args.score or args.soundfont:
         from zoo import render
 

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 from zoo.errors import CheckpointError
+
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _check_regular_file(src: Path) -> None:
+    """The source must be a regular file; anything else is named for what it is (a FIFO or /dev/zero was
+    reported as "no such file"), and nothing is opened before this check (a FIFO would wait for a writer)."""
+    try:
+        mode = src.stat().st_mode
+    except FileNotFoundError:
+        raise CheckpointError(f"{src}: no such file") from None
+    except OSError as exc:
+        raise CheckpointError(f"{src}: cannot read it ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        raise CheckpointError(f"{src}: is {kind}, not a saved state dict; give the .pt file torch.save wrote")
 
 
 def convert(src, arch: str, out, overrides: list[str] | None = None, overwrite: bool = False) -> Path:
@@ -21,8 +40,7 @@ def convert(src, arch: str, out, overrides: list[str] | None = None, overwrite: 
     from zoo.config import parse_overrides
 
     src = Path(src)
-    if not src.is_file():
-        raise CheckpointError(f"{src}: no such file")
+    _check_regular_file(src)
     if src.stat().st_size == 0:
         raise CheckpointError(f"{src}: an empty file, not a saved state dict; give the .pt file torch.save wrote")
 

@@ -38,10 +38,13 @@ def resolve_dtype(dtype):
     """A torch dtype from None, a torch.dtype or a name like "float16"/"bf16"."""
     import torch
 
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
     names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
              "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    if dtype is None or dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+        return dtype
+    if isinstance(dtype, torch.dtype):   # int8 or bool weights: a traceback deep inside the first forward
+        raise ConfigError(f"dtype {dtype} cannot hold weights; use one of torch.float32, torch.float16, "
+                          f"torch.bfloat16 (or {', '.join(names)})")
     if str(dtype) not in names:
         raise ConfigError(f"unknown dtype {dtype!r}; use one of {', '.join(names)}")
     return names[str(dtype)]

@@ -9,6 +9,7 @@ what to do.
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import os
@@ -25,7 +26,10 @@ from zoo.safeio import read_json
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _HEAD_FILES = ("manifest.json", "config.json")  # fetched first; the manifest lists the rest
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_COMMIT = re.compile(r"[0-9a-f]{40}")   # fullmatch: "$" would let a trailing newline through
+# one part of a branch or tag name (parts are joined by '/', as in refs/pr/1): it becomes a folder or file name in
+# the cache (refs/<revision>), so only plain names pass; no '..', no leading '/' or '.', no '\\' or control characters
+_REVISION_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
 _BEGIN, _END = "<!-- musezoo:begin -->", "<!-- musezoo:end -->"
 TIMEOUT_S = 20.0  # per Hub API call; a dead network fails in bounded time
 
@@ -51,6 +55,15 @@ def parse_hf_name(name: str) -> tuple[str, str | None]:
     repo_id, _, revision = body.partition("@")
     check_repo_id(repo_id)
     return repo_id, revision or None
+
+
+def check_revision(revision) -> None:
+    """A revision is a commit id or a plain branch or tag name; anything that could step out of the cache folder
+    ('../../x', '/abs', 'a\\b', control characters) is a HubError before it reaches a path or the network."""
+    parts = revision.split("/") if isinstance(revision, str) else [""]
+    if not (isinstance(revision, str) and len(revision) <= 255 and all(_REVISION_PART.fullmatch(p) for p in parts)):
+        raise HubError(f"revision {revision!r} is not a branch, tag or commit id; write a plain name such as main, "
+                       f"v1 or a 40-character commit id (letters, digits, '.', '_', '-', '+', parts joined by '/')")
 
 
 def check_repo_id(repo_id: str) -> None:
@@ -153,6 +166,8 @@ def pull(repo_id: str, revision: str | None = None, *, token=None) -> Path:
     """Download a model's files into the HF cache (or find them there), verify the manifest, return the folder."""
     repo_id, parsed_revision = parse_hf_name(repo_id)
     revision = revision or parsed_revision
+    if revision is not None:
+        check_revision(revision)
     name = f"hf://{repo_id}" + (f"@{revision}" if revision else "")
     _quiet_unless_terminal()
     if offline():
@@ -167,6 +182,8 @@ def pull(repo_id: str, revision: str | None = None, *, token=None) -> Path:
         try:
             with hubnet.call() as current:
                 folder = _download(repo_id, revision, name, token, current)
+        except hubnet.HubAnswerError as exc:
+            raise HubError(f"{name}: {exc}; nothing was kept") from None
         except hubnet.HubLimitError as exc:
             raise HubError(f"{name}: {exc}; nothing was kept, run the command again") from None
     _verify(folder, name, repo_id)
@@ -174,10 +191,16 @@ def pull(repo_id: str, revision: str | None = None, *, token=None) -> Path:
 
 
 def _snapshot(repo_id: str, revision: str | None, token, names, **kwargs) -> Path:
+    import warnings
+
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir(), endpoint=endpoint(),
-                                  allow_patterns=[glob.escape(n) for n in names], token=token, **kwargs))
+    with warnings.catch_warnings():
+        # huggingface_hub warns over several lines when the disk looks too small, then tries anyway: a disk
+        # that is full is reported once, as zoo's one line (the OSError in _fetch), never after that warning
+        warnings.filterwarnings("ignore", message="Not enough free disk space", category=UserWarning)
+        return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir(), endpoint=endpoint(),
+                                      allow_patterns=[glob.escape(n) for n in names], token=token, **kwargs))
 
 
 def _listed(folder: Path) -> list[str] | None:
@@ -214,6 +237,8 @@ def _from_cache(repo_id: str, revision: str | None, token) -> Path | None:
         folder = _snapshot(repo_id, revision, token, _HEAD_FILES, local_files_only=True)
     except (errors.LocalEntryNotFoundError, incomplete, FileNotFoundError):
         return None
+    if not _COMMIT.fullmatch(folder.name):   # a refs/ file that does not hold a commit id
+        return None
     listed = _listed(folder)
     if listed is not None and not all((folder / n).is_file() for n in listed):
         return None
@@ -229,7 +254,7 @@ def _download(repo_id: str, revision: str | None, name: str, token, current) -> 
     from zoo.hubnet import HubLimitError
 
     # A commit id never changes: a complete cached copy needs no network at all.
-    if revision and _COMMIT.match(revision):
+    if revision and _COMMIT.fullmatch(revision):
         cached = _from_cache(repo_id, revision, token)
         if cached is not None:
             return cached
@@ -266,7 +291,7 @@ def _download(repo_id: str, revision: str | None, name: str, token, current) -> 
         print(f"zoo: warning: cannot reach the Hub at {endpoint()} ({reason}); using the cached copy of {name} "
               f"(commit {cached.name[:12]})", file=sys.stderr)
         return cached
-    if not isinstance(commit, str) or not _COMMIT.match(commit):
+    if not isinstance(commit, str) or not _COMMIT.fullmatch(commit):
         raise HubError(f"{name}: {_not_a_hub(ValueError(f'commit id {commit!r}'), token)}")
 
     from zoo.locks import hold
@@ -288,9 +313,10 @@ def _fetch(api, repo_id: str, revision: str | None, commit: str, name: str, toke
     snapshots = cache_dir() / f"models--{repo_id.replace('/', '--')}" / "snapshots"
     before = {p.name for p in snapshots.iterdir()} if snapshots.is_dir() else set()
     try:
-        # The manifest first: it names the files to fetch, so nothing else in the repo is downloaded. Asked by
-        # branch or tag, huggingface_hub records the branch -> commit ref itself, for offline use later.
-        folder = _snapshot(repo_id, revision or "main", token, _HEAD_FILES)
+        # The manifest first: it names the files to fetch, so nothing else in the repo is downloaded. Always by
+        # the commit checked above: asked by branch, huggingface_hub would ask the Hub again and trust the second
+        # answer, and a hostile one (sha '../../x') named files outside the cache.
+        folder = _snapshot(repo_id, commit, token, _HEAD_FILES)
         try:
             listed = _listed(folder)
         except HubError as exc:
@@ -298,28 +324,47 @@ def _fetch(api, repo_id: str, revision: str | None, commit: str, name: str, toke
         if listed is None:
             _drop_snapshots(repo_id, {folder.name} - before)
             return folder  # _verify: not a musezoo model
-        sizes = _sizes(api, repo_id, folder.name, listed, name)
-        current.expect(sizes.values())   # each file may be as large as the Hub says, and takes time to arrive
-        folder = _snapshot(repo_id, folder.name, token, listed)
+        sizes = _sizes(api, repo_id, commit, listed, name, current.max_bytes)
+        current.expect(sizes.values())   # each answer may be as large as the largest file the Hub declared
+        folder = _snapshot(repo_id, commit, token, listed)
     except BaseException as exc:
         # huggingface_hub renames each file into place only when complete; also drop a snapshot folder this
         # call started, so no half model sits under a final name.
         started = ({p.name for p in snapshots.iterdir()} if snapshots.is_dir() else set()) - before
         _drop_snapshots(repo_id, started)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise HubError(f"downloading {name} failed ({_first_line(exc, token)}); nothing was kept; free some "
+                           f"disk space in {cache_dir()} (or set HF_HUB_CACHE to another disk), then run the "
+                           f"command again") from None
         if isinstance(exc, Exception) and (_is_unreachable(exc) or isinstance(exc, (OSError, HfHubHTTPError))):
             raise HubError(f"downloading {name} failed ({_first_line(exc, token)}); nothing was kept, "
                            f"run the command again") from None
         if isinstance(exc, (ValueError, KeyError, TypeError, httpx2.HTTPError)):
             raise HubError(f"{name}: {_not_a_hub(exc, token)}; nothing was kept") from None
         raise
+    _record_ref(repo_id, revision or "main", commit)
     return folder
 
 
-def _sizes(api, repo_id: str, commit: str, listed: list[str], name: str) -> dict[str, int]:
-    """The size the Hub declares for each listed file (one request); every file must exist and fit the limit."""
-    from huggingface_hub.hf_api import RepoFile
+def _record_ref(repo_id: str, revision: str, commit: str) -> None:
+    """Remember branch or tag -> commit in the cache's refs/ folder, as huggingface_hub does, so the revision
+    works offline later. check_revision made `revision` a plain name, so the file stays inside refs/."""
+    if _COMMIT.fullmatch(revision):
+        return
+    from zoo.safeio import write_text_atomic
 
-    from zoo.limits import MAX_HUB_FILE_BYTES
+    path = cache_dir() / f"models--{repo_id.replace('/', '--')}" / "refs" / revision
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, commit, HubError)
+    except (OSError, HubError):
+        pass   # (huggingface_hub ignores it too) the files are in place; only offline use by name is lost
+
+
+def _sizes(api, repo_id: str, commit: str, listed: list[str], name: str, most: int) -> dict[str, int]:
+    """The size the Hub declares for each listed file (one request); every file must exist, and together they
+    must fit $ZOO_HUB_MAX_BYTES (`most`), before anything but the manifest is downloaded."""
+    from huggingface_hub.hf_api import RepoFile
 
     infos = api.get_paths_info(repo_id, listed, revision=commit)
     sizes = {i.path: i.size for i in infos if isinstance(i, RepoFile) and isinstance(i.size, int)}
@@ -327,11 +372,13 @@ def _sizes(api, repo_id: str, commit: str, listed: list[str], name: str) -> dict
     if missing:
         raise HubError(f"{name}: its manifest lists {', '.join(missing[:5])}, which the repo does not have; "
                        f"ask the publisher to push the whole folder again (zoo push)")
-    big = {n: size for n, size in sizes.items() if not 0 <= size <= MAX_HUB_FILE_BYTES}
-    if big:
-        n, size = next(iter(big.items()))
-        raise HubError(f"{name}: {n} is {size:,} bytes on the Hub, over the {MAX_HUB_FILE_BYTES:,}-byte limit for "
-                       f"one file; nothing was downloaded")
+    if any(size < 0 for size in sizes.values()):
+        raise HubError(f"{name}: {_not_a_hub(ValueError('a negative file size'), None)}")
+    total = sum(sizes[n] for n in listed)
+    if total > most:
+        raise HubError(f"{name}: its files are {total:,} bytes on the Hub, more than ZOO_HUB_MAX_BYTES allows "
+                       f"({most:,}); nothing was downloaded. Raise it (e.g. ZOO_HUB_MAX_BYTES=200G) if you expect "
+                       f"a model that large")
     return {n: sizes[n] for n in listed}
 
 
@@ -423,6 +470,8 @@ def push_to_hub(model_or_path, repo_id: str, revision: str | None = None, privat
                 message: str | None = None, token=None, metrics=None) -> PushResult:
     """Publish a model (object, saved folder, run's final/ or pretrained name) with its card; return the commit."""
     check_repo_id(repo_id)
+    if revision is not None:
+        check_revision(revision)
     _quiet_unless_terminal()
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
         source, spec = _source_folder(model_or_path, Path(tmp) / "saved")
@@ -455,7 +504,7 @@ def push_to_hub(model_or_path, repo_id: str, revision: str | None = None, privat
 
         try:
             with hubnet.call() as current:
-                current.expect([p.stat().st_size for p in staged.iterdir()])   # uploads take time too
+                current.sending([p.stat().st_size for p in staged.iterdir()])   # uploads take time too
                 return _upload(staged, repo_id, revision, private,
                                message or f"Upload {config['arch']} model with musezoo", token)
         except hubnet.HubLimitError as exc:

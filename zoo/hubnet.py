@@ -4,13 +4,15 @@ huggingface_hub's timeouts apply to each socket read, so a server that sends a b
 times out, and one that streams without end fills the memory (an API answer) or the disk (a file). zoo.hub
 runs each call (pull, push) inside `call()`, which sets:
 
-* a deadline: $ZOO_HUB_TIMEOUT seconds (default 60), plus one second per HUB_MIN_RATE bytes of the files
-  the call is about to transfer (`Call.expect`). At the deadline a watchdog shuts the call's sockets down,
-  so even a read that is receiving one byte at a time ends;
+* a deadline: $ZOO_HUB_TIMEOUT seconds (default 60), moved on by one second per HUB_MIN_RATE bytes that
+  actually arrive (at most $ZOO_HUB_MAX_BYTES of them) or that a push sends. A size the server declares
+  never moves it: a server that declared 1 GiB and sent a byte a second stretched a 2 s timeout to hours.
+  At the deadline a watchdog shuts the call's sockets down, so even a read receiving one byte at a time ends;
 * a cap on each answer's body: MAX_HUB_ANSWER_BYTES for API answers and the JSON files, the size the Hub
-  declared for a model file while files download.
+  declared for a model file while files download (no more than $ZOO_HUB_MAX_BYTES in all, checked by zoo.hub);
+* plain names in the headers huggingface_hub turns into cache paths (the commit id and the ETag of a file).
 
-Both end the call with a HubLimitError. The bounds reach huggingface_hub through its public
+Each ends the call with a HubLimitError. The bounds reach huggingface_hub through its public
 `set_client_factory`: a client like its own (same hooks, redirects and headers) whose transport applies
 them; outside a zoo call the transport passes everything through unchanged.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 import threading
 import time
@@ -32,6 +35,10 @@ from zoo.errors import HubError
 
 class HubLimitError(HubError):
     """A Hub call ran past its deadline or an answer past its size cap."""
+
+
+class HubAnswerError(HubLimitError):
+    """An answer no Hub gives: a header that would name a path outside the cache."""
 
 
 def timeout_s() -> float:
@@ -49,27 +56,58 @@ def timeout_s() -> float:
     return value
 
 
-class Call:
-    """The bounds of one zoo Hub call; `expect()` widens them when files are about to be transferred."""
+def max_bytes() -> int:
+    """$ZOO_HUB_MAX_BYTES, checked: the most bytes of files one zoo call downloads, a number of bytes or one with
+    K, M, G or T (powers of 1024); default limits.HUB_MAX_BYTES."""
+    raw = os.environ.get("ZOO_HUB_MAX_BYTES", "").strip()
+    if not raw:
+        return limits.HUB_MAX_BYTES
+    match = re.fullmatch(r"(\d{1,20})\s*([KMGT]?)(?:i?B)?", raw, re.IGNORECASE)
+    value = int(match[1]) * 1024 ** " KMGT".index(match[2].upper() or " ") if match else 0
+    if not 1 <= value <= limits.HUB_MAX_BYTES_LIMIT:
+        raise HubError(f"ZOO_HUB_MAX_BYTES must be a size from 1 byte to {limits.HUB_MAX_BYTES_LIMIT // 1024 ** 5} T "
+                       f"(e.g. 500M or 20G), got {raw!r}")
+    return value
 
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self.deadline = time.monotonic() + seconds
+
+class Call:
+    """The bounds of one zoo Hub call. The deadline starts at $ZOO_HUB_TIMEOUT and moves on only for bytes
+    that arrive (`received`, up to $ZOO_HUB_MAX_BYTES) or go up (`sending`), never for sizes a server declares."""
+
+    def __init__(self, seconds: float, most_bytes: int | None = None):
+        self.start = time.monotonic()
+        self.deadline = self.start + seconds
+        self.max_bytes = limits.HUB_MAX_BYTES if most_bytes is None else most_bytes
         self.max_body = limits.MAX_HUB_ANSWER_BYTES
-        self.expired = False
+        self.credited = 0   # bytes received that moved the deadline on
+        self.expired = self._closed = False
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._arm()
 
+    @property
+    def seconds(self) -> float:
+        """The call's time limit so far."""
+        return self.deadline - self.start
+
     def expect(self, sizes) -> None:
-        """Files of these sizes come next: each answer may be as large as the largest, the deadline moves on."""
-        sizes = list(sizes)
+        """Files the Hub declared these sizes for come next: each answer may be as large as the largest. The
+        deadline stays: a declared size is the server's word, and only bytes that arrive move it on."""
         with self._lock:
             self.max_body = max([limits.MAX_HUB_ANSWER_BYTES, *sizes])
-            extra = sum(sizes) / limits.HUB_MIN_RATE
-            self.seconds += extra
-            self.deadline += extra
+
+    def sending(self, sizes) -> None:
+        """Local files of these sizes go up next (push): one more second per HUB_MIN_RATE bytes of them."""
+        with self._lock:
+            self.deadline += sum(sizes) / limits.HUB_MIN_RATE
         self._arm()
+
+    def received(self, n: int) -> None:
+        """n bytes arrived: one more second per HUB_MIN_RATE bytes, for at most max_bytes bytes in all."""
+        with self._lock:
+            grant = max(0, min(n, self.max_bytes - self.credited))
+            self.credited += grant
+            self.deadline += grant / limits.HUB_MIN_RATE
 
     def check(self, url) -> None:
         if self.expired or time.monotonic() >= self.deadline:
@@ -89,9 +127,17 @@ class Call:
         with self._lock:
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = threading.Timer(max(0.0, self.deadline - time.monotonic()), self._expire)
+            self._timer = threading.Timer(max(0.0, self.deadline - time.monotonic()), self._on_timer)
             self._timer.daemon = True
             self._timer.start()
+
+    def _on_timer(self) -> None:
+        if self._closed:
+            return
+        if time.monotonic() < self.deadline:   # bytes arrived meanwhile and moved the deadline on
+            self._arm()
+        else:
+            self._expire()
 
     def _expire(self) -> None:
         # shutdown (not close) wakes a read blocked in another thread: the byte-a-second server loses its reader
@@ -104,8 +150,30 @@ class Call:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True   # a timer already firing must not shut down a later call's sockets
             if self._timer is not None:
                 self._timer.cancel()
+
+
+# Headers huggingface_hub makes into cache paths (snapshots/<commit>/, blobs/<etag>): a plain commit id and a
+# plain ETag only ('../x' or '/x' in them named files outside the cache)
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+_ETAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=:-]{0,255}")
+
+
+def path_header_problem(headers) -> str | None:
+    """The first header of a file's metadata answer that huggingface_hub would put in a path unsafely, or None."""
+    commit = headers.get("x-repo-commit")
+    if commit is not None and not _COMMIT.fullmatch(commit):
+        return f"X-Repo-Commit {commit[:80]!r}"
+    for name in ("x-linked-etag", "etag"):
+        value = headers.get(name)
+        if value is not None:
+            etag = value.lstrip("W/").strip('"')   # as huggingface_hub reads it
+            if not _ETAG.fullmatch(etag):
+                return f"{name} {value[:80]!r}"
+            break   # huggingface_hub uses the linked ETag when there is one
+    return None
 
 
 _CURRENT: Call | None = None
@@ -122,7 +190,7 @@ def call():
     if _CURRENT is not None:
         yield _CURRENT
         return
-    current = _CURRENT = Call(timeout_s())
+    current = _CURRENT = Call(timeout_s(), max_bytes())
     try:
         yield current
     finally:
@@ -164,6 +232,7 @@ def _transport_class():
             try:
                 for chunk in self.inner:
                     self.seen += len(chunk)
+                    self.current.received(len(chunk))
                     if self.seen > self.current.max_body:
                         raise self.current.too_large(self.url, self.seen)
                     self.current.check(self.url)
@@ -209,6 +278,12 @@ def _transport_class():
             except Exception:
                 current.check(request.url)
                 raise
+            problem = path_header_problem(response.headers) if request.method == "HEAD" else None
+            if problem is not None:   # HEAD answers are the file metadata huggingface_hub makes paths from
+                response.close()
+                host = urlsplit(str(request.url)).netloc
+                raise HubAnswerError(f"{host} answered {problem} for {request.url.path}, which no Hub sends (it "
+                                     f"would name a file outside the cache); check HF_ENDPOINT")
             declared = response.headers.get("content-length", "")
             if request.method != "HEAD" and declared.isdigit() and int(declared) > current.max_body:
                 response.close()

@@ -20,6 +20,9 @@ MAX_TOP_K = 1_000_000
 TEMPERATURE = (1e-3, 1e3)     # or exactly 0 (greedy): 1e-40 overflowed the logits, 1e300 underflowed them
 MIN_TOP_P = 1e-6              # up to 1; far below this every token but the first is dropped anyway
 MAX_STEPS = 10 ** 9
+MAX_GRAD_ACCUM = 1_024        # micro-batches per optimizer step, each a forward and a backward pass (10**9: never ends)
+MAX_KEEP_CHECKPOINTS = 1_000
+MAX_WHOLE_NUMBER = 10 ** 9    # any other whole-number option, a plugin's own included (counts, intervals, sizes)
 
 
 def check_int(value, name: str, lo: int, hi: int, allow_none: bool = False) -> None:
@@ -28,6 +31,21 @@ def check_int(value, name: str, lo: int, hi: int, allow_none: bool = False) -> N
         return
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise ConfigError(f"{name} must be a whole number from {lo:,} to {hi:,}, got {value!r}")
+
+
+def check_whole_numbers(config, bounds: dict[str, tuple[int, int]]) -> None:
+    """Every whole-number field of a config dataclass within its bounds; a field without bounds (a plugin's
+    own, say) within +-MAX_WHOLE_NUMBER, so no integer option is unbounded."""
+    import dataclasses
+
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            if field.name in bounds:
+                check_int(value, field.name, *bounds[field.name])
+            elif abs(value) > MAX_WHOLE_NUMBER:
+                raise ConfigError(f"{field.name} must be a whole number of at most {MAX_WHOLE_NUMBER:,}, "
+                                  f"got {value!r}")
 
 
 def check_seed(seed, name: str = "seed") -> None:
@@ -57,7 +75,8 @@ def check_sampling(temperature=None, top_k=None, top_p=None, length=None) -> Non
 # without end, held `zoo pull` forever. Each zoo Hub call (pull, push) gets one deadline instead.
 HUB_TIMEOUT_S = 60.0          # default of $ZOO_HUB_TIMEOUT: the deadline of one call, before any file data
 HUB_TIMEOUT_RANGE = (1.0, 86_400.0)
-HUB_MIN_RATE = 128 * 1024     # bytes/s: the deadline grows by one second per 128 KiB of files to transfer
+HUB_MIN_RATE = 128 * 1024     # bytes/s: the deadline grows by one second per 128 KiB that arrives (never declared)
 MAX_HUB_ANSWER_BYTES = 16 * 1024 * 1024   # one API answer (JSON), config.json or manifest.json
-MAX_HUB_FILE_BYTES = 64 * 1024 ** 3       # one model file as the Hub declares it; the body may not exceed that
+HUB_MAX_BYTES = 64 * 1024 ** 3            # default of $ZOO_HUB_MAX_BYTES: the files of one pull, as the Hub declares them
+HUB_MAX_BYTES_LIMIT = 1024 ** 5           # the most $ZOO_HUB_MAX_BYTES may say (1 PiB)
 MAX_HUB_FILES = 1_000                      # files one manifest may list

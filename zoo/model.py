@@ -50,15 +50,18 @@ class GenerateOption:
             check_midi_file(value)
         if value is None or self.type not in (int, float):
             return
+        from zoo.limits import MAX_WHOLE_NUMBER
+
         kind = int if self.type is int else (int, float)
+        top = self.max if self.max is not None or self.type is not int else MAX_WHOLE_NUMBER   # no int unbounded
         ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
         if ok and self.min is not None:
             ok = value >= self.min
-        if ok and self.max is not None:
-            ok = value <= self.max
+        if ok and top is not None:
+            ok = value <= top
         if not ok:
             lo = "" if self.min is None else f" from {self.min:g}"
-            hi = "" if self.max is None else f" to {self.max:g}"
+            hi = "" if top is None else f" to {top:g}"
             kind = "a whole number" if self.type is int else "a number"
             raise ConfigError(f"{self.name} must be {kind}{lo}{hi}, got {value!r}")
 
@@ -145,6 +148,8 @@ class Model(nn.Module):
 
         A new folder is created; an existing one is replaced only if it is empty or a model folder musezoo
         wrote, or, with overwrite=True, holds nothing but model files; see zoo.outputs."""
+        if not isinstance(folder, (str, os.PathLike)) or not str(folder).strip():
+            raise ConfigError(f"save_pretrained needs a folder to write (a path), got {folder!r}")
         from zoo.checkpoint import save_model
 
         return save_model(self, folder, card=card, extra_files=extra_files, overwrite=overwrite)
@@ -176,8 +181,10 @@ def _checked_generate(generate):
     def checked(self, *args, **kwargs):
         try:
             bound = signature.bind(self, *args, **kwargs)
-        except TypeError:
-            return generate(self, *args, **kwargs)   # let the plugin's own signature error through
+        except TypeError as exc:   # an unknown or doubled keyword: the same error whichever plugin it reaches
+            takes = [o.name for o in type(self).generate_options]
+            raise ConfigError(f"{type(self).__name__}.generate(): {exc}; it takes num, seed"
+                              f"{''.join(', ' + n for n in takes)}") from None
         bound.apply_defaults()
         if "num" in bound.arguments:
             check_num(bound.arguments["num"])

@@ -77,11 +77,14 @@ class TrainConfig:
             raise ConfigError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError("min_lr_ratio must be between 0 and 1")
-        from zoo.limits import MAX_BATCH, MAX_STEPS, check_int, check_seed
+        from zoo import limits
 
-        check_seed(self.seed)   # numpy's seeding takes 0..2**32-1: -1 or 2**32 was a traceback after the data load
-        check_int(self.steps, "steps", 1, MAX_STEPS)
-        check_int(self.batch_size, "batch_size", 1, MAX_BATCH)
+        # every whole number has an upper bound (a plugin's own fields too): grad_accum=10**9 never finished a step.
+        # numpy's seeding takes 0..2**32-1: -1 or 2**32 was a traceback after the data load
+        limits.check_whole_numbers(self, {"seed": (0, limits.MAX_SEED), "steps": (1, limits.MAX_STEPS),
+                                          "batch_size": (1, limits.MAX_BATCH),
+                                          "grad_accum": (1, limits.MAX_GRAD_ACCUM),
+                                          "keep_checkpoints": (1, limits.MAX_KEEP_CHECKPOINTS)})
 
 
 class Trainer:

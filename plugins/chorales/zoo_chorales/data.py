@@ -347,20 +347,42 @@ class _Dtype:
             self.dtype = self.dtype.newbyteorder(state[1])
 
 
+class _Budget:
+    """The numbers one pickle's arrays may hold, each use counted: an array listed again (a memo reference,
+    BINGET) costs its numbers again, because every listed piece is processed and kept downstream. Counted once,
+    100,000 references to one array in a 99 KB file asked for days of work and terabytes."""
+
+    def __init__(self, numbers: int):
+        self.limit = self.left = numbers
+        self.listed: set[int] = set()   # ids of arrays an object array already holds
+
+    def spend(self, count: int) -> None:
+        self.left -= count
+        if self.left < 0:
+            raise ValueError(f"more than {self.limit:,} numbers in all (an array listed again counts again)")
+
+    def list_pieces(self, pieces) -> None:
+        """An object array lists these arrays: the first use of each was counted when it was built."""
+        for piece in pieces:
+            if id(piece) in self.listed:
+                self.spend(piece.value.size)
+            self.listed.add(id(piece))
+
+
 class _Array:
     """An ndarray under construction: numpy pickles `_reconstruct(ndarray, (0,), b'b')`, then BUILD fills it."""
 
     def __init__(self):
         self.value = None
 
-    def build(self, state, budget: list):
+    def build(self, state, budget: _Budget):
         if not (isinstance(state, tuple) and len(state) == 5):
             raise ValueError("array state is not (version, shape, dtype, fortran, data)")
         _, shape, dtype, fortran, data = state
         self.value = _make_array(shape, dtype, data, "F" if fortran is True else "C", budget)
 
 
-def _make_array(shape, dtype, data, order: str, budget: list):
+def _make_array(shape, dtype, data, order: str, budget: _Budget):
     """A numeric array from raw bytes, or a list of already decoded arrays for the object dtype."""
     if not (isinstance(shape, tuple) and all(type(n) is int and 0 <= n for n in shape) and isinstance(dtype, _Dtype)):
         raise ValueError("bad array shape or dtype")
@@ -369,10 +391,9 @@ def _make_array(shape, dtype, data, order: str, budget: list):
         if len(shape) != 1 or not isinstance(data, list) or len(data) != count \
                 or not all(isinstance(a, _Array) and isinstance(a.value, np.ndarray) for a in data):
             raise ValueError("an object array may only hold numeric arrays")
+        budget.list_pieces(data)
         return [a.value for a in data]
-    budget[0] -= count
-    if budget[0] < 0:
-        raise ValueError("more numbers than the limit")
+    budget.spend(count)
     if isinstance(data, str):   # Python 2 strings are bytes read as latin-1
         data = data.encode("latin-1")
     if not isinstance(data, (bytes, bytearray)) or len(data) != count * dtype.dtype.itemsize:
@@ -390,7 +411,7 @@ def decode_numpy_pickle(data: bytes, max_numbers: int = MAX_NPZ_NUMBERS):
     """
     import pickletools
 
-    stack, marks, memo, budget = [], [], {}, [max_numbers]
+    stack, marks, memo, budget = [], [], {}, _Budget(max_numbers)
 
     def pop_mark():
         start = marks.pop()
@@ -463,7 +484,7 @@ def decode_numpy_pickle(data: bytes, max_numbers: int = MAX_NPZ_NUMBERS):
     return stack[0].value
 
 
-def _reduce(func, args, budget: list):
+def _reduce(func, args, budget: _Budget):
     """The calls numpy's array pickle makes, each checked and done by hand."""
     kind = func[1] if isinstance(func, tuple) and len(func) == 2 and func[0] == "global" else None
     if not isinstance(args, tuple):

@@ -147,6 +147,38 @@ def test_config_validation(bad, message):
         MuseGANConfig(**bad)
 
 
+def test_a_config_too_large_is_refused_from_its_sizes_at_once(monkeypatch):
+    """n_tracks=10**6 was refused only after 160 s of building one network per track on the meta device (the
+    time grew with the machine's memory); the sizes decide at once now, by arithmetic that counts exactly."""
+    import time
+
+    import zoo
+
+    for config in (MuseGANConfig(), MuseGANConfig(**TINY),
+                   MuseGANConfig(**TINY, output="gumbel", hold=True, critic_onsets=True, critic_rests=True, n_tracks=3,
+                                 n_bars=5, n_pitches=96)):
+        with torch.device("meta"):
+            model = MuseGAN(config)
+        assert config.numbers() == sum(t.numel() for m in model.state_files().values() for t in m.state_dict().values())
+    t0 = time.monotonic()
+    for sizes in ({"n_tracks": 10 ** 6}, {"n_bars": 10 ** 6}):
+        with pytest.raises(ConfigError, match="n_tracks must be 1..16 and n_bars 2..64"):
+            zoo.create("musegan", **sizes)
+    monkeypatch.setattr("zoo.build.machine_elements", lambda: 10 ** 6)   # a machine smaller than the book's model
+    with pytest.raises(ConfigError, match="builds a model of 8,052,035 numbers, more than this machine"):
+        zoo.create("musegan")
+    assert time.monotonic() - t0 < 5
+
+
+def test_training_numbers_have_upper_bounds():
+    from zoo_musegan.train import MuseGANTrainConfig
+
+    for bad, says in (({"n_critic": 10 ** 9}, "n_critic must be 1..1,000"),
+                      ({"eval_samples": 10 ** 9}, "eval_samples must be 1..100,000")):
+        with pytest.raises(ConfigError, match=says):
+            MuseGANTrainConfig(**bad)
+
+
 def test_unknown_config_key_lists_valid_keys():
     from zoo.config import config_from_dict
 
@@ -641,6 +673,31 @@ def test_jsb_npz_format(tmp_path):
     assert (d.splits["train"] == REST).any()                     # NaN became a rest
     with pytest.raises(DataError):
         mdata.load_jsb_npz(tmp_path / "nothing.npz")
+
+
+def test_npz_references_to_one_piece_count_once_per_use(tmp_path):
+    """A 99 KB file whose 100,000 pieces are pickle memo references (BINGET) to one array is refused at once.
+    Before, the references counted once against the 2^25-number budget, but each was processed and kept as a
+    piece (~2.5 s and 70 MB apiece: days and terabytes in all)."""
+    import pickle
+    import time
+
+    piece = np.zeros((1000, 4))                 # 4,000 numbers, listed 100,000 times: 4 * 10^8 > 2^25
+    bomb = np.empty(100_000, dtype=object)
+    for i in range(len(bomb)):
+        bomb[i] = piece                         # one object: pickle writes it once, then memo references
+    t0 = time.monotonic()
+    with pytest.raises(ValueError, match="an array listed again counts again"):
+        mdata.decode_numpy_pickle(pickle.dumps(bomb, protocol=4))
+    small = np.empty(2, dtype=object)
+    small[0] = small[1] = np.full((64, 4), 60.0)
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, train=bomb, valid=small, test=small)
+    assert path.stat().st_size < 100_000
+    with pytest.raises(DataError, match="listed again counts again"):
+        mdata.load_jsb_npz(path)
+    assert time.monotonic() - t0 < 10            # (measured well under 1 s)
+    assert [len(p) for p in mdata.decode_numpy_pickle(pickle.dumps(small))] == [64, 64]   # a few uses are fine
 
 
 def test_midi_folder_skips_bad_files(tmp_path, chorale_midi):

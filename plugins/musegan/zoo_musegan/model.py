@@ -72,6 +72,9 @@ from zoo.errors import ConfigError, DataError
 from zoo.model import Model
 
 
+MAX_TRACKS, MAX_BARS = 16, 64   # as the piano-roll tokenizer allows
+
+
 @dataclass(frozen=True)
 class MuseGANConfig:
     n_tracks: int = 4                 # voices (soprano, alto, tenor, bass)
@@ -134,6 +137,38 @@ class MuseGANConfig:
             raise ConfigError("musegan config hold works with gumbel_noise='cell' only; drop one of the two")
         if _critic_steps_out(self.steps_per_bar) != 1:
             raise ConfigError(f"musegan config steps_per_bar must be 8 or 16 for the critic's strides, got {self.steps_per_bar}")
+        # the piano-roll tokenizer's ranges: one network per track is built, so a million tracks took minutes of
+        # building on the meta device before the size check could stop it
+        if self.n_tracks > MAX_TRACKS or self.n_bars > MAX_BARS:
+            raise ConfigError(f"musegan config n_tracks must be 1..{MAX_TRACKS} and n_bars 2..{MAX_BARS}, got "
+                              f"{self.n_tracks} and {self.n_bars}")
+        from zoo.build import machine_elements
+
+        if self.numbers() > machine_elements():
+            raise ConfigError(f"musegan config builds a model of {self.numbers():,} numbers, more than this machine "
+                              f"can train or hold ({machine_elements():,}); lower its sizes (temporal_hidden, "
+                              f"bar_hidden_features, bar_hidden_channels, critic_hidden ...)")
+
+    def numbers(self) -> int:
+        """Parameters and buffers of the generator and the critic, from arithmetic on the sizes (nothing built)."""
+        z, h, nb, f, c = self.z_dim, self.temporal_hidden, self.n_bars, self.bar_hidden_features, self.bar_hidden_channels
+        half, octaves = c // 2, self.n_pitches // 12
+
+        def batch_norm(n):   # weight, bias, running mean and variance, and the batch count
+            return 4 * n + 1
+
+        temporal = 2 * z * h + h + batch_norm(h) + h * z * (nb - 1) + z + batch_norm(z)
+        convs = [(c, c, 2), (c, half, 2), (half, half, 2), (half, half, octaves), (half, 1, 12)]
+        heads = (self.output != "linear") + self.hold
+        bar = (4 * z * f + f + batch_norm(f) + sum(i * o * k + o for i, o, k in convs)
+               + sum(batch_norm(o) for _, o, _ in convs[:-1]) + heads * (half + 1))
+        generator = temporal + self.n_tracks * (temporal + bar)
+        k = self.critic_hidden
+        layers = [(self.n_tracks * (1 + self.critic_onsets + self.critic_rests), k, 2), (k, k, nb - 1), (k, k, 12),
+                  (k, k, octaves), (k, k, 2), (k, k, 2), (k, 2 * k, 4), (2 * k, 4 * k, 3)]
+        g = self.critic_hidden_features
+        critic = sum(i * o * kk + o for i, o, kk in layers) + 4 * k * g + g + g + 1
+        return generator + critic
 
 
 def _critic_steps_out(steps: int) -> int:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from zoo.errors import ConfigError, DataError
+from zoo.limits import MAX_EVAL_NUM
 from zoo.trainer import TrainConfig, Trainer
 
 
@@ -82,16 +83,16 @@ class MuseGANTrainConfig(TrainConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.n_critic < 1:
-            raise ConfigError(f"n_critic must be at least 1, got {self.n_critic}")
+        if not 1 <= self.n_critic <= 1_000:   # critic updates per step: 10**9 never finished one
+            raise ConfigError(f"n_critic must be 1..1,000, got {self.n_critic}")
         if self.gp_weight < 0:
             raise ConfigError(f"gp_weight must be >= 0, got {self.gp_weight}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise ConfigError("beta1 and beta2 must be in [0, 1)")
         if not 0 <= self.transpose <= 12:
             raise ConfigError(f"transpose must be 0..12 semitones, got {self.transpose}")
-        if self.eval_samples < 1:
-            raise ConfigError(f"eval_samples must be at least 1, got {self.eval_samples}")
+        if not 1 <= self.eval_samples <= MAX_EVAL_NUM:
+            raise ConfigError(f"eval_samples must be 1..{MAX_EVAL_NUM:,}, got {self.eval_samples}")
 
 
 class MuseGANTrainer(Trainer):

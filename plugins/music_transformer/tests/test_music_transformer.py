@@ -141,6 +141,26 @@ def test_config_is_validated(bad):
         MusicTransformerConfig(**bad)
 
 
+def test_sizes_out_of_range_are_refused_at_once():
+    """10**5 thin layers built for minutes on the meta device before the size check could stop them."""
+    import time
+
+    import zoo
+    from zoo_music_transformer.train import MusicTransformerTrainConfig
+
+    with pytest.raises(ConfigError, match="n_layer must be 1..1,024"):
+        MusicTransformerConfig(n_layer=10 ** 5, n_embd=8, n_head=1)
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match="n_layer must be 1..1,024"):
+        zoo.create("music-transformer", n_layer=10 ** 5, n_embd=8, n_head=1)
+    assert time.monotonic() - t0 < 5
+    for bad, says in (({"eval_batch_size": 10 ** 9}, "eval_batch_size must be 1..4,096"),
+                      ({"transpose": 10 ** 9}, "transpose must be 0..12"),
+                      ({"max_pieces": 10 ** 12}, "max_pieces must be a whole number of at most 1,000,000,000")):
+        with pytest.raises(ConfigError, match=says):
+            MusicTransformerTrainConfig(**bad)
+
+
 def test_kv_cache_gives_the_same_logits_as_a_full_forward():
     torch.manual_seed(0)
     cfg = MusicTransformerConfig(**TINY)
@@ -270,6 +290,24 @@ def test_prompt_from_midi_file_or_token_ids(tiny_model):
                 dict(length=0), dict(num=0)):
         with pytest.raises(ConfigError):
             tiny_model.generate(**bad)
+
+
+def test_generate_refuses_what_it_cannot_use_with_the_same_error_as_every_plugin(tiny_model):
+    """Issue 26: generate(bogus=1) was a TypeError here and a ConfigError in MuseGAN; a float prompt tensor
+    was cut to integers, max_note_s=nan and allow_eos="x" were taken silently."""
+    for bad, says in ((dict(bogus=1), "unexpected keyword argument 'bogus'.*it takes num, seed, prompt, length"),
+                      (dict(prompt=torch.tensor([60.7, 61.2])), "integer token ids, got Tensor of torch.float32"),
+                      (dict(prompt=[60.5, 61.0]), "integer token ids"),
+                      (dict(prompt=torch.tensor([True, False])), "integer token ids"),
+                      (dict(prompt=["a", "b"]), "integer token ids"),
+                      (dict(max_note_s=float("nan")), "max_note_s must be a positive number"),
+                      (dict(max_note_s=0), "max_note_s must be a positive number"),
+                      (dict(allow_eos="x"), "allow_eos must be True or False"),
+                      (dict(include_prompt=1), "include_prompt must be True or False")):
+        with pytest.raises(ConfigError, match=says):
+            tiny_model.generate(length=2, **bad)
+    (piece,) = tiny_model.generate(seed=1, length=2, prompt=torch.tensor([376, 60]), max_note_s=2)  # ints are fine
+    assert isinstance(piece, pretty_midi.PrettyMIDI)
 
 
 def test_top_k_and_top_p_restrict_the_choice():

@@ -29,6 +29,9 @@ from zoo.model import GenerateOption, Model
 from .tokenizer import EOS, PAD, VELOCITY, VOCAB_SIZE, PerformanceTokenizer
 
 
+MAX_LAYERS = 1_024   # far above any music model (the book's has 6), far below what takes minutes to build
+
+
 @dataclass(frozen=True)
 class MusicTransformerConfig:
     """Hyper-parameters; the defaults are the book's configuration."""
@@ -50,6 +53,8 @@ class MusicTransformerConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name.endswith("_id") else 1):
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        if self.n_layer > MAX_LAYERS:   # one module per layer: 10**5 thin layers took minutes to build on meta
+            raise ConfigError(f"n_layer must be 1..{MAX_LAYERS:,}, got {self.n_layer:,}")
         if self.n_embd % self.n_head:
             raise ConfigError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if not isinstance(self.dropout, (int, float)) or isinstance(self.dropout, bool) or not 0.0 <= self.dropout < 1.0:
@@ -297,7 +302,15 @@ class MusicTransformer(Model):
         if isinstance(prompt, (str, os.PathLike, pretty_midi.PrettyMIDI)):
             ids = self.tokenizer.encode(prompt)
         else:
-            ids = torch.as_tensor(prompt, dtype=torch.long).reshape(-1).cpu()
+            try:
+                ids = torch.as_tensor(prompt).reshape(-1).cpu()
+            except (TypeError, ValueError, RuntimeError):
+                ids = None
+            # token ids are whole numbers: a float tensor was cut to integers without a word
+            if ids is None or ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+                raise ConfigError(f"prompt must be a MIDI file, a PrettyMIDI or integer token ids, got "
+                                  f"{type(prompt).__name__}{f' of {ids.dtype}' if ids is not None else ''}")
+            ids = ids.long()
             if len(ids) and (ids.min() < 0 or ids.max() >= self.config.vocab_size):
                 raise ConfigError(f"prompt token ids must lie in 0..{self.config.vocab_size - 1}")
         ids = ids[(ids != self.config.pad_id) & (ids != self.config.eos_id)]
@@ -383,6 +396,12 @@ class MusicTransformer(Model):
         if not isinstance(length, int) or not 1 <= length <= MAX_LENGTH:
             raise ConfigError(f"length must be a whole number from 1 to {MAX_LENGTH:,}, got {length!r}")
         check_sampling(temperature, top_k, top_p)   # the zoo's documented ranges (1e-40 overflowed the logits)
+        for name, value in (("allow_eos", allow_eos), ("include_prompt", include_prompt), ("compile", compile)):
+            if not isinstance(value, bool):   # "x" is true: a typo was taken silently
+                raise ConfigError(f"{name} must be True or False, got {value!r}")
+        if max_note_s is not None and (isinstance(max_note_s, bool) or not isinstance(max_note_s, (int, float))
+                                       or not 0 < max_note_s < math.inf):   # nan passed every comparison
+            raise ConfigError(f"max_note_s must be a positive number of seconds or None, got {max_note_s!r}")
         prompt_ids = self._prompt_ids(prompt)
         ids = prompt_ids[-(self.config.block_size - 1):]  # the context the model sees
         generator = None

@@ -16,6 +16,7 @@ import torch
 from torch.nn import functional as F
 
 from zoo.errors import ConfigError
+from zoo.limits import MAX_BATCH
 from zoo.trainer import Trainer, TrainConfig
 
 from . import data
@@ -48,13 +49,13 @@ class MusicTransformerTrainConfig(TrainConfig):
             raise ConfigError(f"crop must be 'random' or 'first', got {self.crop!r}")
         if self.weight_decay < 0 or not 0 < self.beta2 < 1:
             raise ConfigError("weight_decay must be >= 0 and beta2 in (0, 1)")
-        if self.transpose < 0 or not 0 <= self.stretch < 0.5:
-            raise ConfigError("transpose must be >= 0 and stretch in [0, 0.5)")
+        if not 0 <= self.transpose <= 12 or not 0 <= self.stretch < 0.5:
+            raise ConfigError("transpose must be 0..12 semitones and stretch in [0, 0.5)")
         for name in ("max_pieces", "eval_windows"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0 (0 = no limit)")
-        if self.eval_batch_size < 1:
-            raise ConfigError("eval_batch_size must be at least 1")
+        if not 1 <= self.eval_batch_size <= MAX_BATCH:
+            raise ConfigError(f"eval_batch_size must be 1..{MAX_BATCH:,}, got {self.eval_batch_size}")
         if not 0 <= self.eval_samples <= 100_000 or not 1 <= self.eval_prompt <= 100_000 or not 1 <= self.eval_new <= 100_000:
             raise ConfigError("eval_samples must be 0..100000, eval_prompt and eval_new 1..100000")
 

@@ -43,7 +43,7 @@ class MelodyModel(Model):
     generate_options = (
         GenerateOption("length", int, 64, "melody length in steps", min=1, max=100_000),
         GenerateOption("temperature", float, 1.0, "sampling temperature", min=1e-3, max=1e3),
-        GenerateOption("top_k", int, None, "sample from the k most likely tokens (default: all)", min=1),
+        GenerateOption("top_k", int, None, "sample from the k most likely tokens (default: all)", min=1, max=1_000_000),
     )
 
     def __init__(self, config: MelodyConfig, tokenizer=None):
