@@ -121,6 +121,16 @@ def test_harmonizing_keeps_the_melody_exactly_and_writes_satb(tiny, tmp_path):
         assert grid.shape[1] == 32
 
 
+def test_a_repeated_melody_note_stays_two_notes(tiny, tmp_path):
+    """The grid cannot tell B-B from one long B; the given notes are written as they were struck."""
+    path = tmp_path / "repeat.mid"
+    tune = [(71, 0, 4), (71, 4, 8), (72, 8, 12), (74, 12, 16)]
+    midi_of([("", tune)]).write(str(path))
+    piece = tiny.generate(num=1, seed=0, prompt=str(path), gibbs_steps=2)[0]
+    step = 60 / 90 / 4
+    assert [(n.pitch, round(n.start / step), round(n.end / step)) for n in piece.instruments[0].notes] == tune
+
+
 def test_a_melody_an_octave_too_high_is_harmonized_in_place(tiny, tmp_path):
     high = [(p + 12, s, e) for p, s, e in MELODY]   # 79..86: above the soprano's 60..81
     path = tmp_path / "high.mid"

@@ -174,13 +174,14 @@ class Coconet(Model):
         from .prompt import parse_voices, read_prompt
 
         c = self.config
-        tempo, meter, shift = c.tempo, (4, 4), 0
+        tempo, meter, shift, given_notes = c.tempo, (4, 4), 0, {}
         if prompt is not None:
             from zoo.midi import read_midi
 
             given = read_prompt(read_midi(prompt), max_steps=MAX_BARS * c.steps_per_bar)
             grid, tempo, meter, shift = given.grid, given.tempo, given.time_signature, given.shift
             keep = np.array(given.given)
+            given_notes = given.notes
         else:
             grid = np.full((c.n_voices, length * c.steps_per_bar), -1, dtype=np.int64)
             keep = np.zeros(c.n_voices, dtype=bool)
@@ -199,7 +200,8 @@ class Coconet(Model):
             self.train(was_training)
         grids = self.classes_to_grid(out).cpu().numpy()
         grids = np.where(grids >= 0, grids - shift, grids)
-        return [self.tokenizer.decode(g, tempo=tempo, time_signature=meter) for g in grids]
+        kept = {v: n for v, n in given_notes.items() if keep[v]}   # given voices come out note for note
+        return [self.tokenizer.decode(g, tempo=tempo, time_signature=meter, notes=kept) for g in grids]
 
     # --- evaluation ---------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ OFF_GRID = 0.25   # a note edge may lie at most a quarter of a 16th (a 64th) off
 @dataclass
 class Prompt:
     grid: np.ndarray            # (4, T) MIDI pitches, -1 for a rest, the given voices only (others all -1)
+    notes: dict                 # voice -> [(pitch, start, end)] in 16ths: the given notes, each as it was struck
     given: tuple[bool, ...]     # which voices the file holds
     shift: int                  # semitones added to fit the voices' ranges (a whole number of octaves)
     tempo: float                # the file's first tempo, bpm
@@ -99,7 +100,7 @@ def read_prompt(midi, max_steps: int) -> Prompt:
             grid[v, s:e] = p
     shift = _octave_shift(grid, sorted(notes))
     tempo = float(midi.get_tempo_changes()[1][0]) if len(midi.get_tempo_changes()[1]) else 120.0
-    return Prompt(grid, tuple(v in notes for v in range(4)), shift, tempo, (num, den), steps_per_bar)
+    return Prompt(grid, notes, tuple(v in notes for v in range(4)), shift, tempo, (num, den), steps_per_bar)
 
 
 def _octave_shift(grid: np.ndarray, voices: list[int]) -> int:

@@ -48,8 +48,11 @@ class SATBGridTokenizer(Tokenizer):
                   for n in inst.notes] for inst in voices]
         return torch.from_numpy(notes_to_grid(notes).astype(np.int64))
 
-    def decode(self, grid, tempo: float | None = None, time_signature: tuple[int, int] = (4, 4)):
-        """Pitch grid (voices, T) -> PrettyMIDI: one named track per voice in order, held notes, rests."""
+    def decode(self, grid, tempo: float | None = None, time_signature: tuple[int, int] = (4, 4),
+               notes: dict | None = None):
+        """Pitch grid (voices, T) -> PrettyMIDI: one named track per voice in order, held notes, rests.
+        `notes` {voice: [(pitch, start, end)] in steps} writes those voices note for note instead (a repeated
+        note stays two notes, which the grid alone cannot say)."""
         import pretty_midi
 
         grid = np.asarray(torch.as_tensor(grid).detach().cpu(), dtype=np.int64)
@@ -63,7 +66,7 @@ class SATBGridTokenizer(Tokenizer):
         for v, row in enumerate(grid):
             name = self.voice_names[v] if v < len(self.voice_names) else f"Voice {v + 1}"
             inst = pretty_midi.Instrument(program=self.program, name=name)
-            for pitch, start, end in grid_to_notes(row):
+            for pitch, start, end in (notes[v] if notes and v in notes else grid_to_notes(row)):
                 inst.notes.append(pretty_midi.Note(velocity=self.velocity, pitch=int(pitch), start=start * step,
                                                    end=end * step))
             midi.instruments.append(inst)
