@@ -28,6 +28,37 @@ from .model import KVCache
 
 MIN_CACHE = 64   # the smallest static cache: tiny generations share one compiled shape
 
+# What compiling saves a decoding step and what the compile costs, measured on one CPU thread with the
+# book config (docs/benchmarks.md; eager fp32 against the compiled step): seconds saved per step at
+# batch 1 and at batch 8, and the compile from a cold cache (the slow end measured).
+COMPILE_GAIN = {
+    "amx": (0.0094, 0.023, 50.0),      # Intel Xeon with AMX, compiled bf16: compile 19-50 s
+    "no-amx": (0.0060, 0.020, 90.0),   # AMD EPYC (AVX-512, no AMX), compiled fp32: compile 74-88 s
+}
+BOOK_WEIGHTS = 12 * 6 * 512 ** 2 + 512 * 390   # the matrix weights one step of the book config reads
+
+
+def compile_pays(model, batch: int, steps: int, int8: bool) -> tuple[bool, str]:
+    """Whether compiling the decoding step pays for `steps` steps of `batch` sequences, and why in a few words.
+
+    A step is memory-bound, so what compiling saves is scaled from the book config's measured saving by
+    the model's matrix weights (each step reads them once); it pays when the steps save more than the
+    compile costs. Never on a GPU (not measured) nor where int8 decoding runs (`int8`: eager int8 beat
+    the compiled fp32 step on a CPU without AMX, with no compile to wait for)."""
+    if model.device.type != "cpu":
+        return False, ""
+    if int8:
+        return False, ""   # quantize.choose says why
+    at_1, at_8, compile_s = COMPILE_GAIN["amx" if cpu_bf16_pays()[0] else "no-amx"]
+    cfg = model.config
+    scale = (12 * cfg.n_layer * cfg.n_embd ** 2 + cfg.n_embd * cfg.vocab_size) / BOOK_WEIGHTS
+    saved = scale * (at_1 + (at_8 - at_1) * (batch - 1) / 7)   # linear in the batch, as measured at 1 and 8
+    pays_after = compile_s / saved
+    about = f"about {float(f'{pays_after:.2g}'):,.0f} steps at batch {batch}"   # two figures: an estimate
+    if steps >= pays_after:
+        return True, f"{steps:,} steps pay back a compile of up to {compile_s:.0f} s (from {about})"
+    return False, f"a compile of up to {compile_s:.0f} s pays back only after {about}"
+
 
 def decode_dtype(device: torch.device) -> torch.dtype:
     """bf16 on a CPU where it pays (AMX, zoo.device.cpu_bf16_pays), fp32 elsewhere: without AMX bf16
