@@ -195,8 +195,9 @@ class CachedDecoder:
     token per sequence; both return the last position's logits (B, vocab). length: positions cached
     (None before the first fill). decode.CompiledDecoder is the compiled counterpart."""
 
-    def __init__(self, model: "MusicTransformer", batch: int):
+    def __init__(self, model: "MusicTransformer", batch: int, size: int | None = None):
         self.model, self.batch, self.cache = model, batch, None
+        self.size = size   # cache positions (default block_size): zeroing 2,048 unused ones cost more than a step
 
     @property
     def length(self) -> int | None:
@@ -204,7 +205,7 @@ class CachedDecoder:
 
     def fill(self, ctx: torch.Tensor) -> torch.Tensor:
         dtype = next(self.model.parameters()).dtype
-        self.cache = KVCache(self.model.config, self.batch, ctx.device, dtype)
+        self.cache = KVCache(self.model.config, self.batch, ctx.device, dtype, size=self.size)
         return self.model(ctx, self.cache)[:, -1]
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -337,13 +338,14 @@ class MusicTransformer(Model):
         done = torch.zeros(B, dtype=torch.bool, device=self.device)
         keep = max(1, cfg.block_size - cfg.block_size // 4)
         decoder, logits = None, None
+        # the cache never holds more than the first context and the tokens fed back after it
+        needed = min(seq.size(1), cfg.block_size) + length - 1
         if use_cache and compile:
             from .decode import CompiledDecoder
 
-            # the cache never holds more than the first context and the tokens fed back after it
-            decoder = CompiledDecoder(self, B, needed=min(seq.size(1), cfg.block_size) + length - 1)
+            decoder = CompiledDecoder(self, B, needed=needed)
         elif use_cache:
-            decoder = CachedDecoder(net, B)
+            decoder = CachedDecoder(net, B, size=min(needed, cfg.block_size))
         # a thousand tokens take a while on a CPU: a bar on a terminal, nothing in a pipe or a log
         progress = bar(total=length, desc="tokens", unit="token")
         for i in range(length):
