@@ -314,7 +314,7 @@ def main(argv=None) -> int:
     ap.add_argument("--book-new", dest="book_new", type=int, default=None,
                     help="new tokens for the book's recompute (default: --new on a GPU, 4 on a CPU)")
     ap.add_argument("--no-compile", dest="compile", action="store_false",
-                    help="leave out the compiled decoding rows (they compile 40-50 s per batch size)")
+                    help="leave out the compiled decoding rows (they compile 20-90 s per batch size)")
     ap.add_argument("--train-batch", dest="train_batch", type=int, default=4, help="MT training batch at the book widths (default 4)")
     ap.add_argument("--train-block", dest="train_block", type=int, default=512,
                     help="MT training sequence length (default 512)")
