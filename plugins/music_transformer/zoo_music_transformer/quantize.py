@@ -4,8 +4,9 @@ Decoding one token per step is memory-bound: every step reads every weight once.
 (one scale per output channel) a step reads a quarter of fp32's bytes, and fbgemm's dynamic int8
 matrix product (torch.ao.quantization.quantize_dynamic: each call quantizes its activations per
 tensor, multiplies in int8 with int32 sums, and scales back to fp32) is fast on AVX2 and AVX-512.
-On a CPU without AMX it decodes 2-3x faster than fp32 for the same music (docs/benchmarks.md and
-the plugin README have the measurements), so "auto" picks it there. With AMX the fast path is the
+On a CPU without AMX it decoded the book config 2-3x faster than fp32 and the small shipped model
+1.2-1.6x, for the same music (docs/benchmarks.md and the plugin README have the measurements), so
+"auto" picks it there. With AMX the fast path is the
 compiled bf16 step (decode.py), and on a GPU fp32, so "auto" keeps fp32 on both.
 
 Generation only: generate() decodes with a quantized copy; the model itself (training, saving,
@@ -59,8 +60,8 @@ def choose(quantize: str, device: torch.device, weights: torch.dtype, compile: b
         return "none", ""
     if cpu_bf16_pays()[0]:
         return "none", ""   # AMX: fp32 eager as before, or the compiled bf16 step; int8 was not measured there
-    return "int8", ("this CPU has no AMX, where int8 weights decode 2-3x faster than fp32 for the same music, "
-                    "with no compile to wait for")
+    return "int8", ("this CPU has no AMX, where int8 weights decoded 1.2-3x faster than fp32 (more for larger "
+                    "models) for the same music, with no compile to wait for")
 
 
 def say_once(note: str) -> None:
