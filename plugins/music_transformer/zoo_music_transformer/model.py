@@ -233,8 +233,8 @@ class MusicTransformer(Model):
         GenerateOption("include_prompt", bool, True, "write the prompt before the new music; --continuation-only "
                        "writes only the new music", flag="--continuation-only"),
         GenerateOption("quantize", str, "auto", "decoding precision. int8: int8 weights (fbgemm, x86 CPUs); on a "
-                       "2-core AMD EPYC without AMX, the book's size at 2.9x Hugging Face's generate at batch 1 and "
-                       "2.7x at batch 8 (fp32: 1.0x, 1.3x), the shipped model 1.2-1.6x fp32, logits about 2 % from fp32's (median), the same top token at 98-99 % "
+                       "2-core AMD EPYC without AMX, the book's size at 2.6-2.9x Hugging Face's generate at batch 1 "
+                       "and 1.9-2.7x at batch 8 (fp32: 1.0-1.5x, 1.3-1.4x), the shipped model 1.2-1.6x fp32, logits about 2 % from fp32's (median), the same top token at 98-99 % "
                        "of steps, the same music by zoo eval's measures. none: exact fp32. auto (the default): int8 on a "
                        "CPU without AMX, fp32 elsewhere; a line on stderr says which", choices=QUANTIZE_CHOICES),
         GenerateOption("compile", bool, None, "compile the decoding step (torch.compile; a C++ compiler is needed "
