@@ -32,23 +32,27 @@ def hf_gpt2(cfg, device):
 
 def run(bench, device: torch.device, batches=(1, 8), prompt: int = 256, new: int = 768, book_new: int | None = None,
         compiled: bool = True):
-    """Rows of tokens/s per (batch, implementation); medians over bench.repeats, after one warm-up.
+    """Rows of tokens/s per (batch, implementation): medians over bench.repeats rounds, every implementation of
+    a batch timed in turn within a round (Bench.interleaved), after one warm-up each.
 
     compiled: also generate(compile=True): the static-cache step through torch.compile (bf16 on a CPU with
-    AMX, fp32 elsewhere). Its warm-up is the compile (timed apart, per batch size: one shape each).
+    AMX, fp32 elsewhere). Its first call is the compile (timed apart, per batch size: one shape each).
+    On an x86 CPU, also quantize="int8": eager decoding with int8 weights (quantize.py).
     """
-    from zoo_music_transformer import decode
+    from zoo_music_transformer import decode, quantize
     from zoo_music_transformer.model import MusicTransformer, MusicTransformerConfig
 
     torch.manual_seed(0)
     cfg = MusicTransformerConfig()
     model = MusicTransformer(cfg).to(device).eval()
     hf = hf_gpt2(cfg, device)
+    int8 = device.type == "cpu" and quantize.int8_kernels()
     book_new = book_new or new
     rows, notes = [], []
     params = sum(p.numel() for p in model.parameters())
     dtype = decode.decode_dtype(device)
     compiled_name = f"ours compiled (static cache, {'bf16' if dtype == torch.bfloat16 else 'fp32'})"
+    int8_name = "ours int8 (KV cache, --quantize int8)"
     notes.append(f"{params / 1e6:.1f} M parameters; prompt {prompt} tokens; {new} new tokens"
                  + (f" ({book_new} for the book's recompute)" if book_new != new else ""))
     for b in batches:
@@ -60,12 +64,8 @@ def run(bench, device: torch.device, batches=(1, 8), prompt: int = 256, new: int
                 _sync(device)
             return call
 
-        t_ours = bench.median(gen(new), f"gen b{b} ours", warmup=gen(2))
-        rows.append({"batch": b, "impl": "ours (KV cache)", "tok_s": b * new / t_ours, "s": t_ours,
-                     "bytes_per_step": step_bytes(cfg, params, b, prompt + new / 2, 4, 4)})
+        fns = {f"gen b{b} ours": gen(new)}
         if compiled:
-            size = decode.cache_size(cfg.block_size, prompt + new - 1)
-
             def first_step():   # the prompt's prefill and one step: the first call of a shape compiles it
                 dec = decode.CompiledDecoder(model, b, needed=prompt + new - 1)
                 with torch.no_grad():
@@ -76,12 +76,13 @@ def run(bench, device: torch.device, batches=(1, 8), prompt: int = 256, new: int
             t0 = time.perf_counter()
             first_step()
             compile_s = time.perf_counter() - t0
-            t_comp = bench.median(gen(new, compile=True), f"gen b{b} compiled", warmup=first_step)
-            width = torch.finfo(dtype).bits // 8
-            rows.append({"batch": b, "impl": compiled_name, "tok_s": b * new / t_comp, "s": t_comp,
-                         "compile_s": compile_s, "bytes_per_step": step_bytes(cfg, params, b, size, width, width)})
-        t_book = bench.median(gen(book_new, use_cache=False), f"gen b{b} book", warmup=gen(2, use_cache=False))
-        rows.append({"batch": b, "impl": "book (full-prefix recompute)", "tok_s": b * book_new / t_book, "s": t_book})
+            fns[f"gen b{b} compiled"] = gen(new, compile=True)
+        if int8:
+            t0 = time.perf_counter()
+            quantize.int8_copy(model)   # made once per model (cached): what a first generate() pays on top
+            quantize_s = time.perf_counter() - t0
+            fns[f"gen b{b} int8"] = gen(new, quantize="int8")
+        fns[f"gen b{b} book"] = gen(book_new, use_cache=False)
         if hf is not None:
             mask = torch.ones_like(ids)
 
@@ -92,12 +93,24 @@ def run(bench, device: torch.device, batches=(1, 8), prompt: int = 256, new: int
                                 min_new_tokens=new, use_cache=True)
                 _sync(device)
 
-            def hf_warm():
-                with torch.no_grad():
-                    hf.generate(ids, attention_mask=mask, do_sample=True, top_k=0, max_new_tokens=2, min_new_tokens=2)
-
-            t_hf = bench.median(hf_gen, f"gen b{b} hf", warmup=hf_warm)
-            rows.append({"batch": b, "impl": "HF transformers GPT2 generate (fp32)", "tok_s": b * new / t_hf, "s": t_hf})
+            fns[f"gen b{b} hf"] = hf_gen
+        t = bench.interleaved(fns)
+        rows.append({"batch": b, "impl": "ours (KV cache)", "tok_s": b * new / t[f"gen b{b} ours"],
+                     "s": t[f"gen b{b} ours"], "bytes_per_step": step_bytes(cfg, params, b, prompt + new / 2, 4, 4)})
+        if compiled:
+            size = decode.cache_size(cfg.block_size, prompt + new - 1)
+            width = torch.finfo(dtype).bits // 8
+            rows.append({"batch": b, "impl": compiled_name, "tok_s": b * new / t[f"gen b{b} compiled"],
+                         "s": t[f"gen b{b} compiled"], "compile_s": compile_s,
+                         "bytes_per_step": step_bytes(cfg, params, b, size, width, width)})
+        if int8:
+            rows.append({"batch": b, "impl": int8_name, "tok_s": b * new / t[f"gen b{b} int8"],
+                         "s": t[f"gen b{b} int8"], "quantize_s": quantize_s,
+                         "bytes_per_step": step_bytes(cfg, params, b, prompt + new / 2, 1, 4)})
+        rows.append({"batch": b, "impl": "book (full-prefix recompute)", "tok_s": b * book_new / t[f"gen b{b} book"],
+                     "s": t[f"gen b{b} book"]})
+        if hf is not None:
+            rows.append({"batch": b, "impl": HF_NAME, "tok_s": b * new / t[f"gen b{b} hf"], "s": t[f"gen b{b} hf"]})
     if hf is None:
         notes.append("HF GPT2 skipped: transformers is not installed (pip install -e '.[bench]')")
     if compiled:
@@ -105,10 +118,20 @@ def run(bench, device: torch.device, batches=(1, 8), prompt: int = 256, new: int
         notes.append(f"compiled: torch.compile (inductor, max-autotune, freezing) of the one-token step, "
                      f"{'bf16 (this CPU has AMX)' if dtype == torch.bfloat16 else 'fp32'}; its compile is not in "
                      f"the tokens/s: {', '.join(comp)} (one per batch size and cache length; a prefill and a step included)")
+    if int8:
+        q = next(r["quantize_s"] for r in rows if "quantize_s" in r)
+        notes.append(f"int8: torch.ao.quantization.quantize_dynamic (fbgemm, per-channel int8 weights) of every "
+                     f"nn.Linear, eager with the KV cache; quantizing the model took {q:.2f} s, once (not in the tokens/s)")
     eager = {r["batch"]: r["tok_s"] for r in rows if r["impl"] == "ours (KV cache)"}
+    hf_speed = {r["batch"]: r["tok_s"] for r in rows if r["impl"] == HF_NAME}
     for r in rows:
         r["ratio"] = r["tok_s"] / eager[r["batch"]]   # speed relative to our eager decoding at that batch
-    return {"rows": rows, "notes": notes, "params": params}
+        if r["batch"] in hf_speed:
+            r["vs_hf"] = r["tok_s"] / hf_speed[r["batch"]]
+    return {"rows": rows, "notes": notes, "params": params, "repeats": bench.repeats, "interleaved": True}
+
+
+HF_NAME = "HF transformers GPT2 generate (fp32)"
 
 
 def step_bytes(cfg, params: int, batch: int, keys: float, weight_bytes: int, cache_bytes: int) -> float:

@@ -79,6 +79,21 @@ def test_generate_options_are_checked_from_python_too(tiny_model):
         tiny_model.generate(bogus=1)
 
 
+def test_a_str_option_with_choices_takes_only_those():
+    """`choices` of a str option are checked like a number's range: one line that lists them, before any work."""
+    from zoo.errors import ConfigError
+    from zoo.model import GenerateOption
+
+    option = GenerateOption("precision", str, "auto", "decoding precision", choices=("auto", "int8"))
+    option.check("int8")
+    option.check(None)   # not given: the default
+    with pytest.raises(ConfigError, match="precision must be one of auto, int8, got 'int4'"):
+        option.check("int4")
+    assert option.to_dict()["choices"] == ("auto", "int8")
+    with pytest.raises(TypeError, match="only a str option has choices"):
+        GenerateOption("length", int, choices=(1, 2))
+
+
 
 def test_generate_returns_a_list_of_num_pieces_for_every_plugin(tiny_model):
     """One return type: a list of num PrettyMIDI, also for one piece; a plugin that returns anything else

@@ -96,3 +96,13 @@ def test_a_plugin_without_a_trainer_gets_the_generated_column(tiny, saved, monke
     res = evaluation.evaluate(str(saved), num=2, device="cpu", length=4)
     assert res["test_pieces"] == 0 and res["scores"] == {}
     assert math.isnan(res["table"]["in_scale"]["test"]) and res["table"]["in_scale"]["generated"] <= 1.0
+
+
+def test_the_trainers_evaluate_sees_the_generate_options_zoo_eval_was_given(tiny, saved, monkeypatch):
+    """A trainer whose evaluate() generates (the Music Transformer's continuations) decodes as `zoo eval` asks."""
+    from zoo_tiny.model import TinyTrainer
+
+    seen = []
+    monkeypatch.setattr(TinyTrainer, "evaluate", lambda self, dataset: seen.append(self.generate_options) or {})
+    evaluation.evaluate(str(saved), num=2, device="cpu", length=4, temperature=0.5)
+    assert seen == [{"length": 4, "temperature": 0.5}]

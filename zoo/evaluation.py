@@ -100,6 +100,7 @@ def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", 
 
     try:
         trainer, has_eval = _trainer(model, data, num)
+        trainer.generate_options = dict(options)   # a trainer's evaluate() that generates decodes as asked
     except UnknownNameError:   # a plugin without a trainer: the model's own test split, if it has one
         trainer, has_eval = None, False
     with status("loading the test split"):

@@ -29,12 +29,15 @@ class GenerateOption:
     max: float | None = None
     flag: str | None = None         # bool options only: one more switch that sets the opposite of the default
     midi_file: bool = False         # a str that names a MIDI file: checked (exists, is MIDI) before the model loads
+    choices: tuple | None = None    # str options only: the values it takes, checked before any work
 
     def __post_init__(self):
         if self.type not in (int, float, bool, str):
             raise TypeError(f"GenerateOption {self.name!r}: type must be int, float, bool or str")
         if self.flag is not None and self.type is not bool:
             raise TypeError(f"GenerateOption {self.name!r}: only a bool option has a flag")
+        if self.choices is not None and (self.type is not str or not self.choices):
+            raise TypeError(f"GenerateOption {self.name!r}: only a str option has choices, and at least one")
 
     @property
     def cli(self) -> str:
@@ -43,7 +46,9 @@ class GenerateOption:
 
     def check(self, value) -> None:
         """A ConfigError unless a number lies in [min, max] (an int option: a whole number); a MidiError unless
-        a midi_file option names a readable MIDI file."""
+        a midi_file option names a readable MIDI file; a ConfigError unless a str option with choices has one of them."""
+        if self.choices is not None and value is not None and value not in self.choices:
+            raise ConfigError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
         if self.midi_file and isinstance(value, (str, os.PathLike)):
             from zoo.midi import check_midi_file
 

@@ -116,6 +116,8 @@ class Trainer:
         self.world_size = dist.get_world_size() if dist.is_initialized() else 1
         self._loop = None
         self._optimize_calls = 0
+        # the generate options `zoo eval` was given (e.g. a decoding precision), for an evaluate() that generates
+        self.generate_options: dict = {}
 
     # ---- what a plugin implements -------------------------------------------------
     def build_dataset(self, source: str | None, split: str):

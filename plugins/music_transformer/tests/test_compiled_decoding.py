@@ -7,6 +7,8 @@ the shipped model's attention only; `pytest -m slow` adds absolute positions and
 
 from __future__ import annotations
 
+import types
+
 import pytest
 import torch
 
@@ -93,7 +95,26 @@ def test_compile_is_a_generate_flag_whose_help_states_the_cost():
     assert model_options(MusicTransformer, ["--compile"]) == {"compile": True}
     assert model_options(MusicTransformer, ["--no-compile"]) == {"compile": False}
     option = next(o for o in MusicTransformer.generate_options if o.name == "compile")
-    assert option.default is False and "40-50 s" in option.help
+    assert option.default is None and "20-90 s" in option.help   # None: decided per run (compile_pays)
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_the_default_compiles_only_runs_long_enough_to_pay_the_compile_back(amx, monkeypatch):
+    monkeypatch.setattr(decode, "cpu_bf16_pays", lambda: (amx, ""))
+    book = MusicTransformer(MusicTransformerConfig())
+    shipped = MusicTransformer(MusicTransformerConfig(block_size=512, n_layer=4, n_head=4, n_embd=256,
+                                                      attention="relative"))
+    # `zoo generate music-transformer-classical --length 1024`, and the book at its whole block: never compiled
+    assert not decode.compile_pays(shipped, 1, 1024, int8=False)[0]
+    assert not decode.compile_pays(shipped, 8, 1024, int8=False)[0]
+    assert not decode.compile_pays(book, 1, 2048, int8=False)[0]
+    pays, why = decode.compile_pays(book, 1, 1024, int8=False)
+    assert not pays and "pays back only after about" in why
+    # very long runs of the book's size pay it back; where int8 decodes, or on a GPU, nothing is compiled
+    assert decode.compile_pays(book, 8, 50_000, int8=False)[0]
+    assert not decode.compile_pays(book, 8, 50_000, int8=True)[0]
+    on_gpu = types.SimpleNamespace(device=torch.device("cuda"), config=book.config)   # what compile_pays reads
+    assert not decode.compile_pays(on_gpu, 8, 50_000, int8=False)[0]
 
 
 def test_a_model_loaded_in_bf16_decodes_in_bf16(eager_static):

@@ -249,6 +249,26 @@ def test_generate_is_deterministic_batched_and_slides_past_block_size(tiny_model
     assert isinstance(one, list) and len(one) == 1 and isinstance(one[0], pretty_midi.PrettyMIDI)
 
 
+def test_the_eager_cache_holds_only_the_positions_a_generation_needs(tiny_model, monkeypatch):
+    """Zeroing a whole block_size cache per generate() cost the book config more than a decoding step."""
+    from zoo_music_transformer import model as M
+
+    sizes = []
+    real = M.KVCache.__init__
+
+    def recording(self, config, batch, device, dtype, size=None):
+        real(self, config, batch, device, dtype, size)
+        sizes.append(self.size)
+
+    monkeypatch.setattr(M.KVCache, "__init__", recording)
+    prompt = torch.randint(0, 356, (2, 10))
+    tiny_model.generate_tokens(prompt, 5, generator=torch.Generator().manual_seed(0))
+    assert sizes == [14]                                 # 10 prompt tokens + 4 fed back (the 5th never is)
+    sizes.clear()
+    tiny_model.generate_tokens(prompt, 40, generator=torch.Generator().manual_seed(0))
+    assert sizes and set(sizes) == {32}                  # past block_size: the window slides in a full block
+
+
 def test_pad_never_sampled_and_eos_only_when_allowed():
     model = MusicTransformer(MusicTransformerConfig(**TINY)).eval()
     with torch.no_grad():  # a model whose favourite tokens are PAD, then EOS

@@ -6,8 +6,11 @@ the new keys/values are written in place at a position *tensor* (`index_put_`), 
 the positions not yet written. torch.compile (inductor, max-autotune, freezing: the weights become
 constants it can pre-pack) then compiles the step once per batch size and cache length.
 Measured on one CPU thread (book config, 256 + 256 tokens): eager bf16 gains nothing at batch 1;
-the compiled bf16 step decodes ~2.5x faster than the eager fp32 path at batch 1 and ~2.7x at
-batch 8, after 40-50 s of compiling per batch shape.
+with AMX the compiled bf16 step decodes ~2.5x faster than the eager fp32 path at batch 1 and ~2.7x
+at batch 8, after 19-50 s of compiling per batch shape. Without AMX (an AMD EPYC) the compiled fp32
+step is ~1.5x eager, slower than int8 decoding (quantize.py), and its first compile took 86 s, 26 s
+again from inductor's on-disk caches (freezing keeps the FX graph itself out of them).
+`generate(compile=None)`, the default, compiles only where compile_pays() says the run repays it.
 
 The prompt (and the context rebuilt when a generation slides past block_size) is filled by the
 model's ordinary forward into the same cache, so sampling and sliding are model.generate_tokens'.
@@ -27,6 +30,38 @@ from zoo.errors import ConfigError
 from .model import KVCache
 
 MIN_CACHE = 64   # the smallest static cache: tiny generations share one compiled shape
+
+# What compiling saves a decoding step and what the compile costs, measured on one CPU thread with the
+# book config (eager fp32 against the compiled step): seconds saved per step at batch 1 and at batch 8,
+# and the compile from a cold cache (the slow end measured). The smaller savings measured are kept,
+# so that the default errs towards not compiling.
+COMPILE_GAIN = {
+    "amx": (0.0094, 0.023, 50.0),      # Intel Xeon with AMX, compiled bf16 (docs/benchmarks.md): compile 19-50 s
+    "no-amx": (0.0060, 0.010, 90.0),   # AMD EPYC, compiled fp32 (issue #32, quiet): compile 57-88 s
+}
+BOOK_WEIGHTS = 12 * 6 * 512 ** 2 + 512 * 390   # the matrix weights one step of the book config reads
+
+
+def compile_pays(model, batch: int, steps: int, int8: bool) -> tuple[bool, str]:
+    """Whether compiling the decoding step pays for `steps` steps of `batch` sequences, and why in a few words.
+
+    A step is memory-bound, so what compiling saves is scaled from the book config's measured saving by
+    the model's matrix weights (each step reads them once); it pays when the steps save more than the
+    compile costs. Never on a GPU (not measured) nor where int8 decoding runs (`int8`: eager int8 beat
+    the compiled fp32 step on a CPU without AMX, with no compile to wait for)."""
+    if model.device.type != "cpu":
+        return False, ""
+    if int8:
+        return False, ""   # quantize.choose says why
+    at_1, at_8, compile_s = COMPILE_GAIN["amx" if cpu_bf16_pays()[0] else "no-amx"]
+    cfg = model.config
+    scale = (12 * cfg.n_layer * cfg.n_embd ** 2 + cfg.n_embd * cfg.vocab_size) / BOOK_WEIGHTS
+    saved = scale * (at_1 + (at_8 - at_1) * (batch - 1) / 7)   # linear in the batch, as measured at 1 and 8
+    pays_after = compile_s / saved
+    about = f"about {float(f'{pays_after:.2g}'):,.0f} steps at batch {batch}"   # two figures: an estimate
+    if steps >= pays_after:
+        return True, f"{steps:,} steps pay back a compile of up to {compile_s:.0f} s (from {about})"
+    return False, f"a compile of up to {compile_s:.0f} s pays back only after {about}"
 
 
 def decode_dtype(device: torch.device) -> torch.dtype:

@@ -6,7 +6,8 @@ positions for the relative attention of the paper (Huang et al. 2018, "Music Tra
 each head learns one embedding per distance, and the memory-efficient "skewing" turns
 Q·Er^T into the relative logits without an L x L x D tensor. Unlike the book, generation
 uses a KV cache (one token per forward instead of the whole prefix), and batches `num`
-sequences together; generate(compile=True) runs a compiled static-cache step (decode.py).
+sequences together; generate(compile=True) runs a compiled static-cache step (decode.py), and
+generate(quantize="int8"), the default on CPUs without AMX, decodes with int8 weights (quantize.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from zoo.progress import bar
 from zoo.limits import MAX_LENGTH, MAX_TOP_K, MIN_TOP_P, TEMPERATURE
 from zoo.model import GenerateOption, Model
 
+from .quantize import CHOICES as QUANTIZE_CHOICES
 from .tokenizer import EOS, PAD, VELOCITY, VOCAB_SIZE, PerformanceTokenizer
 
 
@@ -199,8 +201,9 @@ class CachedDecoder:
     token per sequence; both return the last position's logits (B, vocab). length: positions cached
     (None before the first fill). decode.CompiledDecoder is the compiled counterpart."""
 
-    def __init__(self, model: "MusicTransformer", batch: int):
+    def __init__(self, model: "MusicTransformer", batch: int, size: int | None = None):
         self.model, self.batch, self.cache = model, batch, None
+        self.size = size   # cache positions (default block_size): zeroing 2,048 unused ones cost more than a step
 
     @property
     def length(self) -> int | None:
@@ -208,7 +211,7 @@ class CachedDecoder:
 
     def fill(self, ctx: torch.Tensor) -> torch.Tensor:
         dtype = next(self.model.parameters()).dtype
-        self.cache = KVCache(self.model.config, self.batch, ctx.device, dtype)
+        self.cache = KVCache(self.model.config, self.batch, ctx.device, dtype, size=self.size)
         return self.model(ctx, self.cache)[:, -1]
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -234,9 +237,16 @@ class MusicTransformer(Model):
                        "probability (default: all)", min=MIN_TOP_P, max=1),
         GenerateOption("include_prompt", bool, True, "write the prompt before the new music; --continuation-only "
                        "writes only the new music", flag="--continuation-only"),
-        GenerateOption("compile", bool, False, "compile the decoding step (torch.compile): about 2.5x faster "
-                       "decoding on a CPU (bf16 with AMX, fp32 elsewhere) after a one-off compile of 40-50 s per "
-                       "--num; pays for long generations; needs a C++ compiler on a CPU"),
+        GenerateOption("quantize", str, "auto", "decoding precision. int8: int8 weights (fbgemm, x86 CPUs); on a "
+                       "2-core AMD EPYC without AMX, the book's size at 2.6-2.9x Hugging Face's generate at batch 1 "
+                       "and 1.9-2.7x at batch 8 (fp32: 1.0-1.5x, 1.3-1.4x), the shipped model 1.2-1.6x fp32, logits about 2 % from fp32's (median), the same top token at 98-99 % "
+                       "of steps, the same music by zoo eval's measures. none: exact fp32. auto (the default): int8 on a "
+                       "CPU without AMX, fp32 elsewhere; a line on stderr says which", choices=QUANTIZE_CHOICES),
+        GenerateOption("compile", bool, None, "compile the decoding step (torch.compile; a C++ compiler is needed "
+                       "on a CPU): a one-off compile of 20-90 s per --num, then about 2.5x faster than eager with "
+                       "AMX (bf16); without AMX (fp32) slower than int8 decoding. Default: compile only a run long "
+                       "enough to repay the compile (with AMX, thousands of tokens of the book's size), said in "
+                       "one line; --no-compile: never"),
     )
 
     def __init__(self, config: MusicTransformerConfig, tokenizer=None):
@@ -321,35 +331,42 @@ class MusicTransformer(Model):
     @torch.no_grad()
     def generate_tokens(self, prompt_ids: torch.Tensor, length: int, temperature: float = 1.0,
                         top_k: int | None = None, top_p: float | None = None, generator=None,
-                        allow_eos: bool = False, use_cache: bool = True, compile: bool = False) -> torch.Tensor:
+                        allow_eos: bool = False, use_cache: bool = True, compile: bool = False,
+                        quantize: str = "none") -> torch.Tensor:
         """Sample `length` new tokens after prompt_ids (B, T0); returns (B, length).
 
         PAD is never sampled; EOS only when allow_eos, and a sequence that ends is padded.
         Past block_size the context slides: the cache is rebuilt from the newest 3/4 block.
         use_cache=False is the book's way (a full forward over the prefix per token), kept
         as the benchmark baseline. compile=True decodes with the compiled static-cache step
-        (decode.py): the same sampling, faster after a one-off compile.
+        (decode.py): the same sampling, faster after a one-off compile. quantize="int8" decodes
+        with int8 weights (quantize.py); "auto" picks as generate() does; "none" is exact fp32.
         """
+        from .quantize import choose, int8_copy
+
         cfg = self.config
         B = prompt_ids.size(0)
+        precision, _ = choose(quantize, self.device, next(self.parameters()).dtype, compile)
+        net = int8_copy(self) if precision == "int8" else self   # the model that decodes; self is never changed
         seq = prompt_ids.to(self.device)
         out = torch.full((B, length), cfg.pad_id, dtype=torch.long, device=self.device)
         done = torch.zeros(B, dtype=torch.bool, device=self.device)
         keep = max(1, cfg.block_size - cfg.block_size // 4)
         decoder, logits = None, None
+        # the cache never holds more than the first context and the tokens fed back after it
+        needed = min(seq.size(1), cfg.block_size) + length - 1
         if use_cache and compile:
             from .decode import CompiledDecoder
 
-            # the cache never holds more than the first context and the tokens fed back after it
-            decoder = CompiledDecoder(self, B, needed=min(seq.size(1), cfg.block_size) + length - 1)
+            decoder = CompiledDecoder(self, B, needed=needed)
         elif use_cache:
-            decoder = CachedDecoder(self, B)
+            decoder = CachedDecoder(net, B, size=min(needed, cfg.block_size))
         # a thousand tokens take a while on a CPU: a bar on a terminal, nothing in a pipe or a log
         progress = bar(total=length, desc="tokens", unit="token")
         for i in range(length):
             progress.update(1)
             if not use_cache:
-                logits = self(seq[:, -cfg.block_size:])[:, -1]
+                logits = net(seq[:, -cfg.block_size:])[:, -1]
             elif decoder.length is None or decoder.length >= cfg.block_size:
                 # (re)fill: first step, or the window is full and positions must restart
                 logits = decoder.fill(seq[:, -(keep if decoder.length is not None else cfg.block_size):])
@@ -369,6 +386,33 @@ class MusicTransformer(Model):
         progress.close()
         return out
 
+    def _decoding(self, batch: int, length: int, compile: bool | None, quantize: str) -> tuple[bool, str]:
+        """generate()'s compile and quantize made definite: None / "auto" are decided here from the CPU, the
+        batch and the length (decode.compile_pays, quantize.choose), and what was decided is said in one line."""
+        from .decode import compile_pays, decode_dtype
+        from .quantize import choose, say_once
+
+        weights = next(self.parameters()).dtype
+        reasons = []
+        if compile is None:   # int8 (asked for, or auto's choice without compiling) decodes eagerly
+            int8 = quantize != "none" and choose(quantize, self.device, weights, False)[0] == "int8"
+            compile, why = compile_pays(self, batch, length, int8)
+            reasons.append(why)
+        precision, why = choose(quantize, self.device, weights, compile)
+        if quantize == "auto":
+            reasons.append(why)
+        reasons = [r for r in reasons if r]
+        if reasons:
+            hints = [h for h, on in (("--quantize none: exact fp32", quantize == "auto" and precision == "int8"),
+                                     ("--compile: compile anyway", not compile and precision != "int8"),
+                                     ("--no-compile: never", compile)) if on]
+            dtype = "int8" if precision == "int8" else "fp32"
+            if compile and decode_dtype(self.device) == torch.bfloat16:
+                dtype = "bf16"
+            say_once(f"music-transformer: decoding {dtype}, {'compiled' if compile else 'not compiled'}: "
+                     f"{'; '.join(reasons)} ({', '.join(hints)})")
+        return compile, precision
+
     def test_split(self, source):
         """Every token of the test pieces of `source` (None: the music21 corpus) in block_size windows, for
         `zoo eval` (the split the trainer's build_dataset(source, "test") gives with its defaults)."""
@@ -381,14 +425,17 @@ class MusicTransformer(Model):
     def generate(self, num: int = 1, seed: int | None = None, prompt=None, length: int = 1024,
                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                  allow_eos: bool = False, include_prompt: bool = True, max_note_s: float | None = 5.0,
-                 compile: bool = False):
+                 compile: bool | None = None, quantize: str = "auto"):
         """Sample `num` continuations of `prompt` (a MIDI path, PrettyMIDI or token ids; None = from
         scratch), each `length` new tokens. Returns a list of `num` PrettyMIDI.
         The output contains the prompt followed by the continuation unless include_prompt=False.
         Notes longer than max_note_s seconds are cut to that length (a small model sometimes never
         emits a note's off event, which would hold it to the end); None keeps every note whole.
         compile=True decodes with a compiled step (decode.py): faster after a one-off compile of
-        tens of seconds per batch size; bf16 on CPUs with AMX (samples then differ from fp32's)."""
+        tens of seconds per batch size; bf16 on CPUs with AMX (samples then differ from fp32's).
+        compile=None compiles only where the run pays the compile back (decode.compile_pays).
+        quantize: "auto" (int8 weights on a CPU without AMX, fp32 elsewhere), "int8" or "none" (exact
+        fp32); see quantize.py. What auto chose is said in one line on stderr, once per process."""
         if not isinstance(num, int) or num < 1:
             raise ConfigError(f"num must be a positive integer, got {num!r}")
         from zoo.limits import MAX_LENGTH
@@ -404,6 +451,7 @@ class MusicTransformer(Model):
             raise ConfigError(f"max_note_s must be a positive number of seconds or None, got {max_note_s!r}")
         prompt_ids = self._prompt_ids(prompt)
         ids = prompt_ids[-(self.config.block_size - 1):]  # the context the model sees
+        compile, quantize = self._decoding(num, length, compile, quantize)
         generator = None
         if seed is not None:   # piece k draws from its own CPU generator seeded seed + k: it can be re-made alone
             generator = [torch.Generator().manual_seed(int(seed) + k) for k in range(num)]
@@ -411,7 +459,7 @@ class MusicTransformer(Model):
         self.eval()
         try:
             new = self.generate_tokens(ids[None].expand(num, -1), length, temperature, top_k, top_p,
-                                       generator, allow_eos=allow_eos, compile=bool(compile))
+                                       generator, allow_eos=allow_eos, compile=compile, quantize=quantize)
         finally:
             self.train(was_training)
         full = torch.cat([prompt_ids[None].expand(num, -1).to(new.device), new], 1) if include_prompt else new

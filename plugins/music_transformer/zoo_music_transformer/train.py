@@ -136,6 +136,8 @@ class MusicTransformerTrainer(Trainer):
         from .tokenizer import tokens_to_notes
 
         c = self.config
+        # decoded as `zoo eval --quantize` asks, else as generate() decodes; fp32 for sharded weights (torchrun)
+        quantize = self.generate_options.get("quantize", "auto" if self.world_size == 1 else "none")
         usable = [p for p in pieces if len(p) >= c.eval_prompt + c.eval_new]
         if not usable:
             return {}
@@ -146,7 +148,7 @@ class MusicTransformerTrainer(Trainer):
             n = min(per_piece, c.eval_samples - done)
             prompt = torch.as_tensor(piece[:c.eval_prompt].astype(np.int64))
             g = torch.Generator(device=self.model.device).manual_seed(c.seed + k)
-            new = self.model.generate_tokens(prompt[None].expand(n, -1), c.eval_new, generator=g,
+            new = self.model.generate_tokens(prompt[None].expand(n, -1), c.eval_new, generator=g, quantize=quantize,
                                              **self.CONTINUATION_SAMPLING).cpu()
             real_notes = tokens_to_notes(piece[:c.eval_prompt + c.eval_new])
             prompt_notes = tokens_to_notes(piece[:c.eval_prompt])
