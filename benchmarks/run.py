@@ -1,4 +1,4 @@
-"""`make bench`: run the six benchmarks against their peers and regenerate docs/benchmarks.md.
+"""`make bench`: run the seven benchmarks against their peers and regenerate docs/benchmarks.md.
 
     python benchmarks/run.py                      # CPU, every benchmark -> docs/benchmarks.md
     python benchmarks/run.py --only train --page ''   # one section, printed only (see --help for the names)
@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "plugins" / "musegan" / "benchmarks"))   # the MuseGAN iteration lives with its plugin
-ALL = ("generate", "train", "musegan", "cold", "tokenize", "cli")
+sys.path.insert(0, str(ROOT / "plugins" / "coconet" / "benchmarks"))   # and Coconet's harmonization with its own
+ALL = ("generate", "train", "musegan", "cold", "tokenize", "cli", "coconet")
 
 
 class Bench:
@@ -156,6 +157,10 @@ def run_all(args) -> dict:
                 import bench_iteration
 
                 res = bench_iteration.run(bench, device, batch=args.gan_batch)
+            elif name == "coconet":
+                import bench_harmonize
+
+                res = bench_harmonize.run(bench, device)
             elif name == "cold":
                 import bench_cold_load
 
@@ -188,6 +193,7 @@ TITLES = {
     "cold": "4. Cold load to first output",
     "tokenize": "5. Tokenizing a MIDI folder",
     "cli": "6. CLI start-up",
+    "coconet": "7. Coconet: harmonizing an 8-bar melody",
 }
 
 
@@ -239,6 +245,9 @@ def section(name: str, res: dict, repeats: int) -> list[str]:
     elif name == "musegan":
         lines += _table(["implementation", "s / iteration (median)", "× ours fp32 (time)"],
                         [(r["impl"], f"{r['s']:.3f}", f"{r['ratio']:.2f}") for r in res["rows"]])
+    elif name == "coconet":
+        lines += _table(["network", "parameters", "s / harmonization (median)", "× shipped (time)"],
+                        [(r["impl"], f"{r['params']:,}", f"{r['s']:.2f}", f"{r['ratio']:.2f}") for r in res["rows"]])
     elif name == "cold":
         lines += _table(["implementation", "wall s (median)", "× ours"],
                         [(r["impl"], f"{r['s']:.2f}", f"{r['ratio']:.2f}") for r in res["rows"]])
