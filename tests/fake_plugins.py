@@ -50,6 +50,12 @@ BROKEN = {
         def register_architectures(register):
             register(5, "zoo_badregister:X")
         """}),
+    "zoo-nodescription": ({"nodescription": "zoo_nodescription"}, {"zoo_nodescription/__init__.py": """
+        from zoo import PretrainedSpec, hookimpl
+        @hookimpl
+        def register_pretrained(register):
+            register(PretrainedSpec(name="tiny-mute", arch="tiny-lm", files="zoo_nodescription:weights/tiny-mute"))
+        """}),
     "zoo-notaspec": ({"notaspec": "zoo_notaspec"}, {"zoo_notaspec/__init__.py": """
         from zoo import hookimpl
         @hookimpl
