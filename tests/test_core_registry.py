@@ -148,3 +148,13 @@ def test_a_pretrained_spec_without_a_description_is_warned_about_once_at_registr
     assert done.stderr.splitlines() == ["zoo: warning: plugin 'zoo-nodescription': pretrained model 'tiny-mute' has "
                                         "no description; give its PretrainedSpec a description= (zoo list shows it)"]
     assert "  warning: pretrained model 'tiny-mute' has no description" in zoo_cli("plugins").stdout
+
+
+def test_an_org_repo_name_that_is_no_folder_suggests_hf(tiny, tmp_path, monkeypatch):
+    """(Hugging Face users write zoo.load("org/repo").) Without such a folder: one clear error that suggests
+    hf://org/repo, and nothing is downloaded (the Hub is never asked: HF_HUB_OFFLINE would make it fail anyway)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointError, match=r"no such folder: 'org/repo'.*hf://org/repo for a Hugging Face Hub repo"):
+        zoo.load("org/repo")
+    assert list(tmp_path.iterdir()) == []

@@ -817,6 +817,20 @@ def test_shipped_musegan_bach(tmp_path, zoo_cli):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "x-1.mid").is_file() and (tmp_path / "x-2.mid").is_file()
 
+@pytest.mark.skipif(not (REPO / "weights" / "musegan-bach" / "config.json").is_file(), reason="weights not shipped yet")
+def test_from_pretrained_takes_a_registered_name_as_zoo_load_does():
+    """(MuseGAN.from_pretrained("musegan-bach") raised a raw FileNotFoundError: it took the name for a folder.)"""
+    import zoo
+    from zoo.errors import CheckpointError
+
+    model = MuseGAN.from_pretrained("musegan-bach", device="cpu")
+    assert isinstance(model, MuseGAN) and model.generate(num=1, seed=0)[0].instruments
+    loaded = zoo.load("musegan-bach", device="cpu")
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), loaded.parameters()))
+    with pytest.raises(CheckpointError, match="holds a 'music-transformer' model, not 'musegan'"):
+        MuseGAN.from_pretrained("music-transformer-classical")
+
+
 def test_piece_k_of_a_batch_is_seed_plus_k_alone():
     torch.manual_seed(0)
     for output in ("linear", "onehot", "gumbel"):
