@@ -348,9 +348,9 @@ def cmd_generate(args) -> int:
     # every number is in its range before a model is loaded (zoo.limits; docs/reliability.md "Limits")
     check_num(args.num, "--num")
     check_seed(args.seed, "--seed")
-    check_midi_name(args.output, "-o")   # MIDI data in x.wav is a file no program reads
     for path in output_paths(args.output, args.num):  # a bad -o fails now, not after a long generation
         check_output_path(path)
+    check_midi_name(args.output, "-o")   # MIDI data in x.wav is a file no program reads
     _check_extras(args)
     folder = resolve(args.name, revision=args.revision)
     cls = architecture_of(folder)        # config.json only: options are checked before any weight is read
