@@ -179,7 +179,6 @@ def copy_timing(source, target, at: float | None = None) -> None:
     target._update_tick_to_time(target._tick_scales[-1][0])   # later times extrapolate the last tempo
 
 
-
 def write_midi(midi, path) -> Path:
     """Write atomically: a temp file in the same folder, then one rename. No half-written MIDI.
 
