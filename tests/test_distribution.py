@@ -29,6 +29,7 @@ TINY = Path(__file__).parent / "fixtures" / "zoo_tiny"
 # Each shipped model: its plugin's source folder, its package, and its folder in the checkout's weights/.
 SHIPPED = {"musegan-bach": ("plugins/musegan", "zoo_musegan"),
            "music-transformer-classical": ("plugins/music_transformer", "zoo_music_transformer")}
+LIBRARY = "plugins/chorales"   # the chorale library MuseGAN depends on (no model of its own)
 PYPI_LIMIT = 100 * 2**20  # PyPI's default upload limit per file
 
 
@@ -39,7 +40,7 @@ def _checkout_copy(dest: Path) -> Path:
         shutil.copy2(ROOT / name, dest / name)
     for name in ("zoo", "weights"):
         copy_package(ROOT / name, dest / name)
-    for folder, _ in SHIPPED.values():
+    for folder in [*(f for f, _ in SHIPPED.values()), LIBRARY]:
         copy_package(ROOT / folder, dest / folder)
     return dest
 
@@ -53,14 +54,15 @@ def built(tmp_path_factory):
     _tiny_model_into(tiny / "zoo_tiny" / "weights" / "tiny-scales")
     wheels = root / "wheels"
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                           "-w", str(wheels), str(src), str(src / "plugins" / "musegan"),
+                           "-w", str(wheels), str(src), str(src / LIBRARY), str(src / "plugins" / "musegan"),
                            str(src / "plugins" / "music_transformer"), str(tiny)],
                           capture_output=True, text=True, timeout=600, env=clean_env(PIP_DISABLE_PIP_VERSION_CHECK="1"))
     assert done.returncode == 0, done.stdout + done.stderr
     found = {}
     for wheel in wheels.glob("*.whl"):
         found[wheel.name.split("-")[0].replace("_", "-")] = wheel
-    assert set(found) == {"musezoo", "musezoo-musegan", "musezoo-music-transformer", "zoo-tiny"}, found
+    assert set(found) == {"musezoo", "musezoo-chorales", "musezoo-musegan", "musezoo-music-transformer",
+                          "zoo-tiny"}, found
     return found
 
 
