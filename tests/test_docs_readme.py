@@ -171,7 +171,9 @@ def _millions(n: int, digits: int) -> str:
 def test_the_parameter_counts_the_readme_quotes_are_the_presets():
     """(The README said 1.1 M for a preset of 1,632,192.) Each figure is computed from its config file."""
     text = _readme_text()
-    assert f"3 layers, {_millions(_parameters('music_transformer_cpu.json', 'music-transformer'), 1)}" in text
+    cpu = _millions(_parameters('music_transformer_cpu.json', 'music-transformer'), 1)
+    assert f"3 layers, {cpu}" in text
+    assert f"({cpu})" in json.loads((ROOT / "configs" / "music_transformer_cpu.json").read_text())["_comment"]
     assert f"music_transformer_book.json`, {_millions(_parameters('music_transformer_book.json', 'music-transformer'), 0)}" in text
     assert f"({_millions(_parameters('musegan_bach.json', 'musegan'), 2)};" in text
     assert f"the book's full width, {_parameters('', 'musegan') / 1e6:.1f} M)" in text
