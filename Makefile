@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.musezoo-installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench wheels clean
 
 setup: $(STAMP)
 
@@ -28,5 +28,12 @@ bench: setup
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/run.py
 
+# The core's and the plugins' wheels into dist/ (git-ignored), each plugin's carrying its pretrained model.
+# --no-deps: only musezoo's own wheels, never torch and its CUDA libraries (gigabytes) from PyPI; install
+# them into an environment that already has the torch you want (see the README, "Install from wheels").
+wheels: setup
+	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w dist/ . plugins/chorales plugins/musegan plugins/music_transformer plugins/coconet
+	@ls dist/*.whl
+
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out dist .pytest_cache

@@ -246,8 +246,10 @@ def section(name: str, res: dict, repeats: int) -> list[str]:
         lines += _table(["implementation", "s / iteration (median)", "× ours fp32 (time)"],
                         [(r["impl"], f"{r['s']:.3f}", f"{r['ratio']:.2f}") for r in res["rows"]])
     elif name == "coconet":
-        lines += _table(["network", "parameters", "s / harmonization (median)", "× shipped (time)"],
-                        [(r["impl"], f"{r['params']:,}", f"{r['s']:.2f}", f"{r['ratio']:.2f}") for r in res["rows"]])
+        lines += _table(["network", "parameters", "s / Gibbs step (median)", "s / harmonization (median)",
+                         "× shipped (step time)"],
+                        [(r["impl"], f"{r['params']:,}", f"{r['step_s']:.3f}", "-" if r["s"] is None else f"{r['s']:.2f}",
+                          f"{r['ratio']:.2f}") for r in res["rows"]])
     elif name == "cold":
         lines += _table(["implementation", "wall s (median)", "× ours"],
                         [(r["impl"], f"{r['s']:.2f}", f"{r['ratio']:.2f}") for r in res["rows"]])

@@ -59,7 +59,18 @@ BROKEN = {
 }
 
 
+# plugins that work but lack something a user will miss (warned about, not skipped)
+INCOMPLETE = {
+    "zoo-nodescription": ({"nodescription": "zoo_nodescription"}, {"zoo_nodescription/__init__.py": """
+        from zoo import PretrainedSpec, hookimpl
+        @hookimpl
+        def register_pretrained(register):
+            register(PretrainedSpec(name="tiny-mute", arch="tiny-lm", files="zoo_nodescription:weights/tiny-mute"))
+        """}),
+}
+
+
 def install_fake(root: Path, dist: str) -> Path:
-    """Lay out one of BROKEN's plugins as an installed distribution under `root`."""
-    entry_points, files = BROKEN[dist]
+    """Lay out one of BROKEN's or INCOMPLETE's plugins as an installed distribution under `root`."""
+    entry_points, files = {**BROKEN, **INCOMPLETE}[dist]
     return make_distribution(root, dist, entry_points, files)

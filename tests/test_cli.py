@@ -23,7 +23,7 @@ def test_list_info_plugins(tiny, zoo_cli):
     done = zoo_cli("list")
     assert done.returncode == 0 and "tiny-scales" in done.stdout and "tiny-lm" in done.stdout
     assert "tiny-scales" not in zoo_cli("list", "musegan*").stdout
-    assert '"arch": "tiny-lm"' in zoo_cli("info", "tiny-scales").stdout
+    assert '"arch": "tiny-lm"' in zoo_cli("info", "tiny-scales", "--json").stdout
     plugins = zoo_cli("plugins").stdout
     assert "zoo-tiny 0.1.0" in plugins and "architecture:tiny-lm" in plugins and "register_trainers" in plugins
 
@@ -51,8 +51,8 @@ def test_a_third_party_generate_option_works_end_to_end(tiny, zoo_cli, saved, tm
         assert done.returncode == 0, done.stderr
         assert pretty_midi.PrettyMIDI(str(out)).instruments[0].notes[0].pitch == 72
     line = _one_line_error(zoo_cli("generate", saved, "-o", tmp_path / "x.mid", "--start-pitch", 128))
-    assert "start_pitch must be a whole number from 0 to 127, got 128" in line
-    info = json.loads(zoo_cli("info", "tiny-lm").stdout)
+    assert "--start-pitch must be a whole number from 0 to 127, got 128" in line   # the flag the user typed
+    info = json.loads(zoo_cli("info", "tiny-lm", "--json").stdout)
     option = next(o for o in info["generate_options"] if o["name"] == "start_pitch")
     assert (option["default"], option["flag"], option["type"], option["max"]) == (60, "--start-pitch", "int", 127)
 
@@ -121,3 +121,43 @@ def test_under_torchrun_a_user_error_is_printed_once(tiny, tmp_path, capsys, mon
     done = subprocess.run([*torchrun, *bad], capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert done.stderr.count("zoo: error: grad_accum") == 1, done.stderr[-3000:]
+
+
+def test_generate_name_help_lists_the_models_own_options(tiny, zoo_cli, saved):
+    """(`zoo generate NAME --help` showed only the core's flags.) After NAME, the help adds the options its model
+    declares, with their help, default and range; without NAME it says how to see them."""
+    for command in ("generate", "eval"):
+        done = zoo_cli(command, saved, "--help")
+        assert done.returncode == 0, done.stderr
+        shown = " ".join(done.stdout.split())   # argparse wraps lines to the terminal's width
+        assert f"options of {saved} (architecture tiny-lm" in shown
+        assert "--start-pitch N MIDI pitch the melody starts from (default 60); range 0..127" in shown
+    plain = zoo_cli("generate", "--help")
+    assert plain.returncode == 0 and "--start-pitch" not in plain.stdout and "zoo generate NAME --help" in plain.stdout
+    line = _one_line_error(zoo_cli("generate", "no-such-model", "--help"))
+    assert "unknown model 'no-such-model'" in line
+
+
+def test_info_is_a_table_by_default_and_json_on_request(tiny, zoo_cli):
+    import json
+
+    table = zoo_cli("info", "tiny-lm").stdout
+    assert table.startswith("tiny-lm  (architecture)\n") and "--start-pitch" in table
+    assert "training defaults" in table   # what `zoo train --help` sends the user here for
+    facts = json.loads(zoo_cli("info", "tiny-lm", "--json").stdout)
+    assert facts["train_defaults"]["steps"] > 0 and "n_embd" in facts["config_defaults"]
+
+
+@pytest.mark.parametrize("output, message", [
+    ("x.wav", "-o x.wav: MIDI output needs a .mid or .midi name (for audio add --render OUT.wav)"),
+    ("x", "-o x: MIDI output needs a .mid or .midi name"),
+    ("nosuchdir/x.mid", "nosuchdir/x.mid: the folder nosuchdir does not exist; create it first (mkdir -p nosuchdir)"),
+])
+def test_output_must_be_a_midi_name_in_an_existing_folder(tiny, zoo_cli, saved, tmp_path, output, message):
+    """(-o x.wav wrote MIDI data into x.wav; -o nosuchdir/x.mid made the folder.) Refused before generating,
+    nothing written, no folder made: a typo in a folder name must not scatter files."""
+    line = _one_line_error(zoo_cli("generate", saved, "-o", output, cwd=tmp_path))
+    assert message in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    done = zoo_cli("generate", saved, "-o", "x.MIDI", "--seed", 1, cwd=tmp_path)   # any case of .mid/.midi
+    assert done.returncode == 0 and (tmp_path / "x.MIDI").is_file(), done.stderr

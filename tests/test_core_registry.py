@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import warnings
@@ -143,3 +144,29 @@ def test_import_zoo_and_cli_list_do_not_import_torch(tiny):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "tiny-scales" in done.stdout
+
+
+def test_a_pretrained_spec_without_a_description_is_warned_about_once_at_registration(plugin_dir, tiny_path,
+                                                                                     monkeypatch, zoo_cli):
+    """(zoo list showed an empty column and nothing said why.) Python callers get a UserWarning; `zoo list` and
+    `zoo plugins` say it in one line; the model is still registered."""
+    install_fake(plugin_dir, "zoo-nodescription")
+    _only(monkeypatch, "zoo-tiny", "zoo-nodescription")
+    with pytest.warns(UserWarning, match="pretrained model 'tiny-mute' has no description"):
+        assert "tiny-mute" in zoo.list_models()
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(plugin_dir), str(tiny_path)]))   # for the zoo subprocesses
+    done = zoo_cli("list")
+    assert done.returncode == 0 and "tiny-mute" in done.stdout
+    assert done.stderr.splitlines() == ["zoo: warning: plugin 'zoo-nodescription': pretrained model 'tiny-mute' has "
+                                        "no description; give its PretrainedSpec a description= (zoo list shows it)"]
+    assert "  warning: pretrained model 'tiny-mute' has no description" in zoo_cli("plugins").stdout
+
+
+def test_an_org_repo_name_that_is_no_folder_suggests_hf(tiny, tmp_path, monkeypatch):
+    """(Hugging Face users write zoo.load("org/repo").) Without such a folder: one clear error that suggests
+    hf://org/repo, and nothing is downloaded (the Hub is never asked: HF_HUB_OFFLINE would make it fail anyway)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointError, match=r"no such folder: 'org/repo'.*hf://org/repo for a Hugging Face Hub repo"):
+        zoo.load("org/repo")
+    assert list(tmp_path.iterdir()) == []

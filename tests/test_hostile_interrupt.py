@@ -303,6 +303,7 @@ def test_read_only_output_folder_is_one_line(tiny, tiny_model, tmp_path, capsys,
         raise PermissionError(errno.EACCES, "Permission denied", str(dir))
 
     monkeypatch.setattr(zoo.safeio.tempfile, "mkstemp", denied)
+    (tmp_path / "ro").mkdir()   # a missing folder is refused before anything is tried (zoo.midi.check_output_path)
     rc = main(["generate", str(folder), "-o", str(tmp_path / "ro" / "x.mid"), "--device", "cpu", "--length", "4"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "Permission denied" in err[0] and "check the permissions" in err[0], err

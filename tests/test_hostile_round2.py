@@ -367,7 +367,7 @@ def test_model_options_out_of_range_are_refused_before_the_weights_load(folder, 
     args = [command, folder, "-o", "x.mid", *option] if command == "generate" else [command, folder, *option]
     code, err = _cli(capsys, *args)
     _one_line_error(code, err)
-    assert f"{option[0][2:].replace('-', '_')} must be" in err, err
+    assert f"{option[0]} must be" in err, err   # the flag the user typed, not generate()'s keyword
 
 
 @pytest.mark.parametrize("device", ["xpu", "hip", "vulkan", "lazy", "hpu", "meta", "cpu:5", "cuda:x"])

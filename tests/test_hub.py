@@ -358,6 +358,22 @@ def test_push_python_api_branch_private_and_card_update(hub_env, olah, standin, 
                           metrics={"nll": 1.25}) == card  # updating a card is idempotent
 
 
+def test_a_model_object_pushes_itself_as_transformers_models_do(hub_env, olah, standin, tiny_model, saved, request,
+                                                              monkeypatch):
+    """model.push_to_hub(repo_id, ...) is zoo.push_to_hub(model, repo_id, ...): the same files, on the branch asked."""
+    repo = _repo(request)
+    monkeypatch.setenv("HF_ENDPOINT", standin.url)
+    pushed = tiny_model.push_to_hub(repo, revision="v1", token=TOKEN)
+    assert pushed.revision == "v1" and gitrepo.resolve(olah.repo_dir(repo), "refs/heads/v1") == pushed.commit_id
+    files = gitrepo.files_at(olah.repo_dir(repo), pushed.commit_id)
+    assert {"config.json", "model.safetensors", "tokenizer.json", "README.md"} <= set(files)
+    from zoo import hub
+
+    monkeypatch.setenv("HF_ENDPOINT", olah.url)
+    folder = hub.pull(repo, "v1")
+    assert (folder / "model.safetensors").read_bytes() == (saved / "model.safetensors").read_bytes()
+
+
 def test_push_errors(hub_env, standin, saved, zoo_cli, tmp_path, request, monkeypatch):
     from zoo import hub
     from zoo.errors import CheckpointError, HubError

@@ -45,6 +45,7 @@ def plan() -> tuple[list[str], list[str]]:
 
 def main() -> int:
     out = Path("out")
+    out.mkdir(exist_ok=True)   # zoo.midi writes only into folders that exist
     shipped, others = plan()
     for name in others:
         print(f"demo: skipping {name} (plugin {zoo.info(name)['plugin']}): the demo covers the models musezoo ships",

@@ -57,7 +57,25 @@ def info(name: str) -> dict:
     entry = registry.get("architectures", name)
     return {"kind": "architecture", "name": name, "class": entry.target if isinstance(entry.target, str)
             else f"{entry.target.__module__}:{entry.target.__qualname__}", "plugin": entry.plugin,
-            "trainer": name in registry.entries["trainers"], **_model_facts(registry, name, None)}
+            "trainer": name in registry.entries["trainers"], **_model_facts(registry, name, None),
+            **_defaults(registry, name)}
+
+
+def _defaults(registry, arch: str) -> dict:
+    """What `zoo.create(arch)` and `zoo train arch` use when nothing is set: the model config's and the
+    training config's defaults (the plugin's own included); empty where the plugin cannot be imported."""
+    from zoo.config import config_from_dict, to_dict
+    from zoo.errors import ZooError
+
+    out = {}
+    try:
+        out["config_defaults"] = to_dict(registry.architecture(arch).config_class())
+        if arch in registry.entries["trainers"]:
+            trainer = registry.trainer(arch)
+            out["train_defaults"] = to_dict(config_from_dict(trainer.config_class, dict(trainer.defaults)))
+    except (ZooError, TypeError):   # a config without defaults for every field: nothing to show
+        pass
+    return out
 
 
 def _model_facts(registry, arch: str, folder) -> dict:

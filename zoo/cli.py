@@ -47,6 +47,65 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"zoo: error: {message} (see {self.prog} --help)\n")
 
 
+class _ModelHelp(argparse.Action):
+    """-h/--help of generate and eval: after NAME (`zoo generate NAME --help`) the help also lists the options
+    that NAME's model declares, read from its config.json and its plugin's class (no weight is read)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0,
+                         help="show this help; after NAME, with that model's own options too")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        name = getattr(namespace, "name", None)
+        if name:   # argparse has read the positional NAME when it comes before --help
+            try:
+                cls = _architecture_of_name(name)
+            except ZooError as exc:
+                parser.exit(2, f"zoo: error: {one_line(exc)}\n")
+            group = parser.add_argument_group(f"options of {name} (architecture {cls.arch}, declared by its plugin)")
+            _declare_options(group, cls.generate_options, with_help=True)
+            if not cls.generate_options:
+                group.description = "none besides --num and --seed"
+        parser.print_help()
+        parser.exit(0)
+
+
+def _architecture_of_name(name: str):
+    """The Model class of a pretrained name, folder or hf:// repo, from its config.json only."""
+    from zoo.checkpoint import architecture_of
+    from zoo.registry import resolve
+
+    return architecture_of(resolve(name))
+
+
+def _declare_options(parser, options, with_help: bool = False) -> None:
+    """The flags of a model's GenerateOptions on a parser (or an argument group of one)."""
+    for o in options:
+        flag = "--" + o.name.replace("_", "-")
+        text = _option_help(o) if with_help else None
+        if o.type is bool:
+            parser.add_argument(flag, dest=o.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+            if o.flag:
+                parser.add_argument(o.flag, dest=o.name, action="store_const", const=not o.default,
+                                    help=f"the same as --{'no-' if o.default else ''}{o.name.replace('_', '-')}"
+                                    if with_help else None)
+        else:
+            parser.add_argument(flag, dest=o.name, type={int: int, float: finite_float, str: str}[o.type], help=text,
+                                metavar={int: "N", float: "X", str: "FILE" if o.midi_file else "TEXT"}[o.type])
+
+
+def _option_help(o) -> str:
+    """An option's help with its default and range, as `zoo info` shows them."""
+    text = o.help
+    if o.default is not None and "default" not in text:
+        text += f" (default {('on' if o.default else 'off') if o.type is bool else o.default})"
+    if o.min is not None or o.max is not None:
+        lo = "" if o.min is None else f"{o.min:g}"
+        hi = "" if o.max is None else f"{o.max:g}"
+        text += f"; range {lo}..{hi}"
+    return text.replace("%", "%%")   # argparse formats help with %
+
+
 # --out of release and convert: what zoo.outputs allows (docs/reliability.md, "Fourth round (issue 26), part A")
 OVERWRITE_HELP = ("also replace an existing --out that holds only model files (config.json, *.safetensors, "
                   "tokenizer.json, README.md, manifest.json and what its manifest lists), even if changed; without "
@@ -64,19 +123,24 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("list", help="pretrained models and architectures from every installed plugin")
     s.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'musegan*'")
 
-    s = sub.add_parser("info", help="details of a pretrained model or architecture")
+    s = sub.add_parser("info", help="details of a pretrained model, model folder or architecture")
     s.add_argument("name")
+    s.add_argument("--json", action="store_true", help="everything as JSON (every metric row of the card, the "
+                   "architecture's config and training defaults) instead of the table")
 
     s = sub.add_parser("plugins", help="installed plugins, what they registered, and their errors")
     s.add_argument("--check", action="store_true",
                    help="also import every class each plugin registers (imports torch); exit 2 on a problem")
 
     s = sub.add_parser("generate", help="generate MIDI from a pretrained name, folder or hf://org/repo[@rev]",
+                       add_help=False,
                        epilog="After NAME come the model's own options (e.g. --length 512 --temperature 0.9 for a "
-                              "sequence model), as its plugin declares them; `zoo info NAME` lists them with "
-                              "their defaults and ranges.")
+                              "sequence model), as its plugin declares them: `zoo generate NAME --help` lists them "
+                              "with their defaults and ranges.")
+    s.add_argument("-h", "--help", action=_ModelHelp)
     s.add_argument("name")
-    s.add_argument("-o", "--output", required=True, help="output .mid (several pieces: OUT-1.mid … OUT-N.mid)")
+    s.add_argument("-o", "--output", required=True, help="output .mid or .midi in an existing folder (several pieces: "
+                   "OUT-1.mid … OUT-N.mid)")
     s.add_argument("--num", type=int, default=1, help="number of pieces (default 1)")
     s.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same music on the same "
                    "device (another device may round differently: see the model's docs); the shipped models make "
@@ -133,8 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     s = sub.add_parser("eval", help="metrics of generated pieces beside the held-out test data (and NLL)",
+                       add_help=False,
                        epilog="After NAME come the model's own generate options (e.g. --length 256), as with "
-                              "zoo generate; `zoo info NAME` lists them.")
+                              "zoo generate; `zoo eval NAME --help` lists them.")
+    s.add_argument("-h", "--help", action=_ModelHelp)
     s.add_argument("name")
     s.add_argument("--data", default=None, help="data source (default: the plugin's embedded test split)")
     s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU; the default), cpu, cuda, cuda:N, mps")
@@ -183,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     # a skipped plugin is reported once, as one line, by `zoo list` and in full by `zoo plugins`; Python's own
     # two-line RuntimeWarning on every command would break the one-line-error contract of all the others
     warnings.filterwarnings("ignore", message="zoo plugin .* skipped", category=RuntimeWarning)
+    warnings.filterwarnings("ignore", message="zoo plugin ", category=UserWarning)   # zoo list/plugins say it
     if not args.command:
         parser.print_help()
         return 2
@@ -247,12 +314,16 @@ def _warn_broken(registry) -> None:
     for info in registry.plugins:
         if info.error:
             print(f"zoo: warning: plugin {info.distribution!r} skipped: {info.error} (see zoo plugins)", file=sys.stderr)
+    for plugin, message in registry.warnings:
+        print(f"zoo: warning: plugin {plugin!r}: {one_line(message)}", file=sys.stderr)
 
 
 def cmd_info(args) -> int:
     import zoo
+    from zoo.modelinfo import format_info
 
-    print(json.dumps(zoo.info(args.name), indent=2))
+    facts = zoo.info(args.name)
+    print(json.dumps(facts, indent=2) if args.json else format_info(facts))
     return 0
 
 
@@ -270,6 +341,9 @@ def cmd_plugins(args) -> int:
         print(f"{info.distribution} {info.version}  ({info.module})  {status}")
         print(f"  hooks: {', '.join(info.hooks) or '-'}")
         print(f"  registered: {', '.join(info.registered) or '-'}")
+        for plugin, message in registry.warnings:
+            if plugin == info.distribution:
+                print(f"  warning: {one_line(message)}")
     return 2 if args.check and (problems or any(info.error for info in registry.plugins)) else 0
 
 
@@ -280,12 +354,14 @@ def cmd_generate(args) -> int:
     from zoo.registry import resolve
 
     from zoo.limits import check_num, check_seed
+    from zoo.midi import check_midi_name
 
     # every number is in its range before a model is loaded (zoo.limits; docs/reliability.md "Limits")
     check_num(args.num, "--num")
     check_seed(args.seed, "--seed")
     for path in output_paths(args.output, args.num):  # a bad -o fails now, not after a long generation
         check_output_path(path)
+    check_midi_name(args.output, "-o")   # MIDI data in x.wav is a file no program reads
     _check_extras(args)
     folder = resolve(args.name, revision=args.revision)
     cls = architecture_of(folder)        # config.json only: options are checked before any weight is read
@@ -315,22 +391,15 @@ def model_options(cls, argv: list[str]) -> dict:
 
     options = cls.generate_options
     parser = _Parser(prog=f"zoo generate ({cls.arch})", add_help=False)
-    for o in options:
-        flag = "--" + o.name.replace("_", "-")
-        if o.type is bool:
-            parser.add_argument(flag, dest=o.name, action=argparse.BooleanOptionalAction, default=None)
-            if o.flag:
-                parser.add_argument(o.flag, dest=o.name, action="store_const", const=not o.default)
-        else:
-            parser.add_argument(flag, dest=o.name, type={int: int, float: finite_float, str: str}[o.type])
+    _declare_options(parser, options)
     values, rest = parser.parse_known_args(argv)
     if rest:
         refused = ", ".join(a.split("=")[0] for a in rest if a.startswith("-")) or " ".join(rest)
         takes = ", ".join(o.cli for o in options) or "only --num/--seed"
-        raise ConfigError(f"{cls.arch} does not take {refused}; it takes: {takes} (see zoo info {cls.arch})")
+        raise ConfigError(f"{cls.arch} does not take {refused}; it takes: {takes} (see zoo generate NAME --help)")
     given = {o.name: getattr(values, o.name) for o in options if getattr(values, o.name) is not None}
     for o in options:
-        o.check(given.get(o.name))
+        o.check(given.get(o.name), label="--" + o.name.replace("_", "-"))   # the flag the user typed
     return given
 
 
@@ -384,9 +453,9 @@ def _extras(args, pieces, staves=None) -> None:
     # only for --plot: a prompt the model's own reader took may be one pretty_midi refuses, after the MIDI is written
     if args.plot and getattr(args, "prompt", None) is not None and getattr(args, "include_prompt", None) is not False \
             and getattr(args, "prompt_continued", True):
-        from zoo.midi import read_midi
+        from zoo.midi import last_note_end, read_midi
 
-        prompt_end = read_midi(args.prompt).get_end_time()
+        prompt_end = last_note_end(read_midi(args.prompt))   # not get_end_time(): trailing pedal and meta events
     for opt, fn in (("plot", lambda m, p: render.plot_pianoroll(m, p, title=printable(p.stem), prompt_end=prompt_end)),
                     ("render", lambda m, p: render.render_audio(m, p, soundfont=args.soundfont)),
                     ("score", lambda m, p: render.write_score(m, p, title=printable(p.stem), staves=staves))):
@@ -407,9 +476,9 @@ def cmd_plot(args) -> int:
     title = args.title or printable(Path(args.midi).name)
     prompt_end = None
     if args.prompt is not None:
-        from zoo.midi import read_midi
+        from zoo.midi import last_note_end, read_midi
 
-        prompt_end = read_midi(args.prompt).get_end_time()
+        prompt_end = last_note_end(read_midi(args.prompt))
     print(printable(plot_pianoroll(args.midi, args.output, time=args.time, title=title, prompt_end=prompt_end)))
     return 0
 
@@ -453,7 +522,8 @@ def cmd_eval(args) -> int:
     check_num(args.num, "--num", MAX_EVAL_NUM)
     check_seed(args.seed, "--seed")
     check_int(args.batch_size, "--batch-size", 1, MAX_BATCH)
-    options = model_options(architecture_of(resolve(args.name)), args.model_options) if args.model_options else {}
+    folder = resolve(args.name)   # runs/nope fails here, before anything is printed or loaded
+    options = model_options(architecture_of(folder), args.model_options) if args.model_options else {}
     if args.json:   # a bad --json path fails now, not after the evaluation
         from zoo.midi import check_output_path
 

@@ -44,11 +44,12 @@ class GenerateOption:
         """The command-line flag: --top-k for top_k, or the declared switch of a bool."""
         return self.flag or "--" + self.name.replace("_", "-")
 
-    def check(self, value) -> None:
+    def check(self, value, label: str | None = None) -> None:
         """A ConfigError unless a number lies in [min, max] (an int option: a whole number); a MidiError unless
-        a midi_file option names a readable MIDI file; a ConfigError unless a str option with choices has one of them."""
+        a midi_file option names a readable MIDI file; a ConfigError unless a str option with choices has one of
+        them. `label` names the option in the error (the CLI: its flag)."""
         if self.choices is not None and value is not None and value not in self.choices:
-            raise ConfigError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
+            raise ConfigError(f"{label or self.name} must be one of {', '.join(self.choices)}, got {value!r}")
         if self.midi_file and isinstance(value, (str, os.PathLike)):
             from zoo.midi import check_midi_file
 
@@ -68,7 +69,7 @@ class GenerateOption:
             lo = "" if self.min is None else f" from {self.min:g}"
             hi = "" if top is None else f" to {top:g}"
             kind = "a whole number" if self.type is int else "a number"
-            raise ConfigError(f"{self.name} must be {kind}{lo}{hi}, got {value!r}")
+            raise ConfigError(f"{label or self.name} must be {kind}{lo}{hi}, got {value!r}")
 
     def to_dict(self) -> dict:
         """JSON-ready, for `zoo info`."""
@@ -160,16 +161,25 @@ class Model(nn.Module):
         return save_model(self, folder, card=card, extra_files=extra_files, overwrite=overwrite)
 
     @classmethod
-    def from_pretrained(cls, folder, device="auto", dtype=None):
-        """Load a saved folder; the architecture comes from its config.json."""
+    def from_pretrained(cls, name_or_path, device="auto", dtype=None, revision: str | None = None):
+        """Load a pretrained name, a saved folder or hf://org/repo[@rev], as zoo.load does; the architecture comes
+        from its config.json and must be this class's."""
         from zoo.checkpoint import load_model
+        from zoo.registry import resolve
 
-        model = load_model(folder, device=device, dtype=dtype)
+        model = load_model(resolve(name_or_path, revision=revision), device=device, dtype=dtype)
         if not isinstance(model, cls):
             from zoo.errors import CheckpointError
 
-            raise CheckpointError(f"{folder} holds a {model.arch!r} model, not {cls.arch or cls.__name__!r}")
+            raise CheckpointError(f"{name_or_path} holds a {model.arch!r} model, not {cls.arch or cls.__name__!r}")
         return model
+
+    def push_to_hub(self, repo_id: str, **kwargs):
+        """Publish this model (weights, config, tokenizer and a model card) to the Hugging Face Hub as
+        zoo.push_to_hub does; kwargs: revision, private, message, token, metrics. Returns the commit."""
+        from zoo import hub
+
+        return hub.push_to_hub(self, repo_id, **kwargs)
 
 
 def _checked_generate(generate):

@@ -24,6 +24,7 @@ def folder_facts(folder) -> dict:
             files[path.name] = path.stat().st_size
             if path.suffix == ".safetensors":
                 parameters[path.stem] = sum(_numel(shape) for _, shape in safetensors_header(path).values())
+    parameters = _parameters_by_file(folder) or parameters
     total = sum(files.values())
     card = folder / "README.md"
     metrics = {}
@@ -31,9 +32,31 @@ def folder_facts(folder) -> dict:
         from zoo.safeio import read_bytes
 
         metrics = card_metrics(read_bytes(card, MAX_CARD_BYTES, "model card", prefix=True).decode("utf-8", "replace"))
-    # "model" is what generate() uses; other state files (a GAN's critic) are for training and are listed apart
-    return {"parameters": parameters.get("model", sum(parameters.values())), "parameters_by_file": parameters,
+    # all state files, as Model.num_parameters() and the model card count them; "model" is what generate() uses,
+    # other state files (a GAN's critic) are for training: parameters_by_file tells them apart
+    return {"parameters": sum(parameters.values()), "parameters_by_file": parameters,
             "size": human_bytes(total), "size_bytes": total, "file_sizes": files, "metrics": metrics}
+
+
+def _parameters_by_file(folder: Path) -> dict[str, int] | None:
+    """Parameters per state file, counted as Model.num_parameters() counts them (buffers such as batch-norm
+    statistics are in the files but are not parameters): the model built on the meta device, no tensor read.
+    None when the folder cannot be built (a plugin missing): then the files' tensors are counted instead."""
+    from zoo.build import check_against_weights
+    from zoo.checkpoint import architecture_of, read_config
+    from zoo.config import config_from_dict
+    from zoo.errors import ZooError
+    from zoo.tokenizer import load_tokenizer
+
+    try:
+        cls = architecture_of(folder)
+        config = config_from_dict(cls.config_class, read_config(folder)["config"])
+        model = check_against_weights(cls, config, load_tokenizer(folder / "tokenizer.json"), folder,
+                                      getattr(cls, "optional_state_files", ()))
+    except (ZooError, KeyError, TypeError):
+        return None
+    return {stem: sum(p.numel() for p in module.parameters()) for stem, module in sorted(model.state_files().items())
+            if (folder / f"{stem}.safetensors").is_file()}
 
 
 def card_metrics(text: str) -> dict:
@@ -61,6 +84,80 @@ def card_metrics(text: str) -> dict:
 def generate_options(arch_cls) -> list:
     """The options generate() takes besides num and seed, with defaults and ranges where the plugin declares them."""
     return [o.to_dict() if hasattr(o, "to_dict") else {"name": o} for o in getattr(arch_cls, "generate_options", ())]
+
+
+# rows of a card's metric table that the training log repeats (last training and validation values): in
+# --json, left out of the table
+_LOG_ROWS = ("train_", "valid_")
+MAX_TABLE_ROWS = 24
+
+
+def format_info(facts: dict) -> str:
+    """`zoo info` as a person reads it: what the model is, its size, how to generate, and its card's metrics."""
+    kind = facts["kind"] if facts["kind"] == "architecture" else f"{facts['kind']}, architecture {facts['arch']}"
+    lines = [f"{facts['name']}  ({kind})"]
+    rows = [(key, facts.get(key)) for key in ("description", "license", "data", "plugin", "class", "local_path")]
+    if facts.get("hub_repo"):
+        rows.append(("hub", facts["hub_repo"] + (f" @ {facts['revision']}" if facts.get("revision") else "")))
+    if "parameters" in facts:
+        rows.append(("parameters", _parameters(facts)))
+        rows.append(("size", f"{facts['size']} ({', '.join(f'{k} {human_bytes(v)}' for k, v in facts['file_sizes'].items())})"))
+    lines += [f"  {key:<12} {value}" for key, value in rows if value not in (None, "")]
+    options = facts.get("generate_options")
+    lines.append("generate options (besides --num, default 1, and --seed, default random):")
+    if isinstance(options, str):
+        lines.append(f"  {options}")
+    for o in options if isinstance(options, list) else []:
+        flag, default = o.get("flag", o["name"]), o.get("default")
+        if o.get("type") == "bool":   # --[no-]include-prompt, and the plugin's own switch
+            switch = f"--[no-]{o['name'].replace('_', '-')}"
+            flag = switch if flag.startswith("--" + o["name"].replace("_", "-")) else f"{switch}, {flag}"
+            default = None if default is None else ("on" if default else "off")
+        default = "" if default is None or "default" in o.get("help", "") else f" (default {default})"
+        span = _span(o.get("min"), o.get("max"))
+        lines.append(f"  {flag:<20} {o.get('help', '')}{default}{span}")
+    if isinstance(options, list) and not options:
+        lines.append("  none")
+    for section, defaults in (("model config defaults", facts.get("config_defaults")),
+                              ("training defaults (zoo train; --set KEY=VALUE changes one)", facts.get("train_defaults"))):
+        if defaults:
+            lines.append(f"{section}:")
+            lines += [f"  {k:<20} {v}" for k, v in defaults.items()]
+    for heading, table in (facts.get("metrics") or {}).items():
+        shown = {row: cells for row, cells in table.items() if not row.startswith(_LOG_ROWS)}
+        hidden = len(table) - min(len(shown), MAX_TABLE_ROWS)
+        if not shown:
+            continue
+        shown = dict(list(shown.items())[:MAX_TABLE_ROWS])
+        columns = [c for c in dict.fromkeys(c for cells in shown.values() for c in cells)
+                   if any(cells.get(c) for cells in shown.values())]
+        widths = [max(len(r) for r in shown)] + [max(len(c), *(len(cells.get(c, "")) for cells in shown.values()))
+                                                for c in columns]
+        lines.append(f"{heading} (from the model card):")
+        lines.append("  " + " | ".join(f"{c:>{w}}" for c, w in zip(["", *columns], widths)))
+        for row, cells in shown.items():
+            lines.append("  " + " | ".join([f"{row:<{widths[0]}}",
+                                            *(f"{cells.get(c, ''):>{w}}" for c, w in zip(columns, widths[1:]))]))
+        if hidden:
+            lines.append(f"  ({hidden} more rows, the training log's among them: zoo info {facts['name']} --json)")
+    return "\n".join(lines)
+
+
+def _span(lo, hi) -> str:
+    """'; range 0..1000' for an option with bounds, '' without."""
+    if lo is None and hi is None:
+        return ""
+    return f"; range {'' if lo is None else f'{lo:g}'}..{'' if hi is None else f'{hi:g}'}"
+
+
+def _parameters(facts: dict) -> str:
+    """'711,623' or '711,623 in all state files: model 620,102 (what generate uses), critic 91,521'."""
+    by_file = facts.get("parameters_by_file") or {}
+    total = f"{facts['parameters']:,}"
+    if len(by_file) < 2:
+        return total
+    parts = [f"{stem} {n:,}" + (" (what generate uses)" if stem == "model" else "") for stem, n in by_file.items()]
+    return f"{total} in all state files: {', '.join(parts)}"
 
 
 def human_bytes(n: int) -> str:

@@ -66,6 +66,7 @@ class Registry:
         self.entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
         self.conflicts: dict[tuple[str, str], list[str]] = {}
         self.plugins = []
+        self.warnings: list[tuple[str, str]] = []   # (plugin, message): registered, but something a user will miss
 
     def add(self, kind: str, name: str, target, plugin: str) -> None:
         """Register one name; a name two plugins claim is a conflict that names both."""
@@ -83,7 +84,17 @@ class Registry:
             if not isinstance(target, PretrainedSpec):
                 raise PluginError(f"plugin {plugin!r}: register_pretrained needs a zoo.PretrainedSpec")
             target = replace(target, plugin=plugin)
+            if not str(target.description).strip():   # zoo list would show an empty column, zoo info nothing
+                self._warn(plugin, f"pretrained model {name!r} has no description; give its PretrainedSpec a "
+                                   f"description= (zoo list shows it)")
         table[name] = Entry(name, target, plugin)
+
+    def _warn(self, plugin: str, message: str) -> None:
+        """A registration that works but lacks something: kept for `zoo list`/`zoo plugins`, warned in Python."""
+        import warnings
+
+        self.warnings.append((plugin, message))
+        warnings.warn(f"zoo plugin {plugin!r}: {message}", UserWarning, stacklevel=3)
 
     def names(self, kind: str, pattern: str = "*") -> list[str]:
         """Registered names of one kind matching an fnmatch pattern, sorted."""

@@ -131,7 +131,7 @@ def plot_pianoroll(midi, path, time: str = "beats", title: str | None = None, dp
         bar = ts[0].numerator * 4 / ts[0].denominator
     for r, ax in enumerate(axes):
         a, b = r * row_len, min((r + 1) * row_len, span_end)
-        ax.set_xlim(a, b if n_rows > 1 else span_end)
+        ax.set_xlim(a, a + row_len)   # every row on one time scale: a short last row ends early, not stretched
         ax.set_ylim(lo - 1.5, hi + 1.5)
         ax.set_yticks(ticks)
         ax.set_yticklabels([pitch_name(p) for p in ticks], fontsize=7 if every else 8)

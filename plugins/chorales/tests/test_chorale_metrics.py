@@ -105,3 +105,36 @@ def test_distance_to_data_keeps_musegan_bachs_rule():
     """The release rule of musegan-bach weighs exactly its eight metrics; rows added later do not enter it."""
     base = {k: 0.5 for k in M.DISTANCE_METRICS}
     assert M.distance_to_data({**base, "parallels_per_100": 9.0}, {**base, "parallels_per_100": 0.0}) == 0.0
+
+
+def pop_file(path, pitched: int, drums: int = 0, named: bool = False):
+    """A 4-bar 120 bpm MIDI file of `pitched` pitched tracks (named S/A/T/B when `named`) and `drums` drum tracks."""
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(initial_tempo=120)
+    names = ["Bass", "Tenor", "Alto", "Soprano"] if named else [f"track {k}" for k in range(pitched)]
+    for k in range(pitched):
+        inst = pretty_midi.Instrument(0, name=names[k % len(names)] if k < len(names) else f"extra {k}")
+        inst.notes = [pretty_midi.Note(80, 48 + 5 * k, b * 2.0, b * 2.0 + 1.9) for b in range(4)]
+        midi.instruments.append(inst)
+    for _ in range(drums):
+        kit = pretty_midi.Instrument(0, is_drum=True)
+        kit.notes = [pretty_midi.Note(80, 36, 0, 0.1)]
+        midi.instruments.append(kit)
+    midi.write(str(path))
+
+
+def test_a_midi_folder_reports_how_tracks_became_four_voices(tmp_path, capsys):
+    """(On a multitrack pop folder nothing said how 6-16 tracks were mapped to four voices.) One stderr line."""
+    from zoo_chorales.data import load_midi_folder
+
+    pop_file(tmp_path / "a.mid", pitched=6, drums=1)
+    pop_file(tmp_path / "b.mid", pitched=16)
+    pop_file(tmp_path / "satb.mid", pitched=4, named=True)
+    data = load_midi_folder(tmp_path)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0] == (
+        f"zoo: {tmp_path}: 3 file(s) of 4-16 pitched tracks: voices by track name (Soprano, Alto, Tenor, Bass) in 1, "
+        "the first 4 pitched tracks in file order in 2; 14 other pitched track(s) and 1 drum track(s) left out")
+    assert {k: data.stats["tracks"][k] for k in ("by_name", "by_order", "left_out", "drums")} == \
+        {"by_name": 1, "by_order": 2, "left_out": 14, "drums": 1}

@@ -520,23 +520,54 @@ def load_midi_folder(path, n_tracks: int = 4, n_bars: int = 2, steps_per_bar: in
         found = cut_windows(grid, bars, n_bars, steps_per_bar)
         if not found:
             raise Skip("shorter than a window")
-        return found
+        return found, track_mapping(midi.instruments, n_tracks)
 
     splits = {s: [] for s in SPLITS}
     sources = {s: [] for s in SPLITS}
-    skipped, used = {}, 0
+    skipped, used, mappings = {}, 0, []
     for rel, w, reason in zoo_data.read_midi_folder(root, windows):
         if reason is not None:
             skipped.setdefault(reason, []).append(rel)
             continue
+        w, mapping = w
+        mappings.append(mapping)
         used += 1
         s = split_of(rel)
         splits[s] += w
         sources[s] += [rel] * len(w)
     width = n_bars * steps_per_bar
     stats = {"source": str(root), "used": used, "skipped": sum(len(v) for v in skipped.values()),
-             "skipped_by_reason": skipped, "windows_per_split": {s: len(splits[s]) for s in SPLITS}}
+             "skipped_by_reason": skipped, "windows_per_split": {s: len(splits[s]) for s in SPLITS},
+             "tracks": summarize_mappings(mappings, n_tracks)}
+    if mappings:   # how 6-16 tracks of a pop file became four voices is not obvious: one line says it
+        import sys
+
+        print(f"zoo: {root}: {stats['tracks']['line']}", file=sys.stderr)
     return WindowData({s: np.asarray(splits[s], dtype=np.int16).reshape(-1, n_tracks, width) for s in SPLITS}, sources, stats)
+
+
+def track_mapping(instruments, n_tracks: int = 4) -> dict:
+    """How one file's tracks became the voices: by name or by order, and what was left out."""
+    from .grid import voices_by_name
+
+    pitched = sum(1 for i in instruments if not i.is_drum)
+    return {"by_name": voices_by_name(instruments, n_tracks) is not None, "pitched": pitched,
+            "drums": sum(1 for i in instruments if i.is_drum)}
+
+
+def summarize_mappings(mappings: list[dict], n_tracks: int = 4) -> dict:
+    """Counts over the files used, and one line for the log: which files had their voices found by track name,
+    which took the first n_tracks pitched tracks, and how many tracks were left out."""
+    by_name = sum(m["by_name"] for m in mappings)
+    by_order = [m for m in mappings if not m["by_name"]]
+    left_out = sum(m["pitched"] - n_tracks for m in mappings)
+    drums = sum(m["drums"] for m in mappings)
+    counts = sorted({m["pitched"] for m in mappings})
+    spread = (f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}") if counts else "0"
+    line = (f"{len(mappings)} file(s) of {spread} pitched tracks: voices by track name ({', '.join(VOICES[:n_tracks])}) "
+            f"in {by_name}, the first {n_tracks} pitched tracks in file order in {len(by_order)}; "
+            f"{left_out} other pitched track(s) and {drums} drum track(s) left out")
+    return {"by_name": by_name, "by_order": len(by_order), "left_out": left_out, "drums": drums, "line": line}
 
 
 def load_data(source=None, **grid) -> WindowData:

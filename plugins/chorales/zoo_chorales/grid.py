@@ -14,18 +14,26 @@ REST = -1
 MAX_STEPS = 100_000  # ~3.5 h of 16ths at 120 bpm; a hostile file (1 tick per quarter) claimed 4e7 steps: 54 GB of roll
 
 
+def voices_by_name(instruments, n_tracks: int = 4, names=VOICES):
+    """The pitched instruments named after the voices (Soprano/Alto/Tenor/Bass, any case), one each, or None."""
+    if len(names) != n_tracks:
+        return None
+    pitched = [i for i in instruments if not i.is_drum]
+    found = []
+    for voice in names:
+        match = [i for i in pitched if voice.lower() in (i.name or "").lower()]
+        if len(match) != 1:
+            return None
+        found.append(match[0])
+    return found
+
+
 def select_voices(instruments, n_tracks: int = 4, names=VOICES):
     """The instruments of the voices: by name (Soprano/Alto/Tenor/Bass, any case) or else the first n_tracks, in order."""
+    found = voices_by_name(instruments, n_tracks, names)
+    if found is not None:
+        return found
     pitched = [i for i in instruments if not i.is_drum]
-    if len(names) == n_tracks:
-        found = []
-        for voice in names:
-            match = [i for i in pitched if voice.lower() in (i.name or "").lower()]
-            if len(match) != 1:
-                break
-            found.append(match[0])
-        else:
-            return found
     if len(pitched) < n_tracks:
         raise MidiError(f"the MIDI file has {len(pitched)} pitched instrument(s); a {n_tracks}-voice piece needs {n_tracks} "
                         f"(name them {', '.join(names)} or give them in that order)")

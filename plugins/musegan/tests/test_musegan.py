@@ -874,6 +874,41 @@ def test_shipped_musegan_bach(tmp_path, zoo_cli):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "x-1.mid").is_file() and (tmp_path / "x-2.mid").is_file()
 
+@pytest.mark.skipif(not (REPO / "weights" / "musegan-bach" / "config.json").is_file(), reason="weights not shipped yet")
+def test_the_musegan_bach_preset_builds_the_shipped_model():
+    """(`zoo train musegan` without a config built the book's 8 M-parameter model and configs/ had no MuseGAN
+    preset.) configs/musegan_bach.json is the shipped model's config, and its training keys are valid."""
+    import zoo
+    from zoo.config import config_from_dict
+    from zoo.trainer import _read_config_file, split_overrides
+    from zoo_musegan.train import MuseGANTrainer
+
+    values = _read_config_file(REPO / "configs" / "musegan_bach.json")
+    model_values, train_values = split_overrides(values, MuseGAN, MuseGANTrainer)
+    shipped = json.loads((REPO / "weights" / "musegan-bach" / "config.json").read_text())["config"]
+    assert model_values == shipped
+    train_config = config_from_dict(MuseGANTrainer.config_class, {**MuseGANTrainer.defaults, **train_values})
+    assert (train_config.batch_size, train_config.n_critic, train_config.transpose) == (64, 5, 6)
+    with torch.device("meta"):
+        preset = zoo.create("musegan", **model_values)
+        book = zoo.create("musegan")
+    assert preset.num_parameters() == zoo.load("musegan-bach", device="cpu").num_parameters() < book.num_parameters() / 10
+
+
+@pytest.mark.skipif(not (REPO / "weights" / "musegan-bach" / "config.json").is_file(), reason="weights not shipped yet")
+def test_from_pretrained_takes_a_registered_name_as_zoo_load_does():
+    """(MuseGAN.from_pretrained("musegan-bach") raised a raw FileNotFoundError: it took the name for a folder.)"""
+    import zoo
+    from zoo.errors import CheckpointError
+
+    model = MuseGAN.from_pretrained("musegan-bach", device="cpu")
+    assert isinstance(model, MuseGAN) and model.generate(num=1, seed=0)[0].instruments
+    loaded = zoo.load("musegan-bach", device="cpu")
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), loaded.parameters()))
+    with pytest.raises(CheckpointError, match="holds a 'music-transformer' model, not 'musegan'"):
+        MuseGAN.from_pretrained("music-transformer-classical")
+
+
 def test_piece_k_of_a_batch_is_seed_plus_k_alone():
     torch.manual_seed(0)
     for output in ("linear", "onehot", "gumbel"):

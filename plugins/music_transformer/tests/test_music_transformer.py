@@ -499,3 +499,48 @@ def test_the_split_of_every_piece_is_what_the_shipped_model_was_trained_with():
     names = [f"bach/bwv{n}.mxl#{k}" for n in range(1, 600) for k in range(2)] + ["a/b.mid", "caf\udce9.mid", ""]
     assert [D.split_of(n) for n in names] == [before(n) for n in names]
     assert D.assign_splits(["x.mid", "y.mid", "z.mid"]).count("train") == 1   # small sets still get all three
+
+
+def chorale_prompt(path=None) -> pretty_midi.PrettyMIDI:
+    """A 66 bpm prompt in 3/4 with two pitched tracks and a drum track (written to `path` if given)."""
+    midi = pretty_midi.PrettyMIDI(initial_tempo=66, resolution=480)
+    midi.time_signature_changes.append(pretty_midi.TimeSignature(3, 4, 0))
+    midi.key_signature_changes.append(pretty_midi.KeySignature(7, 0))   # G major
+    for program, base in ((0, 60), (40, 72)):
+        inst = pretty_midi.Instrument(program)
+        inst.notes = [pretty_midi.Note(80, base + k % 5, k * 0.9, k * 0.9 + 0.8) for k in range(6)]
+        midi.instruments.append(inst)
+    kit = pretty_midi.Instrument(0, is_drum=True)
+    kit.notes = [pretty_midi.Note(80, 36, 0, 0.2)]
+    midi.instruments.append(kit)
+    if path is not None:
+        midi.write(str(path))
+    return midi
+
+
+def test_a_continuation_keeps_the_tempo_and_metre_of_its_prompt(tiny_model, tmp_path, capsys):
+    """(Every continuation was written at 120 bpm in 4/4: a 66 bpm chorale's went on at another tempo in a
+    notation program, its bars in the wrong places.) The file written, read back, has the prompt's timing."""
+    path = tmp_path / "prompt.mid"
+    chorale_prompt(path)
+    for include_prompt in (True, False):
+        (piece,) = tiny_model.generate(seed=0, prompt=str(path), length=24, include_prompt=include_prompt)
+        piece.write(str(tmp_path / "out.mid"))
+        back = pretty_midi.PrettyMIDI(str(tmp_path / "out.mid"))
+        assert back.get_tempo_changes()[1] == pytest.approx([66.0], abs=1e-3)
+        assert [(t.numerator, t.denominator) for t in back.time_signature_changes] == [(3, 4)]
+        assert [k.key_number for k in back.key_signature_changes] == [7]
+    # the prompt's notes stay where they were in seconds (their first beat, too: 66 bpm, not 120)
+    (piece,) = tiny_model.generate(seed=0, prompt=chorale_prompt(), length=4)
+    starts = sorted({round(n.start, 2) for n in piece.instruments[0].notes})
+    assert starts[:3] == [0.0, 0.9, 1.8]
+    assert piece.get_beats()[1] == pytest.approx(60 / 66)
+
+
+def test_a_multitrack_prompt_is_merged_and_says_so_in_one_line(tiny_model, capsys):
+    tiny_model.generate(seed=0, prompt=chorale_prompt(), length=4)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "3 tracks" in err[0] and "merged into one piano track" in err[0] \
+        and "1 drum track dropped" in err[0], err
+    tiny_model.generate(seed=0, prompt=make_midi([(0, 1, 60, 80)]), length=4)   # one piano track: nothing to say
+    assert capsys.readouterr().err == ""

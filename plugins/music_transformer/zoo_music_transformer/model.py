@@ -468,7 +468,38 @@ class MusicTransformer(Model):
             for midi in midis:
                 for note in midi.instruments[0].notes:
                     note.end = min(note.end, note.start + max_note_s)
+        timing = _prompt_midi(prompt)
+        if timing is not None:   # the events are in seconds: the prompt's tempo and metre are kept as metadata
+            from zoo.midi import copy_timing, last_note_end
+
+            at = None if include_prompt else last_note_end(timing)   # continuation-only: as the prompt ends
+            for midi in midis:
+                copy_timing(timing, midi, at=at)
         return midis
+
+
+def _prompt_midi(prompt) -> pretty_midi.PrettyMIDI | None:
+    """The prompt as a PrettyMIDI for its tempo and time signatures (None for token ids or no prompt); says on
+    stderr, in one line, when several tracks were merged into one piano track (the tokenizer knows one)."""
+    import sys
+
+    if isinstance(prompt, (str, os.PathLike)):
+        from zoo.midi import read_midi
+
+        prompt_midi = read_midi(prompt)
+    elif isinstance(prompt, pretty_midi.PrettyMIDI):
+        prompt_midi = prompt
+    else:
+        return None
+    pitched = [i for i in prompt_midi.instruments if i.notes and not i.is_drum]
+    drums = [i for i in prompt_midi.instruments if i.notes and i.is_drum]
+    if len(pitched) > 1 or drums:
+        merged = f"its {len(pitched)} pitched tracks were merged into one piano track" if len(pitched) > 1 else ""
+        dropped = f"{len(drums)} drum track{'s' if len(drums) > 1 else ''} dropped" if drums else ""
+        print(f"zoo: the prompt has {len(pitched) + len(drums)} tracks: "
+              f"{'; '.join(filter(None, [merged, dropped]))} (the Music Transformer plays one piano part)",
+              file=sys.stderr)
+    return prompt_midi
 
 
 def sample(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
