@@ -444,8 +444,9 @@ class MusicTransformer(Model):
             raise ConfigError(f"length must be a whole number from 1 to {MAX_LENGTH:,}, got {length!r}")
         check_sampling(temperature, top_k, top_p)   # the zoo's documented ranges (1e-40 overflowed the logits)
         for name, value in (("allow_eos", allow_eos), ("include_prompt", include_prompt), ("compile", compile)):
-            if not isinstance(value, bool):   # "x" is true: a typo was taken silently
-                raise ConfigError(f"{name} must be True or False, got {value!r}")
+            if not isinstance(value, bool) and not (name == "compile" and value is None):   # "x" is true: a typo was taken silently
+                raise ConfigError(f"{name} must be True or False{' or None (decide per run)' if name == 'compile' else ''}, "
+                                  f"got {value!r}")
         if max_note_s is not None and (isinstance(max_note_s, bool) or not isinstance(max_note_s, (int, float))
                                        or not 0 < max_note_s < math.inf):   # nan passed every comparison
             raise ConfigError(f"max_note_s must be a positive number of seconds or None, got {max_note_s!r}")
