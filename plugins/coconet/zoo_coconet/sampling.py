@@ -18,7 +18,7 @@ def annealed_alpha(step: int, steps: int, alpha_max: float = 0.9, alpha_min: flo
     return max(alpha_min, alpha_max - step / (eta * steps) * (alpha_max - alpha_min))
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def gibbs(model, classes: torch.Tensor, redo: torch.Tensor, steps: int, temperature: float = 1.0,
           generator: torch.Generator | None = None) -> torch.Tensor:
     """classes (B, voices, T) long: the given cells hold their notes (the rest are ignored);
