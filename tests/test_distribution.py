@@ -28,7 +28,8 @@ ROOT = Path(__file__).parents[1]
 TINY = Path(__file__).parent / "fixtures" / "zoo_tiny"
 # Each shipped model: its plugin's source folder, its package, and its folder in the checkout's weights/.
 SHIPPED = {"musegan-bach": ("plugins/musegan", "zoo_musegan"),
-           "music-transformer-classical": ("plugins/music_transformer", "zoo_music_transformer")}
+           "music-transformer-classical": ("plugins/music_transformer", "zoo_music_transformer"),
+           "coconet-bach": ("plugins/coconet", "zoo_coconet")}
 LIBRARIES = ("plugins/chorales",)   # what the plugins depend on, shipped beside them (no entry point)
 PYPI_LIMIT = 100 * 2**20  # PyPI's default upload limit per file
 
@@ -61,7 +62,8 @@ def built(tmp_path_factory):
     found = {}
     for wheel in wheels.glob("*.whl"):
         found[wheel.name.split("-")[0].replace("_", "-")] = wheel
-    assert set(found) == {"musezoo", "musezoo-chorales", "musezoo-musegan", "musezoo-music-transformer", "zoo-tiny"}, found
+    assert set(found) == {"musezoo", "musezoo-chorales", "musezoo-musegan", "musezoo-music-transformer",
+                          "musezoo-coconet", "zoo-tiny"}, found
     return found
 
 
@@ -112,15 +114,22 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _source_folder(name: str) -> Path:
+    """Where the checkout keeps a shipped model: weights/NAME, or (the newer layout) inside its plugin's package."""
+    plugin, package = SHIPPED[name]
+    old = ROOT / "weights" / name
+    return old if old.is_dir() else ROOT / plugin / package / "weights" / name
+
+
 def test_each_plugin_wheel_holds_its_model_folder(built):
     for name, (_, package) in SHIPPED.items():
-        folder = ROOT / "weights" / name
+        folder = _source_folder(name)
         expected = {p.name: _sha(p.read_bytes()) for p in folder.iterdir() if p.is_file()}
         assert "config.json" in expected and "manifest.json" in expected, folder
         prefix = f"{package}/weights/{name}/"
         with zipfile.ZipFile(built[f"musezoo-{package.removeprefix('zoo_').replace('_', '-')}"]) as whl:
             got = {n[len(prefix):]: _sha(whl.read(n)) for n in whl.namelist() if n.startswith(prefix)}
-        assert got == expected, f"the wheel's {prefix} differs from weights/{name}/"
+        assert got == expected, f"the wheel's {prefix} differs from {folder}"
     with zipfile.ZipFile(built["musezoo"]) as whl:  # the core ships no model
         assert not [n for n in whl.namelist() if "safetensors" in n or n.startswith("weights/")]
     for wheel in built.values():
@@ -146,11 +155,12 @@ def test_zoo_list_and_plugins_check(user):
     done = zoo_cmd("list")
     assert done.returncode == 0, done.stderr
     names = {line.split()[0] for line in done.stdout.splitlines() if line.startswith("  ")}
-    assert {"musegan-bach", "music-transformer-classical", "tiny-scales"} <= names, done.stdout
+    assert {*SHIPPED, "tiny-scales"} <= names, done.stdout
     done = zoo_cmd("plugins", "--check")
     assert done.returncode == 0, done.stdout + done.stderr
     for dist, module in (("musezoo-musegan", "zoo_musegan.plugin"), ("zoo-tiny", "zoo_tiny.plugin"),
-                         ("musezoo-music-transformer", "zoo_music_transformer.plugin")):
+                         ("musezoo-music-transformer", "zoo_music_transformer.plugin"),
+                         ("musezoo-coconet", "zoo_coconet.plugin")):
         assert f"{dist} 0.1.0  ({module})  ok" in done.stdout, done.stdout
 
 
@@ -165,6 +175,10 @@ def test_generate_the_shipped_models_offline(user):
                    "--seed", "0", "--device", "cpu", "--threads", "1")
     assert done.returncode == 0, done.stderr
     assert (work / "y.mid").stat().st_size > 0
+    done = zoo_cmd("generate", "coconet-bach", "--length", "2", "--gibbs-steps", "2", "-o", "z.mid", "--seed", "0",
+                   "--device", "cpu", "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    assert len(pretty_midi.PrettyMIDI(str(work / "z.mid")).instruments) == 4
 
 
 def test_a_third_party_wheel_brings_its_own_weights(user):

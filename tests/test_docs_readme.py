@@ -30,6 +30,7 @@ ROOT = Path(__file__).parents[1]
 README = ROOT / "README.md"
 BIN = Path(sys.executable).parent
 MT_PROMPT = "weights/music-transformer-classical/prompt.mid"
+TUNE = ROOT / "plugins" / "coconet" / "zoo_coconet" / "weights" / "coconet-bach" / "tune.mid"   # the user's melody
 
 HUB = "talks to the Hugging Face Hub; docs/plugins.md's hub block runs zoo push and hf:// names against tests/hubserver"
 COMMANDS: dict[str, str | None] = {
@@ -38,6 +39,8 @@ COMMANDS: dict[str, str | None] = {
     "make demo": "skip: make demo takes minutes and writes docs/img/ (CI runs make test, which runs this file)",
     "make test": "skip: the suite itself",
     "zoo list": "zoo list",
+    "zoo generate coconet-bach --prompt my-tune.mid -o harmonized.mid --plot h.png --score h.pdf":
+        f"zoo generate coconet-bach --prompt {TUNE} -o harmonized.mid --plot h.png --score h.pdf --gibbs-steps 2",
     "zoo generate musegan-bach -o chorale.mid --seed 7 --num 4":
         "zoo generate musegan-bach -o chorale.mid --seed 7 --num 4",
     f"zoo generate music-transformer-classical --prompt {MT_PROMPT} --length 512 --top-p 0.95 -o cont.mid":
@@ -61,6 +64,7 @@ COMMANDS: dict[str, str | None] = {
 }
 # what each command must leave behind (checked after it ran)
 WRITES = {
+    "zoo generate coconet-bach --prompt": ["harmonized.mid", "h.png", "h.pdf"],
     "zoo generate musegan-bach -o chorale.mid": [f"chorale-{k}.mid" for k in range(1, 5)],
     "zoo generate music-transformer-classical --prompt": ["cont.mid"],
     "zoo train music-transformer": ["runs/mt/final/model.safetensors"],
