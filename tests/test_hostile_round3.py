@@ -20,19 +20,10 @@ import pytest
 from tests.conftest import ZOO
 from tests.test_hostile_pull import stalling_pull_env
 from tests.test_hub import TOKEN, _repo, hub_env, olah, saved, standin  # noqa: F401  (fixtures)
-from zoo.cli import main
 from zoo.testing import sigint_as_usual
 
 
-def _cli(capsys, *args) -> tuple[int, str]:
-    code = main([str(a) for a in args])
-    return code, capsys.readouterr().err
-
-
-def _one_line(code, err) -> str:
-    assert code == 2, err
-    assert err.startswith("zoo: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    return err.strip()
+from zoo.testing import cli_in_process as _cli, one_error_line as _one_line  # noqa: E402
 
 
 # ---- a hostile "Hub" on loopback: the first path segment picks the behaviour ---------------------------

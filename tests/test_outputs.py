@@ -13,19 +13,10 @@ import stat
 import pytest
 import torch
 
-from zoo.cli import main
 from zoo.errors import ConfigError, ZooError
 
 
-def _cli(capsys, *args) -> tuple[int, str]:
-    code = main([str(a) for a in args])
-    return code, capsys.readouterr().err
-
-
-def _one_line(code, err) -> str:
-    assert code == 2, err
-    assert err.startswith("zoo: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    return err.strip()
+from zoo.testing import cli_in_process as _cli, one_error_line as _one_line  # noqa: E402
 
 
 def _hidden(folder) -> list[str]:

@@ -61,15 +61,7 @@ def run(tiny, tmp_path, one_torch_thread):
     return tmp_path / "run"
 
 
-def _cli(capsys, *args) -> tuple[int, str]:
-    code = main([str(a) for a in args])
-    return code, capsys.readouterr().err
-
-
-def _one_line(code, err) -> str:
-    assert code == 2, err
-    assert err.startswith("zoo: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    return err.strip()
+from zoo.testing import cli_in_process as _cli, one_error_line as _one_line  # noqa: E402
 
 
 def _listing(folder) -> list:

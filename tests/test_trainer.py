@@ -423,17 +423,7 @@ def test_fsdp_under_torchrun_matches_one_process_and_saves_whole_weights(tiny, z
 
 # ---- the run folder and its lock against hostile contents (issue 26) -----------------------------------
 
-def _cli(capsys, *args) -> tuple[int, str]:
-    from zoo.cli import main
-
-    code = main([str(a) for a in args])
-    return code, capsys.readouterr().err
-
-
-def _one_line(code, err) -> str:
-    assert code == 2, err
-    assert err.startswith("zoo: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    return err.strip()
+from zoo.testing import cli_in_process as _cli, one_error_line as _one_line  # noqa: E402
 
 
 def _two_steps(capsys, out, *extra):

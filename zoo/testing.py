@@ -60,3 +60,18 @@ def sigint_as_usual() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def cli_in_process(capsys, *args) -> tuple[int, str]:
+    """Run `zoo ARGS` in this process (zoo.cli.main): (exit code, what it printed on stderr)."""
+    from zoo.cli import main
+
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def one_error_line(code, err) -> str:
+    """Assert a user error: exit 2 and exactly one `zoo: error:` line, no traceback; returns that line."""
+    assert code == 2, err
+    assert err.startswith("zoo: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err.strip()
