@@ -594,3 +594,16 @@ def voice_ranges(grids: np.ndarray) -> list[tuple[int, int]]:
         notes = grids[:, v][grids[:, v] != REST]
         out.append((int(notes.min()), int(notes.max())) if notes.size else (0, 127))
     return out
+
+
+def transposition(grid: np.ndarray, ranges, transpose: int, seed: int, epoch: int, index: int) -> int:
+    """The semitone shift of one window (voices, T) this epoch: drawn from (seed, epoch, index) among the
+    shifts in [-transpose, transpose] that keep every voice inside its (lowest, highest) range; 0 if none do."""
+    if not transpose:
+        return 0
+    sounding = [row[row != REST] for row in np.asarray(grid)]
+    allowed = [s for s in range(-transpose, transpose + 1)
+               if all(not notes.size or (notes.min() + s >= lo and notes.max() + s <= hi)
+                      for notes, (lo, hi) in zip(sounding, ranges))]
+    rng = np.random.default_rng([seed, epoch, index])
+    return int(allowed[rng.integers(len(allowed))]) if allowed else 0

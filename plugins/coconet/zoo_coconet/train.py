@@ -44,10 +44,6 @@ class ChoraleWindows(torch.utils.data.Dataset):
         self.grids, self.dropped = grids[fits].astype(np.int64), int((~fits).sum())
         self.model, self.transpose, self.seed, self.epoch = model, transpose, seed, 0
         self.ranges = [(max(a, lo), min(b, hi)) for a, b in ranges]
-        notes = np.where(self.grids >= 0, self.grids, np.nan)
-        with np.errstate(all="ignore"), __import__("warnings").catch_warnings():
-            __import__("warnings").simplefilter("ignore")
-            self.low, self.high = np.nanmin(notes, axis=2), np.nanmax(notes, axis=2)   # (N, voices)
 
     def __len__(self) -> int:
         return len(self.grids)
@@ -56,13 +52,9 @@ class ChoraleWindows(torch.utils.data.Dataset):
         self.epoch = int(epoch)
 
     def shift_for(self, index: int) -> int:
-        if not self.transpose:
-            return 0
-        allowed = [s for s in range(-self.transpose, self.transpose + 1)
-                   if all(np.isnan(self.low[index, v]) or (self.low[index, v] + s >= a and self.high[index, v] + s <= b)
-                          for v, (a, b) in enumerate(self.ranges))]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        return int(allowed[rng.integers(len(allowed))]) if allowed else 0
+        from zoo_chorales.data import transposition
+
+        return transposition(self.grids[index], self.ranges, self.transpose, self.seed, self.epoch, index)
 
     def __getitem__(self, index: int) -> torch.Tensor:
         g = self.grids[index]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from zoo_chorales.data import load_data, voice_ranges  # noqa: F401  (what the trainer and the model read)
+from zoo_chorales.data import load_data, transposition, voice_ranges  # noqa: F401  (load_data, voice_ranges: what the trainer and the model read)
 from zoo_chorales.grid import REST
 
 
@@ -33,21 +33,7 @@ class WindowDataset:
 
     def shift_for(self, index: int) -> int:
         """The transposition of one item this epoch (0 without augmentation)."""
-        if not self.transpose:
-            return 0
-        g = self.grids[index]
-        allowed = []
-        for s in range(-self.transpose, self.transpose + 1):
-            ok = True
-            for v, (lo, hi) in enumerate(self.ranges):
-                notes = g[v][g[v] != REST]
-                if notes.size and (notes.min() + s < lo or notes.max() + s > hi):
-                    ok = False
-                    break
-            if ok:
-                allowed.append(s)
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        return int(allowed[rng.integers(len(allowed))]) if allowed else 0
+        return transposition(self.grids[index], self.ranges, self.transpose, self.seed, self.epoch, index)
 
     def __getitem__(self, index: int):
         g = self.grids[index].astype(np.int64)
