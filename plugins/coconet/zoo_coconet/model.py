@@ -215,9 +215,10 @@ class Coconet(Model):
         if not grids:
             return {}
         steps = max(g.shape[1] for g in grids)
-        padded = np.full((len(grids), c_voices := self.config.n_voices, steps), -1, dtype=np.int16)
+        voices = self.config.n_voices
+        padded = np.full((len(grids), voices, steps), -1, dtype=np.int16)
         for i, g in enumerate(grids):
-            padded[i, :c_voices, :g.shape[1]] = g[:c_voices]
+            padded[i, :, :g.shape[1]] = g[:voices]
         return all_metrics(padded, self.config.steps_per_bar)
 
 
