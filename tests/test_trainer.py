@@ -519,3 +519,22 @@ def test_resume_cleans_only_its_own_leftovers(tiny, tmp_path, capsys, one_torch_
     (ckpts / ".trash-step-000001").mkdir()
     _two_steps(capsys, run, "--resume", "--steps", 3)
     assert sorted(p.name for p in ckpts.iterdir() if p.name.startswith(".")) == [".keep-me"]
+
+
+def test_init_fine_tunes_from_a_saved_model_and_takes_its_config(tiny, zoo_cli, tmp_path):
+    _train(zoo_cli, tmp_path / "base", "--set", "n_embd=24", steps=20)
+    base = _weights(tmp_path / "base" / "final")
+    # a learning rate of ~0: the fine-tuned weights are the saved ones, and the saved config (n_embd=24) is used
+    _train(zoo_cli, tmp_path / "tuned", "--set", f"init={tmp_path / 'base' / 'final'}", "--lr", "1e-12", steps=1)
+    tuned = _weights(tmp_path / "tuned" / "final")
+    assert tuned.keys() == base.keys()
+    assert all(torch.allclose(tuned[k], base[k], atol=1e-6) for k in base)
+    _train(zoo_cli, tmp_path / "fresh", "--lr", "1e-12", steps=1)
+    fresh = _weights(tmp_path / "fresh" / "final")
+    assert any(fresh[k].shape != base[k].shape or not torch.allclose(fresh[k], base[k]) for k in base)
+
+
+def test_init_that_names_no_saved_model_is_one_line_and_no_run(tiny, zoo_cli, tmp_path):
+    done = zoo_cli("train", "tiny-lm", "--out", tmp_path / "x", "--steps", 1, "--set", f"init={tmp_path / 'nothing'}")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert not (tmp_path / "x").exists()

@@ -56,6 +56,7 @@ class TrainConfig:
     # 0 on a CPU, where loading costs under 1 % of a step and workers only compete with it for the cores
     num_workers: int = -1
     distributed: str = "ddp"        # under torchrun: "ddp" (replicated weights) or "fsdp" (sharded weights, fully_shard)
+    init: str = ""                  # start from a saved model's weights (name, folder or hf://): fine-tuning
 
     def __post_init__(self):
         positive = ("steps", "batch_size", "grad_accum", "metrics_every", "ckpt_every", "keep_checkpoints")
@@ -745,6 +746,11 @@ def _train_locked(arch, run: Path, model_cls, trainer_cls, data, values, resume:
     elif run.exists() and any(p.name != RUN_LOCK for p in run.iterdir()):   # the lock itself: checked by hold()
         raise ConfigError(f"{run} already exists; pass --resume to continue it, or choose a new --out")
     model_values, train_values = split_overrides(values, model_cls, trainer_cls)
+    init_state = None
+    if train_values.get("init") and not resume:
+        # fine-tuning: the saved model's config is the base that --set changes; its weights replace the init
+        init_config, init_state = _init_weights(train_values["init"], arch)
+        model_values = {**init_config, **model_values}
     model_config = config_from_dict(model_cls.config_class, model_values, what=f"{arch} config")
     train_config = config_from_dict(trainer_cls.config_class, {**trainer_cls.defaults, **train_values},
                                     what="training config")
@@ -760,7 +766,7 @@ def _train_locked(arch, run: Path, model_cls, trainer_cls, data, values, resume:
             torch.cuda.set_device(dev)
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     try:
-        result = _run(run, arch, model_cls, trainer_cls, model_config, train_config, data, dev, resume)
+        result = _run(run, arch, model_cls, trainer_cls, model_config, train_config, data, dev, resume, init_state)
         if distributed and dist.is_initialized():
             # rank 0 still writes final/ and its card: the others wait, so that no rank tears down its gloo
             # threads while a peer is still connected (a rank leaving early aborted in about 1 run in 7)
@@ -771,7 +777,17 @@ def _train_locked(arch, run: Path, model_cls, trainer_cls, data, values, resume:
             dist.destroy_process_group()
 
 
-def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, resume) -> Path:
+def _init_weights(name: str, arch: str) -> tuple[dict, dict]:
+    """The model config and weights (on the CPU) of the saved model `init` names, which must be an `arch`."""
+    import zoo
+
+    saved = zoo.load(name, device="cpu")
+    if saved.arch != arch:
+        raise ConfigError(f"init={name} is a {saved.arch} model, not {arch}; fine-tune it with zoo train {saved.arch}")
+    return to_dict(saved.config), saved.state_dict()
+
+
+def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, resume, init_state=None) -> Path:
     from zoo.progress import bar
 
     torch.manual_seed(config.seed)
@@ -779,7 +795,10 @@ def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, 
     np.random.seed(config.seed)
     from zoo.registry import get_registry
 
-    model = model_cls(model_config, get_registry().new_tokenizer(model_cls)).to(device)
+    model = model_cls(model_config, get_registry().new_tokenizer(model_cls))
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    model = model.to(device)
     model.train()
     if dist.is_initialized() and dist.get_world_size() > 1:
         torch.manual_seed(config.seed * 7919 + dist.get_rank())  # same init everywhere, own noise per process
