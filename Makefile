@@ -12,10 +12,10 @@ STAMP := $(VENV)/.musezoo-installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml plugins/musegan/pyproject.toml plugins/music_transformer/pyproject.toml plugins/coconet/pyproject.toml plugins/chorales/pyproject.toml
+$(STAMP): pyproject.toml plugins/render/pyproject.toml plugins/musegan/pyproject.toml plugins/music_transformer/pyproject.toml plugins/coconet/pyproject.toml plugins/chorales/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[dev]' -e plugins/chorales -e plugins/musegan -e plugins/music_transformer -e plugins/coconet
+	$(PY) -m pip install -q -e '.[dev,render]' -e plugins/render -e plugins/chorales -e plugins/musegan -e plugins/music_transformer -e plugins/coconet
 	touch $(STAMP)
 
 demo: setup
@@ -32,7 +32,7 @@ bench: setup
 # --no-deps: only musezoo's own wheels, never torch and its CUDA libraries (gigabytes) from PyPI; install
 # them into an environment that already has the torch you want (see the README, "Install from wheels").
 wheels: setup
-	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w dist/ . plugins/chorales plugins/musegan plugins/music_transformer plugins/coconet
+	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w dist/ . plugins/render plugins/chorales plugins/musegan plugins/music_transformer plugins/coconet
 	@ls dist/*.whl
 
 clean:

@@ -91,7 +91,7 @@ def run(bench, device: str = "cpu", name: str = "musegan-bach"):
         if info.get("local_path"):
             model = zoo.load(name, device="cpu")
             target = name
-            notes.append(f"model: the shipped pretrained `{name}` (weights/{name})")
+            notes.append(f"model: the shipped pretrained `{name}` (inside its plugin's package)")
         else:
             torch.manual_seed(0)
             model = zoo.create("musegan")

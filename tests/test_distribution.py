@@ -26,7 +26,7 @@ except ImportError:  # tests/ imported as top-level modules
 
 ROOT = Path(__file__).parents[1]
 TINY = Path(__file__).parent / "fixtures" / "zoo_tiny"
-# Each shipped model: its plugin's source folder, its package, and its folder in the checkout's weights/.
+# Each shipped model: its plugin's source folder and its package (which holds it at weights/NAME/).
 SHIPPED = {"musegan-bach": ("plugins/musegan", "zoo_musegan"),
            "music-transformer-classical": ("plugins/music_transformer", "zoo_music_transformer"),
            "coconet-bach": ("plugins/coconet", "zoo_coconet")}
@@ -35,12 +35,11 @@ PYPI_LIMIT = 100 * 2**20  # PyPI's default upload limit per file
 
 
 def _checkout_copy(dest: Path) -> Path:
-    """The core, both plugins and weights/, without build leftovers (a wheel build writes build/ and egg-info)."""
+    """The core and the plugins, without build leftovers (a wheel build writes build/ and egg-info)."""
     dest.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, dest / name)
-    for name in ("zoo", "weights"):
-        copy_package(ROOT / name, dest / name)
+    copy_package(ROOT / "zoo", dest / "zoo")
     for folder in [*LIBRARIES, *(f for f, _ in SHIPPED.values())]:
         copy_package(ROOT / folder, dest / folder)
     return dest
@@ -115,10 +114,9 @@ def _sha(data: bytes) -> str:
 
 
 def _source_folder(name: str) -> Path:
-    """Where the checkout keeps a shipped model: weights/NAME, or (the newer layout) inside its plugin's package."""
+    """Where the checkout keeps a shipped model: inside its plugin's package, as the wheel does."""
     plugin, package = SHIPPED[name]
-    old = ROOT / "weights" / name
-    return old if old.is_dir() else ROOT / plugin / package / "weights" / name
+    return ROOT / plugin / package / "weights" / name
 
 
 def test_each_plugin_wheel_holds_its_model_folder(built):

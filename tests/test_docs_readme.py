@@ -5,7 +5,7 @@ Each `$ command` of a console block must be a key of COMMANDS. Its value is eith
 README's line itself, or with the smallest stand-ins that keep the suite fast: fewer steps, tokens or pieces)
 or a reason it cannot run on a fresh checkout without a network. A new README line without an entry fails
 test_every_readme_command_is_covered. The commands run in document order with bash, in a folder where
-`configs/` and `weights/` are the checkout's and `~` is a temporary home whose `~/midi` holds a few MIDI files
+`configs/` is the checkout's and `~` is a temporary home whose `~/midi` holds a few MIDI files
 (the user's data), with the test's own `zoo` first on PATH and the Hub unreachable.
 """
 
@@ -29,7 +29,8 @@ except ImportError:  # tests/ imported as top-level modules
 ROOT = Path(__file__).parents[1]
 README = ROOT / "README.md"
 BIN = Path(sys.executable).parent
-MT_PROMPT = "weights/music-transformer-classical/prompt.mid"
+MT_PROMPT = (ROOT / "plugins" / "music_transformer" / "zoo_music_transformer" / "weights" / "music-transformer-classical"
+             / "prompt.mid")   # the user's opening
 TUNE = ROOT / "plugins" / "coconet" / "zoo_coconet" / "weights" / "coconet-bach" / "tune.mid"   # the user's melody
 
 HUB = "talks to the Hugging Face Hub; docs/plugins.md's hub block runs zoo push and hf:// names against tests/hubserver"
@@ -43,7 +44,7 @@ COMMANDS: dict[str, str | None] = {
         f"zoo generate coconet-bach --prompt {TUNE} -o harmonized.mid --plot h.png --score h.pdf --gibbs-steps 2",
     "zoo generate musegan-bach -o chorale.mid --seed 7 --num 4":
         "zoo generate musegan-bach -o chorale.mid --seed 7 --num 4",
-    f"zoo generate music-transformer-classical --prompt {MT_PROMPT} --length 512 --top-p 0.95 -o cont.mid":
+    "zoo generate music-transformer-classical --prompt my-opening.mid --length 512 --top-p 0.95 -o cont.mid":
         f"zoo generate music-transformer-classical --prompt {MT_PROMPT} --length 24 --top-p 0.95 -o cont.mid",
     "zoo generate music-transformer-classical --help": "zoo generate music-transformer-classical --help",
     "zoo train music-transformer --config configs/music_transformer_cpu.json --data ~/midi --out runs/mt":
@@ -91,7 +92,7 @@ def test_every_readme_command_is_covered():
 
 def _missing_tools(command: str) -> list[str]:
     """System tools a command needs and this machine lacks (--render: FluidSynth; --score as PDF: an engraver)."""
-    from zoo import render
+    import zoo_render as render
 
     missing = []
     if "--render" in command and shutil.which("fluidsynth") is None:
@@ -108,12 +109,11 @@ def _missing_tools(command: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def reader(tmp_path_factory):
-    """A new user's shell: a work folder with the checkout's configs/ and weights/, and a home with ~/midi."""
+    """A new user's shell: a work folder with the checkout's configs/, and a home with ~/midi."""
     root = tmp_path_factory.mktemp("readme")
     work, home = root / "work", root / "home"
     work.mkdir()
-    for name in ("configs", "weights"):
-        (work / name).symlink_to(ROOT / name, target_is_directory=True)
+    (work / "configs").symlink_to(ROOT / "configs", target_is_directory=True)
     midi = home / "midi"
     midi.mkdir(parents=True)
     music21 = Path(__import__("music21").__file__).parent

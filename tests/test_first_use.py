@@ -15,12 +15,12 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from zoo import render
+import zoo_render as render
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO = str(Path(sys.executable).with_name("zoo"))
-WEIGHTS = ROOT / "weights"
-PROMPT = WEIGHTS / "music-transformer-classical" / "prompt.mid"
+MUSEGAN_BACH = ROOT / "plugins" / "musegan" / "zoo_musegan" / "weights" / "musegan-bach"
+PROMPT = ROOT / "plugins" / "music_transformer" / "zoo_music_transformer" / "weights" / "music-transformer-classical" / "prompt.mid"
 QUIET = {"OMP_NUM_THREADS": "1", "ZOO_THREADS": "1"}
 CRIMSON = (220, 20, 60)   # the line where a continuation starts
 
@@ -162,7 +162,7 @@ def test_run_and_checkpoint_folders_point_to_the_model(tmp_path):
     (run / "checkpoints" / "step-000100" / "trainer_state.json").write_text("{}")
     line = one_line_error([ZOO, "generate", "runs/mt", "-o", "x.mid"], cwd=tmp_path)
     assert "training run folder" in line and "--resume" in line
-    shutil.copytree(WEIGHTS / "musegan-bach", run / "final")
+    shutil.copytree(MUSEGAN_BACH, run / "final")
     line = one_line_error([ZOO, "generate", "runs/mt", "-o", "x.mid"], cwd=tmp_path)
     assert "training run folder" in line and "zoo generate runs/mt/final" in line
     line = one_line_error([ZOO, "generate", "runs/mt/checkpoints/step-000100", "-o", "x.mid"], cwd=tmp_path)

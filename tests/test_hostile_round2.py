@@ -283,7 +283,7 @@ def test_resume_with_a_changed_model_size_is_one_clear_error(tiny, tmp_path, one
 # ---- item 9: atomic writes ------------------------------------------------------------------------
 
 def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch, tiny_model):
-    from zoo import render
+    import zoo_render as render
     from zoo.safeio import write_text_atomic
     from zoo.trainer import _truncate_metrics
 

@@ -1,9 +1,8 @@
 """Where a pretrained name's files come from, `zoo pull NAME`, `zoo plugins --check` and `make demo`.
 
 The search order for a registered name is: $ZOO_WEIGHTS_DIR/<name>, then the folder its spec's
-`files` names inside the plugin's own package (importlib.resources), then a checkout's
-weights/<name>, then its spec's `hub_repo` at `revision` (the Hugging Face cache, then the Hub,
-here the loopback olah of tests/hubserver). tests/test_distribution.py proves the same from wheels.
+`files` names inside the plugin's own package (importlib.resources), then its spec's `hub_repo`
+at `revision` (the Hugging Face cache, then the Hub, here the loopback olah of tests/hubserver). tests/test_distribution.py proves the same from wheels.
 """
 
 from __future__ import annotations
@@ -108,13 +107,16 @@ def test_no_weights_anywhere_says_where_it_looked(tiny, monkeypatch):
     assert "$ZOO_WEIGHTS_DIR" in message and "no Hub repo" in message and "\n" not in message
 
 
-def test_the_checkout_finds_the_shipped_models_in_weights():
-    """Editable installs: the plugins' packages hold no copy, the checkout's weights/ is the source of truth."""
-    assert registry.CHECKOUT_WEIGHTS == ROOT / "weights"
-    for name in ("musegan-bach", "music-transformer-classical"):
+def test_the_shipped_models_live_in_their_plugins_packages(monkeypatch):
+    """Editable installs and wheels alike find a shipped model inside its plugin's package; the core knows no checkout."""
+    monkeypatch.delenv("ZOO_WEIGHTS_DIR", raising=False)
+    assert not hasattr(registry, "CHECKOUT_WEIGHTS") and not (ROOT / "weights").exists()
+    for name, plugin in (("musegan-bach", "musegan"), ("music-transformer-classical", "music_transformer"),
+                         ("coconet-bach", "coconet")):
         spec = registry.get_registry().pretrained(name)
-        assert spec.files and spec.files.endswith(f":weights/{name}")
-        assert registry.local_folder(spec) in (ROOT / "weights" / name, registry.packaged_folder(spec))
+        assert spec.files == f"zoo_{plugin}:weights/{name}"
+        folder = ROOT / "plugins" / plugin / f"zoo_{plugin}" / "weights" / name
+        assert registry.local_folder(spec) == registry.packaged_folder(spec) == folder
 
 
 # -- zoo plugins --check ------------------------------------------------------------------------------

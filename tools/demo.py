@@ -20,7 +20,7 @@ def demo_options(name: str) -> dict:
 
 def readme_images(name: str, midi, staves=None) -> None:
     """docs/img/NAME.png (piano roll) and, with an engraver installed, docs/img/NAME-score.png (first system)."""
-    from zoo import render
+    import zoo_render as render
 
     img = Path("docs/img")
     print(f"{name}: {render.plot_pianoroll(midi, img / f'{name}.png', title=f'{name} (seed 0)')}")
@@ -69,7 +69,7 @@ def main() -> int:
             continue
         print(f"{name}: {path}")
     if missing:
-        print(f"demo: no usable weights for: {', '.join(missing)} (expected under weights/<name>/)", file=sys.stderr)
+        print(f"demo: no usable weights for: {', '.join(missing)} (is its plugin installed? see zoo plugins)", file=sys.stderr)
         return 1
     return 0
 

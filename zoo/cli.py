@@ -426,17 +426,15 @@ def _check_extras(args) -> None:
             check_output_path(path, example={"plot": "roll.png", "render": "out.wav", "score": "out.musicxml"}[opt])
 
     if args.plot:   # a bad --plot path or format fails now, not after the generation
-        from zoo import render
-
+        render = render_part("--plot")
         for path in output_paths(args.plot, args.num):
             render.check_plot_target(path)
     if args.staves is not None and not args.score:   # it was silently ignored
         raise ConfigError("--staves is for --score OUT.musicxml|OUT.pdf|OUT.png")
-    if args.render or args.score or args.soundfont:
-        from zoo import render
-
-        if args.soundfont and not args.render:
-            raise ConfigError("--soundfont is for --render OUT.wav")
+    if args.soundfont and not args.render:
+        raise ConfigError("--soundfont is for --render OUT.wav")
+    if args.render or args.score:
+        render = render_part("--render" if args.render else "--score")
         if args.render:
             render.fluidsynth_path(), render.find_soundfont(args.soundfont)
         if args.score:
@@ -446,8 +444,11 @@ def _check_extras(args) -> None:
 
 def _extras(args, pieces, staves=None) -> None:
     """--plot / --render / --score for each generated piece (OUT-1.png … like the MIDI files)."""
-    from zoo import render
     from zoo.midi import output_paths
+
+    if not (args.plot or args.render or args.score):
+        return
+    render = render_part("--plot")   # already checked by _check_extras
 
     prompt_end = None   # a continuation's plot shades the prompt and marks where the new music starts
     # only for --plot: a prompt the model's own reader took may be one pretty_midi refuses, after the MIDI is written
@@ -465,12 +466,26 @@ def _extras(args, pieces, staves=None) -> None:
                 print(printable(fn(midi, path)))
 
 
+def render_part(flag: str):
+    """musezoo's render part (zoo_render: matplotlib, music21), imported only for the flags that need it."""
+    from zoo.errors import ConfigError
+
+    try:
+        import zoo_render
+    except ImportError as exc:
+        if exc.name not in ("zoo_render", "matplotlib", "music21"):
+            raise
+        raise ConfigError(f"{flag} needs musezoo's render part, which is not installed: "
+                          f"pip install 'musezoo[render]'") from None
+    return zoo_render
+
+
 def cmd_plot(args) -> int:
     from pathlib import Path
 
-    from zoo.render import plot_pianoroll
-
     from zoo.midi import check_output_path
+
+    plot_pianoroll = render_part("zoo plot").plot_pianoroll
 
     check_output_path(args.output, example="roll.png")
     title = args.title or printable(Path(args.midi).name)

@@ -209,13 +209,6 @@ def reset() -> None:
     _REGISTRY = None
 
 
-# A checkout of musezoo keeps the shipped models in weights/ next to zoo/ (their source of truth);
-# with editable installs the plugins' packages hold no copy, so a checkout finds them here.
-# An installed core has no pyproject.toml beside it, and never looks in site-packages/weights.
-_ROOT = Path(__file__).resolve().parent.parent
-CHECKOUT_WEIGHTS = _ROOT / "weights" if (_ROOT / "pyproject.toml").is_file() else None
-
-
 def weights_dirs() -> list[Path]:
     """The folders named by $ZOO_WEIGHTS_DIR (os.pathsep-separated), each holding <name>/ model folders."""
     return [Path(p) for p in os.environ.get("ZOO_WEIGHTS_DIR", "").split(os.pathsep) if p]
@@ -238,10 +231,9 @@ def packaged_folder(spec: PretrainedSpec) -> Path | None:
 
 
 def local_folder(spec: PretrainedSpec) -> Path | None:
-    """A pretrained model's folder on this machine: $ZOO_WEIGHTS_DIR, its plugin's package, a checkout's weights/."""
+    """A pretrained model's folder on this machine: $ZOO_WEIGHTS_DIR, else its plugin's package."""
     candidates = [root / spec.name for root in weights_dirs()]
     candidates.append(packaged_folder(spec))
-    candidates.append(CHECKOUT_WEIGHTS / spec.name if CHECKOUT_WEIGHTS else None)
     return next((c for c in candidates if c is not None and (c / "config.json").is_file()), None)
 
 
@@ -249,7 +241,7 @@ def resolve(name_or_path: str, revision: str | None = None) -> Path:
     """Turn a pretrained name, a local folder or hf://org/repo[@rev] into a local folder.
 
     A pretrained name is searched in this order: $ZOO_WEIGHTS_DIR/<name>, the folder its spec's
-    `files` names inside the plugin's package, a checkout's weights/<name>, and then its spec's
+    `files` names inside the plugin's package, and then its spec's
     `hub_repo` at `revision` (the Hugging Face cache first, then the Hub).
     """
     name = str(name_or_path)
@@ -266,8 +258,6 @@ def resolve(name_or_path: str, revision: str | None = None) -> Path:
         places = ["$ZOO_WEIGHTS_DIR" + (f" ({os.environ['ZOO_WEIGHTS_DIR']})" if weights_dirs() else "")]
         if spec.files:
             places.append(f"its plugin's package ({spec.files})")
-        if CHECKOUT_WEIGHTS:
-            places.append(str(CHECKOUT_WEIGHTS))
         raise CheckpointError(f"the weights of {name!r} are not in {', '.join(places)}, and its spec names no Hub "
                               f"repo; reinstall the plugin {spec.plugin!r}, or put the model folder at "
                               f"$ZOO_WEIGHTS_DIR/{name}")

@@ -81,7 +81,7 @@ def _read_midi(path):
 
 
 def _plot(path):
-    from zoo.render import plot_pianoroll
+    from zoo_render import plot_pianoroll
 
     out = Path(os.environ["PROBE_TMP"]) / "plot.png"
     plot_pianoroll(path, out, dpi=20)  # a small raster: reading and bounding the input is what is tested
@@ -117,7 +117,7 @@ PATHS = {
     "mt.encode(path)": _mt_encode_path,       # music-transformer prompt / data path (symusic)
     "mt.encode(midi)": _mt_encode_midi,       # music-transformer tokenizer on a PrettyMIDI
     "musegan.encode(midi)": _musegan_encode_midi,
-    "zoo plot": _plot,                        # zoo.render.plot_pianoroll, what `zoo plot` runs
+    "zoo plot": _plot,                        # zoo_render.plot_pianoroll, what `zoo plot` runs
     "zoo generate --prompt": _cli_generate,   # zoo.cli.main with a tiny music-transformer
 }
 

@@ -8,7 +8,7 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from zoo import render
+import zoo_render as render
 from zoo.errors import ZooError
 
 HAS_FLUIDSYNTH = shutil.which("fluidsynth") is not None
