@@ -209,7 +209,7 @@ def test_the_wheel_line_keeps_torch_out():
     recipe = re.search(r"^wheels:.*\n((?:\t.*\n)+)", makefile, re.M)
     assert recipe and "pip wheel" in recipe.group(1)
     assert "--no-deps" in recipe.group(1) and "-w dist/" in recipe.group(1)
-    for plugin in ("chorales", "musegan", "music_transformer", "coconet"):
+    for plugin in ("render", "chorales", "musegan", "music_transformer", "coconet"):
         assert f"plugins/{plugin}" in recipe.group(1)
     assert "dist/" in (ROOT / ".gitignore").read_text().splitlines()
     pin = re.search(r"^TORCH \?= (torch==\S+)", makefile, re.M).group(1)
