@@ -30,7 +30,7 @@ TINY = Path(__file__).parent / "fixtures" / "zoo_tiny"
 SHIPPED = {"musegan-bach": ("plugins/musegan", "zoo_musegan"),
            "music-transformer-classical": ("plugins/music_transformer", "zoo_music_transformer"),
            "coconet-bach": ("plugins/coconet", "zoo_coconet")}
-LIBRARIES = ("plugins/chorales",)   # what the plugins depend on, shipped beside them (no entry point)
+LIBRARIES = ("plugins/chorales", "plugins/render")   # libraries shipped beside the plugins (no entry point)
 PYPI_LIMIT = 100 * 2**20  # PyPI's default upload limit per file
 
 
