@@ -61,8 +61,8 @@ def built(tmp_path_factory):
     found = {}
     for wheel in wheels.glob("*.whl"):
         found[wheel.name.split("-")[0].replace("_", "-")] = wheel
-    assert set(found) == {"musezoo", "musezoo-chorales", "musezoo-musegan", "musezoo-music-transformer",
-                          "musezoo-coconet", "zoo-tiny"}, found
+    assert set(found) == {"musezoo", "musezoo-render", "musezoo-chorales", "musezoo-musegan",
+                          "musezoo-music-transformer", "musezoo-coconet", "zoo-tiny"}, found
     return found
 
 
@@ -166,9 +166,11 @@ def test_generate_the_shipped_models_offline(user):
     import pretty_midi
 
     _, work, zoo_cmd = user
-    done = zoo_cmd("generate", "musegan-bach", "-o", "x.mid", "--seed", "0", "--device", "cpu", "--threads", "1")
+    done = zoo_cmd("generate", "musegan-bach", "-o", "x.mid", "--seed", "0", "--device", "cpu", "--threads", "1",
+                   "--plot", "x.png")   # the render wheel (musezoo[render]) draws it
     assert done.returncode == 0, done.stderr
     assert pretty_midi.PrettyMIDI(str(work / "x.mid")).instruments
+    assert (work / "x.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     done = zoo_cmd("generate", "music-transformer-classical", "--prompt", "x.mid", "--length", "32", "-o", "y.mid",
                    "--seed", "0", "--device", "cpu", "--threads", "1")
     assert done.returncode == 0, done.stderr

@@ -505,7 +505,7 @@ def push_to_hub(model_or_path, repo_id: str, revision: str | None = None, privat
         try:
             with hubnet.call() as current:
                 current.sending([p.stat().st_size for p in staged.iterdir()])   # uploads take time too
-                return _upload(staged, repo_id, revision, private,
+                return _upload(staged, sorted(extra), repo_id, revision, private,
                                message or f"Upload {config['arch']} model with musezoo", token)
         except hubnet.HubLimitError as exc:
             raise HubError(f"pushing to {repo_id}: {exc}; the Hub keeps a commit whole or not at all") from None
@@ -590,8 +590,9 @@ def _metrics(metrics, folder: Path) -> dict:
     return {str(k): v for k, v in (metrics or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def _upload(staged: Path, repo_id: str, revision: str | None, private: bool, message: str, token) -> PushResult:
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+def _upload(staged: Path, extra: list[str], repo_id: str, revision: str | None, private: bool, message: str,
+            token) -> PushResult:
+    from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
     api = HfApi(endpoint=endpoint(), token=token, library_name="musezoo")
@@ -600,13 +601,12 @@ def _upload(staged: Path, repo_id: str, revision: str | None, private: bool, mes
         api.create_repo(repo_id, private=private, exist_ok=True)
         if branch != "main":
             api.create_branch(repo_id, branch=branch, exist_ok=True)
-        ops = [CommitOperationAdd(path_in_repo=p.name, path_or_fileobj=str(p)) for p in sorted(staged.iterdir())]
-        # Model files of an earlier upload that this one lacks (a dropped critic, say) go, so the
-        # repo is exactly this model; README edits and other files made on the Hub stay.
-        remote = api.repo_info(repo_id, revision=branch, timeout=TIMEOUT_S).siblings or []
-        ops += [CommitOperationDelete(path_in_repo=f.rfilename) for f in remote
-                if "/" not in f.rfilename and _is_model_file(f.rfilename) and not (staged / f.rfilename).exists()]
-        info = api.create_commit(repo_id, ops, commit_message=message, revision=branch)
+        # Up go the model's files and those its manifest lists, nothing else. Model files of an earlier upload
+        # that this one lacks (a dropped critic, say) go, so the repo is exactly this model; other files made on
+        # the Hub stay. huggingface_hub leaves out the files that did not change (no empty commit).
+        info = api.upload_folder(repo_id=repo_id, folder_path=staged, revision=branch, commit_message=message,
+                                 allow_patterns=[*MODEL_FILE_PATTERNS, *(glob.escape(n) for n in extra)],
+                                 delete_patterns=list(MODEL_FILE_PATTERNS))
     except Exception as exc:
         from zoo.hubnet import HubLimitError
 

@@ -2,7 +2,8 @@
 
 The real Hub cannot be reached from the test machines, and olah (the real mirror used for
 downloads) is read-only. This server implements just the endpoints that `huggingface_hub`
-calls for `create_repo`, `create_branch` and `create_commit` / `upload_folder`, and stores
+calls for `create_repo`, `create_branch` and `create_commit` / `upload_folder` (with the file
+listing its `delete_patterns` reads), and stores
 every commit in a git repository under olah's mirrors-path
 (`<mirrors>/models/<org>/<name>`), so olah serves what was pushed and the round trip
 push -> olah -> pull runs through the real client end to end.
@@ -28,7 +29,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from . import gitrepo
-_REPO_ROUTE = re.compile(r"^/api/models/([^/]+)/([^/]+)/(preupload|commit|branch|revision)/(.+)$")
+_REPO_ROUTE = re.compile(r"^/api/models/([^/]+)/([^/]+)/(preupload|commit|branch|revision|tree)/(.+)$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
 
@@ -131,6 +132,8 @@ class _Handler(BaseHTTPRequestHandler):
         m = _REPO_ROUTE.match(urlparse(self.path).path)
         if m and m.group(3) == "revision":
             return self._repo_info(m.group(1), m.group(2), unquote(m.group(4)))
+        if m and m.group(3) == "tree":   # the whole tree of a revision (upload_folder lists it recursively)
+            return self._tree(m.group(1), m.group(2), unquote(m.group(4)))
         self._send(404, {"error": "not implemented by the stand-in"})
 
     def do_POST(self):
@@ -223,6 +226,16 @@ class _Handler(BaseHTTPRequestHandler):
         sha = gitrepo.commit(path, branch, adds, deletes, message)
         return self._send(200, {"success": True, "commitOid": sha,
                                 "commitUrl": f"{self.hub.url}/{org}/{name}/commit/{sha}"})
+
+    def _tree(self, org, name, rev):
+        path = self._repo(org, name)
+        if path is None:
+            return None
+        sha = gitrepo.resolve(path, rev)
+        if sha is None:
+            return self._send(404, {"error": f"Invalid rev id: {rev}"}, "RevisionNotFound")
+        return self._send(200, [{"type": "file", "path": f, "oid": blob, "size": len(gitrepo.read_file(path, sha, f))}
+                                for f, blob in gitrepo.files_at(path, sha).items()])
 
     def _repo_info(self, org, name, rev):
         path = self._repo(org, name)
