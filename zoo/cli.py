@@ -148,18 +148,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     s.add_argument("--dtype", default=None, help="cast weights, e.g. bf16 or fp16 (default: as saved, fp32)")
     s.add_argument("--revision", default=None, help="Hub revision for hf:// names (default: the name's @rev, else main)")
-    s.add_argument("--plot", default=None, metavar="OUT.png", help="also draw a piano roll (PNG/SVG/PDF; default: none)")
-    s.add_argument("--render", default=None, metavar="OUT.wav", help="also render audio (needs FluidSynth: "
+    s.add_argument("--plot", default=None, metavar="OUT.png", help="also draw a piano roll (PNG/SVG/PDF; needs musezoo[render]; default: none)")
+    s.add_argument("--render", default=None, metavar="OUT.wav", help="also render audio (needs musezoo[render] and FluidSynth: "
                    "apt-get install fluidsynth fluid-soundfont-gm; default: none)")
     s.add_argument("--soundfont", default=None, metavar="SF2", help="soundfont for --render (default: the GM soundfont "
                    "of fluid-soundfont-gm, or $ZOO_SOUNDFONT)")
     s.add_argument("--score", default=None, metavar="OUT.musicxml|OUT.pdf|OUT.png",
-                   help="also write sheet music (PDF/PNG need LilyPond or MuseScore)")
+                   help="also write sheet music (needs musezoo[render]; PDF/PNG need LilyPond or MuseScore)")
     s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $ZOO_THREADS, else half the logical CPUs; 1 is best on a busy 2-core machine)")
     s.add_argument("--staves", default=None, metavar="LAYOUT", help="--score in one of the staff layouts the model "
                    "declares (zoo info NAME; default: its first, or one staff per track)")
 
-    s = sub.add_parser("plot", help="draw a piano roll of a MIDI file")
+    s = sub.add_parser("plot", help="draw a piano roll of a MIDI file (needs musezoo[render])")
     s.add_argument("midi", help="a .mid file")
     s.add_argument("-o", "--output", required=True, help="picture to write (.png, .svg or .pdf)")
     s.add_argument("--time", choices=("beats", "seconds"), default="beats", help="time axis (default beats)")
