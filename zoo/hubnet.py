@@ -10,7 +10,8 @@ runs each call (pull, push) inside `call()`, which sets:
   At the deadline a watchdog shuts the call's sockets down, so even a read receiving one byte at a time ends;
 * a cap on each answer's body: MAX_HUB_ANSWER_BYTES for API answers and the JSON files, the size the Hub
   declared for a model file while files download (no more than $ZOO_HUB_MAX_BYTES in all, checked by zoo.hub);
-* plain names in the headers huggingface_hub turns into cache paths (the commit id and the ETag of a file).
+* a plain name in the header huggingface_hub turns into a cache path, a file's ETag (blobs/<ETag>; it checks
+  the commit id of snapshots/<commit>/ itself).
 
 Each ends the call with a HubLimitError. The bounds reach huggingface_hub through its public
 `set_client_factory`: a client like its own (same hooks, redirects and headers) whose transport applies
@@ -155,17 +156,12 @@ class Call:
                 self._timer.cancel()
 
 
-# Headers huggingface_hub makes into cache paths (snapshots/<commit>/, blobs/<etag>): a plain commit id and a
-# plain ETag only ('../x' or '/x' in them named files outside the cache)
-_COMMIT = re.compile(r"[0-9a-f]{40}")
+# huggingface_hub stores a file as blobs/<etag>: a plain ETag only ('../x' or '/x' named a file outside the cache)
 _ETAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=:-]{0,255}")
 
 
 def path_header_problem(headers) -> str | None:
-    """The first header of a file's metadata answer that huggingface_hub would put in a path unsafely, or None."""
-    commit = headers.get("x-repo-commit")
-    if commit is not None and not _COMMIT.fullmatch(commit):
-        return f"X-Repo-Commit {commit[:80]!r}"
+    """The ETag header of a file's metadata answer when huggingface_hub would put it in a path unsafely, or None."""
     for name in ("x-linked-etag", "etag"):
         value = headers.get(name)
         if value is not None:
@@ -255,11 +251,6 @@ def _transport_class():
             if current is None:
                 return self.inner.handle_request(request)
             current.check(request.url)
-            left = max(0.01, current.deadline - time.monotonic())
-            timeouts = dict(request.extensions.get("timeout") or {})
-            request.extensions["timeout"] = {k: min(v, left) if v else left
-                                             for k, v in {"connect": None, "read": None, "write": None,
-                                                          "pool": None, **timeouts}.items()}
             outer = request.extensions.get("trace")
 
             def trace(name, info):   # remember each socket of the call, for the watchdog
@@ -284,10 +275,6 @@ def _transport_class():
                 host = urlsplit(str(request.url)).netloc
                 raise HubAnswerError(f"{host} answered {problem} for {request.url.path}, which no Hub sends (it "
                                      f"would name a file outside the cache); check HF_ENDPOINT")
-            declared = response.headers.get("content-length", "")
-            if request.method != "HEAD" and declared.isdigit() and int(declared) > current.max_body:
-                response.close()
-                raise current.too_large(request.url, int(declared))
             return httpx2.Response(status_code=response.status_code, headers=response.headers,
                                    stream=Capped(response.stream, current, request.url),
                                    extensions=response.extensions)
