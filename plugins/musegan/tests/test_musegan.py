@@ -27,6 +27,7 @@ from musegan_reference import copy_weights, reference_from_config, reference_nam
 TINY = dict(z_dim=8, temporal_hidden=16, bar_hidden_features=32, bar_hidden_channels=16, critic_hidden=8,
             critic_hidden_features=16)
 REPO = Path(__file__).resolve().parents[3]   # the checkout: plugins/musegan/tests/
+SHIPPED = Path(__file__).resolve().parents[1] / "zoo_musegan" / "weights" / "musegan-bach"   # inside the package
 
 
 @pytest.fixture(autouse=True)
@@ -858,7 +859,6 @@ def test_train_a_tiny_model_end_to_end(tmp_path):
 
 # --- the shipped weights ---------------------------------------------------------------------------
 
-@pytest.mark.skipif(not (REPO / "weights" / "musegan-bach" / "config.json").is_file(), reason="weights not shipped yet")
 def test_shipped_musegan_bach(tmp_path, zoo_cli):
     import zoo
 
@@ -867,14 +867,13 @@ def test_shipped_musegan_bach(tmp_path, zoo_cli):
     midis = model.generate(num=2, seed=0)
     assert [i.name for i in midis[0].instruments] == ["Soprano", "Alto", "Tenor", "Bass"]
     assert sum(len(i.notes) for i in midis[0].instruments) > 4
-    card = (REPO / "weights" / "musegan-bach" / "README.md").read_text()
+    card = (SHIPPED / "README.md").read_text()
     assert "Training time" in card and "| metric | generated | test data |" in card
     out = tmp_path / "x.mid"
     r = zoo_cli("generate", "musegan-bach", "-o", out, "--num", "2", "--seed", "7", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "x-1.mid").is_file() and (tmp_path / "x-2.mid").is_file()
 
-@pytest.mark.skipif(not (REPO / "weights" / "musegan-bach" / "config.json").is_file(), reason="weights not shipped yet")
 def test_the_musegan_bach_preset_builds_the_shipped_model():
     """(`zoo train musegan` without a config built the book's 8 M-parameter model and configs/ had no MuseGAN
     preset.) configs/musegan_bach.json is the shipped model's config, and its training keys are valid."""
@@ -885,7 +884,7 @@ def test_the_musegan_bach_preset_builds_the_shipped_model():
 
     values = _read_config_file(REPO / "configs" / "musegan_bach.json")
     model_values, train_values = split_overrides(values, MuseGAN, MuseGANTrainer)
-    shipped = json.loads((REPO / "weights" / "musegan-bach" / "config.json").read_text())["config"]
+    shipped = json.loads((SHIPPED / "config.json").read_text())["config"]
     assert model_values == shipped
     train_config = config_from_dict(MuseGANTrainer.config_class, {**MuseGANTrainer.defaults, **train_values})
     assert (train_config.batch_size, train_config.n_critic, train_config.transpose) == (64, 5, 6)
@@ -895,7 +894,6 @@ def test_the_musegan_bach_preset_builds_the_shipped_model():
     assert preset.num_parameters() == zoo.load("musegan-bach", device="cpu").num_parameters() < book.num_parameters() / 10
 
 
-@pytest.mark.skipif(not (REPO / "weights" / "musegan-bach" / "config.json").is_file(), reason="weights not shipped yet")
 def test_from_pretrained_takes_a_registered_name_as_zoo_load_does():
     """(MuseGAN.from_pretrained("musegan-bach") raised a raw FileNotFoundError: it took the name for a folder.)"""
     import zoo
@@ -960,7 +958,6 @@ def test_zoo_eval_gets_the_chorale_rows_and_the_test_split_from_the_model(monkey
         model.test_split(None)
 
 
-@pytest.mark.skipif(not (REPO / "weights" / "musegan-bach" / "config.json").is_file(), reason="weights not shipped yet")
 def test_generating_neither_reads_nor_allocates_the_critic():
     """zoo generate loads with generate_only: the critic stays on the meta device, and the music is the same."""
     from zoo.checkpoint import load_model

@@ -123,10 +123,9 @@ def test_cpu_preset_is_a_small_valid_config():
     assert model_cfg.attention == "relative"
 
 
-SHIPPED = ROOT / "weights" / "music-transformer-classical"
+SHIPPED = ROOT / "plugins" / "music_transformer" / "zoo_music_transformer" / "weights" / "music-transformer-classical"
 
 
-@pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reason="weights not shipped in this checkout")
 def test_shipped_weights_load_by_name_and_continue_their_prompt():
     model = zoo.load("music-transformer-classical", device="cpu")
     assert isinstance(model, MusicTransformer)
