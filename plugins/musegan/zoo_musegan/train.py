@@ -16,7 +16,7 @@ from torch import nn
 
 from zoo.errors import ConfigError, DataError
 from zoo.limits import MAX_EVAL_NUM
-from zoo.trainer import TrainConfig, Trainer
+from zoo.train import TrainConfig, Trainer
 
 
 def _as_step(opt: torch.optim.Optimizer | Callable) -> Callable:
@@ -139,6 +139,16 @@ class MuseGANTrainer(Trainer):
         betas = (self.config.beta1, self.config.beta2)
         return {"critic": torch.optim.Adam(self.model.critic.parameters(), lr=self.config.lr, betas=betas),
                 "generator": torch.optim.Adam(self.model.generator.parameters(), lr=self.config.lr, betas=betas)}
+
+    def parallelize(self, module, mesh):
+        """Called for the generator and for the critic. Under fsdp each is one unit (a few MB: gathering a whole
+        network at once costs little, and its layers need no finer units); under ddp, the core's default."""
+        if self.config.distributed != "fsdp":
+            return super().parallelize(module, mesh)
+        from torch.distributed.fsdp import fully_shard
+
+        fully_shard(module, mesh=mesh)
+        return module
 
     def training_step(self, batch, step):
         return wgan_gp_iteration(
