@@ -142,12 +142,18 @@ class MuseGANTrainer(Trainer):
 
     def parallelize(self, module, mesh):
         """Called for the generator and for the critic. Under fsdp each is one unit (a few MB: gathering a whole
-        network at once costs little, and its layers need no finer units); under ddp, the core's default."""
+        network at once costs little, and its layers need no finer units). The critic's weights stay gathered
+        for the whole step: the gradient penalty differentiates through a gradient (autograd.grad with
+        create_graph, then backward), and FSDP would free the gathered weights after the first of the two
+        backward passes that the second still reads. Under ddp, the core's default."""
         if self.config.distributed != "fsdp":
             return super().parallelize(module, mesh)
         from torch.distributed.fsdp import fully_shard
 
-        fully_shard(module, mesh=mesh)
+        keep = module is self.raw_model.critic
+        fully_shard(module, mesh=mesh, reshard_after_forward=not keep)
+        if keep:
+            module.set_reshard_after_backward(False)
         return module
 
     def training_step(self, batch, step):
