@@ -25,6 +25,8 @@ class DDPModule(DistributedDataParallel):
         try:
             return super().__getattr__(name)
         except AttributeError:
+            if name == "module":   # not built yet: no recursion through the fallback below
+                raise
             return getattr(self.module, name)
 
     def forward(self, *args, **kwargs):
