@@ -123,7 +123,7 @@ class Trainer:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         self.optimize_calls += 1
-        return self.clip_and_step(opt)
+        return self._clip_and_step(opt)
 
     def next_batch(self):
         """Another batch of the training data, on self.device (for steps that need several)."""
@@ -133,7 +133,7 @@ class Trainer:
         """Batches of `dataset` on self.device, in order: under torchrun (ddp) this process's share only
         (examples rank, rank + N, ...). Sum what you measure and combine the sums with reduce_sum()."""
         indices = range(len(dataset))
-        if self.shards_eval:
+        if self._shards_eval:
             indices = indices[self.rank::self.world_size]
         loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, indices), batch_size=batch_size)
         for batch in loader:
@@ -142,20 +142,20 @@ class Trainer:
     def reduce_sum(self, *values) -> list[float]:
         """Each value summed over the processes that shared eval_batches() (itself in one process)."""
         totals = torch.tensor([float(v) for v in values], dtype=torch.float64)
-        return (all_reduce_sum(totals, self) if self.shards_eval else totals).tolist()
+        return (all_reduce_sum(totals, self) if self._shards_eval else totals).tolist()
 
     @property
-    def shards_eval(self) -> bool:
+    def _shards_eval(self) -> bool:
         """Whether eval_batches() splits the data across processes: under ddp. With fsdp every forward
         all-gathers weights, a collective, so all processes run the same forwards on every batch."""
         return self.world_size > 1 and self.config.distributed == "ddp"
 
     @property
-    def comm_device(self) -> torch.device:
+    def _comm_device(self) -> torch.device:
         """Where collectives' tensors live: the GPU for NCCL, the CPU for gloo."""
         return self.device if self.device.type == "cuda" else torch.device("cpu")
 
-    def clip_and_step(self, opt, scale: float = 1.0):
+    def _clip_and_step(self, opt, scale: float = 1.0):
         """Multiply the gradients by `scale`, clip them to config.grad_clip and step `opt`; the grad norm (a tensor)."""
         params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
         if scale != 1.0:

@@ -128,7 +128,7 @@ def all_reduce_sum(tensor: torch.Tensor, trainer) -> torch.Tensor:
     """tensor summed over the processes (itself in one process), on the tensor's own device."""
     if trainer.world_size == 1:
         return tensor
-    on_comm = tensor.to(trainer.comm_device)
+    on_comm = tensor.to(trainer._comm_device)
     dist.all_reduce(on_comm)
     return on_comm.to(tensor.device)
 
@@ -142,9 +142,9 @@ def full_tensor(t):
 def broadcast_json(obj, trainer):
     """Rank 0's JSON-able `obj` on every rank (as UTF-8 bytes in a tensor: nothing is unpickled)."""
     data = json.dumps(obj).encode() if trainer.rank == 0 else b""
-    size = torch.tensor([len(data)], dtype=torch.int64, device=trainer.comm_device)
+    size = torch.tensor([len(data)], dtype=torch.int64, device=trainer._comm_device)
     dist.broadcast(size, 0)
-    buf = torch.zeros(int(size), dtype=torch.uint8, device=trainer.comm_device)
+    buf = torch.zeros(int(size), dtype=torch.uint8, device=trainer._comm_device)
     if trainer.rank == 0:
         buf.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
     dist.broadcast(buf, 0)

@@ -115,7 +115,7 @@ def train_step(trainer: Trainer, step: int) -> dict:
         total, count = all_reduce_sum(loss_sum, trainer).tolist()
         scale = trainer.world_size / max(count, 1.0)
         logs["loss"], logs["count"] = total / max(count, 1.0), count
-    logs["grad_norm"] = trainer.clip_and_step(opt, scale)
+    logs["grad_norm"] = trainer._clip_and_step(opt, scale)
     return logs
 
 

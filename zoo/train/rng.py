@@ -46,8 +46,8 @@ def gather_rng(trainer) -> list[dict]:
         return [mine]
     ranks: list[dict] = [{} for _ in range(trainer.world_size)]
     for key, value in mine.items():   # the same keys and shapes on every rank
-        parts = [torch.empty_like(value, device=trainer.comm_device) for _ in ranks]
-        dist.all_gather(parts, value.to(trainer.comm_device))
+        parts = [torch.empty_like(value, device=trainer._comm_device) for _ in ranks]
+        dist.all_gather(parts, value.to(trainer._comm_device))
         for r, part in enumerate(parts):
             ranks[r][key] = part.cpu()
     return ranks
