@@ -107,6 +107,7 @@ class MuseGANTrainer(Trainer):
     # that the GAN's music survives it (--set amp=true tries it; on CUDA and AMX CPUs it is ~1.4x faster).
     defaults = {"lr": 1e-3, "batch_size": 64, "schedule": "constant", "grad_clip": 0.0, "ckpt_every": 100,
                 "amp": False}
+    # no longer read here: card metadata is a Model class attribute now; it moves to MuseGAN in model.py at merge
     card_metadata = {"license": "mit", "tags": ["musegan", "gan"]}
 
     def _data(self, source):
