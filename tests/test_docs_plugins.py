@@ -232,7 +232,7 @@ def test_the_contracts_are_documented():
     from zoo.plugins import HOOKS
     from zoo.registry import PretrainedSpec
     from zoo.tokenizer import Tokenizer
-    from zoo.trainer import Trainer
+    from zoo.train import Trainer
 
     text = DOC.read_text()
     names = {"hook": list(HOOKS), "PretrainedSpec": [f.name for f in fields(PretrainedSpec)]}

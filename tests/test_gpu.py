@@ -21,7 +21,7 @@ def test_load_puts_tensors_straight_on_the_gpu(tiny_model, tmp_path):
 
 @cuda
 def test_training_with_bf16_autocast_on_cuda(tiny, tmp_path):
-    from zoo.trainer import train
+    from zoo.train import train
 
     final = train("tiny-lm", tmp_path / "run", values={"steps": 20, "amp": True}, device="cuda")
     assert zoo.load(str(final), device="cuda").device.type == "cuda"

@@ -21,7 +21,7 @@ import pytest
 import zoo
 from zoo import registry
 from zoo.checkpoint import verify
-from zoo.trainer import checkpoint_dirs
+from zoo.train import checkpoint_dirs
 from tests.conftest import ZOO, make_distribution
 from zoo.testing import sigint_as_usual
 
@@ -167,7 +167,7 @@ def test_ctrl_c_during_train_keeps_checkpoints_whole_and_resumable(tiny, tmp_pat
     for ckpt in checkpoint_dirs(out):
         verify(ckpt)  # every checkpoint under a final name is complete
     last = int(checkpoint_dirs(out)[-1].name.split("-")[1])
-    from zoo.trainer import train
+    from zoo.train import train
 
     train("tiny-lm", out, values={"steps": last + 3}, resume=True, device="cpu")  # in-process: saves a start-up
     assert f"resuming {out} at step {last}" in capsys.readouterr().err
@@ -178,7 +178,7 @@ def test_ctrl_c_during_train_keeps_checkpoints_whole_and_resumable(tiny, tmp_pat
 # ---- a full disk while saving a checkpoint ------------------------------------------------------------
 
 def _first_run(out, steps=4):
-    from zoo.trainer import train
+    from zoo.train import train
 
     train("tiny-lm", out, values={"steps": steps, "ckpt_every": 2, "seed": 3}, device="cpu")
 
@@ -214,7 +214,7 @@ def test_full_disk_while_saving_a_checkpoint_keeps_the_previous_one(tiny, tmp_pa
             return real_save(tensors, path, metadata)
 
         monkeypatch.setattr(zoo.checkpoint, "save_tensors", save)
-        monkeypatch.setattr("zoo.trainer.save_tensors", save)
+        monkeypatch.setattr("zoo.train.ckpt.save_tensors", save)
     rc = main(["train", "tiny-lm", "--out", str(out), "--resume", "--steps", "6", "--device", "cpu"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1].startswith("zoo: error: No space left on device") and "free some disk space" in err[-1]
@@ -248,7 +248,7 @@ def test_file_size_limit_in_a_real_process_is_a_clean_error(tiny, tmp_path):
     for ckpt in checkpoint_dirs(out):
         verify(ckpt)
     assert not [p for p in (out / "checkpoints").iterdir() if p.name.startswith(".")]
-    from zoo.trainer import train
+    from zoo.train import train
 
     train("tiny-lm", out, values={"steps": 6}, resume=True, device="cpu")  # space again: it resumes
     assert [p.name for p in checkpoint_dirs(out)][-1] == "step-000006"

@@ -215,7 +215,7 @@ def test_json_inputs_that_are_devices_fifos_or_huge_are_refused(folder, tmp_path
 # ---- items 7, 8, 10, 12: training runs -------------------------------------------------------------
 
 def _train(tmp_path, **values):
-    from zoo.trainer import train
+    from zoo.train import train
 
     return train("tiny-lm", out=tmp_path / "run", values={"steps": 4, "ckpt_every": 1, "keep_checkpoints": 2,
                                                          **values}, device="cpu", resume="resume" in values and
@@ -223,7 +223,7 @@ def _train(tmp_path, **values):
 
 
 def test_trainer_state_must_be_in_the_manifest(tiny, tmp_path, one_torch_thread):
-    from zoo.trainer import train
+    from zoo.train import train
 
     train("tiny-lm", out=tmp_path / "run", values={"steps": 2, "ckpt_every": 1}, device="cpu")
     ckpt = tmp_path / "run" / "checkpoints" / "step-000002"
@@ -237,7 +237,7 @@ def test_trainer_state_must_be_in_the_manifest(tiny, tmp_path, one_torch_thread)
 
 def test_pruning_after_a_fallback_keeps_the_fresh_checkpoints(tiny, tmp_path, one_torch_thread, capsys):
     """Damaged step-4 and step-6 (newer than the resumed step) must not push out the new step-2 and step-3."""
-    from zoo.trainer import train
+    from zoo.train import train
 
     run = tmp_path / "run"
     train("tiny-lm", out=run, values={"steps": 1, "ckpt_every": 1, "keep_checkpoints": 2}, device="cpu")
@@ -254,7 +254,7 @@ def test_pruning_after_a_fallback_keeps_the_fresh_checkpoints(tiny, tmp_path, on
 def test_a_run_without_a_test_split_finishes_and_says_so(tiny, tmp_path, one_torch_thread, monkeypatch, capsys):
     from zoo_tiny.model import TinyTrainer
 
-    from zoo.trainer import train
+    from zoo.train import train
 
     real = TinyTrainer.build_dataset
 
@@ -270,7 +270,7 @@ def test_a_run_without_a_test_split_finishes_and_says_so(tiny, tmp_path, one_tor
 
 
 def test_resume_with_a_changed_model_size_is_one_clear_error(tiny, tmp_path, one_torch_thread):
-    from zoo.trainer import train
+    from zoo.train import train
 
     train("tiny-lm", out=tmp_path / "run", values={"steps": 1, "ckpt_every": 1}, device="cpu")
     with pytest.raises(CheckpointError, match="does not fit this run's model or optimizer"):
@@ -285,7 +285,7 @@ def test_resume_with_a_changed_model_size_is_one_clear_error(tiny, tmp_path, one
 def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch, tiny_model):
     import zoo_render as render
     from zoo.safeio import write_text_atomic
-    from zoo.trainer import _truncate_metrics
+    from zoo.train import truncate_metrics
 
     picture = tmp_path / "roll.png"
     render.plot_pianoroll(tiny_model.generate(length=4)[0], picture)
@@ -305,7 +305,7 @@ def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch, tiny_model):
     metrics.write_text('{"step": 1}\n{"step": 2}\n')
     monkeypatch.setattr(os, "replace", full_disk)
     with pytest.raises(OSError):
-        _truncate_metrics(metrics, 1)
+        truncate_metrics(metrics, 1)
     with pytest.raises(OSError):
         write_text_atomic(metrics, "x")
     assert metrics.read_text() == '{"step": 1}\n{"step": 2}\n'
@@ -380,7 +380,7 @@ def test_unsupported_devices_are_a_config_error(device):
 
 @pytest.mark.parametrize("values", [{"seed": -1}, {"seed": 2 ** 32}, {"steps": 10 ** 12}])
 def test_training_numbers_out_of_range(tiny, tmp_path, values):
-    from zoo.trainer import train
+    from zoo.train import train
 
     with pytest.raises(ConfigError, match="must be a whole number"):
         train("tiny-lm", out=tmp_path / "run", values=values, device="cpu")

@@ -102,7 +102,7 @@ def test_release_ignores_stray_checkpoint_names(run, tmp_path, capsys):
 
 
 def test_checkpoints_are_ordered_by_step_past_six_digits(tmp_path):
-    from zoo.trainer import checkpoint_dirs
+    from zoo.train import checkpoint_dirs
 
     for name in ("step-999999", "step-1000000", "step-000010"):
         (tmp_path / "checkpoints" / name).mkdir(parents=True)

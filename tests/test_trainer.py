@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 import zoo
 from zoo.checkpoint import verify
 from zoo.errors import ConfigError
-from zoo.trainer import TrainConfig, checkpoint_dirs, lr_factor
+from zoo.train import TrainConfig, checkpoint_dirs, lr_factor
 from tests.conftest import ZOO
 
 
@@ -143,7 +143,7 @@ def _weights_at_init() -> dict:
 def _gradients_of_one_step(batch_size: int, grad_accum: int) -> dict:
     """The gradients the loop hands to the optimizer in step 0 (the tiny model, seed 1)."""
     from zoo.registry import get_registry
-    from zoo.trainer import _DataLoop, _one_step
+    from zoo.train import DataLoop, train_step
 
     torch.manual_seed(0)
     model = zoo.create("tiny-lm")
@@ -152,8 +152,8 @@ def _gradients_of_one_step(batch_size: int, grad_accum: int) -> dict:
                                       grad_clip=0.0, optimizer="sgd", lr=1e-30, amp=False)
     trainer = trainer_cls(model, config, device="cpu")
     trainer.optimizers = trainer.configure_optimizers()
-    trainer._loop = _DataLoop(trainer.build_dataset(None, "train"), config, rank=0, world=1)
-    _one_step(trainer, 0)
+    trainer.loop = DataLoop(trainer.build_dataset(None, "train"), config, rank=0, world=1)
+    train_step(trainer, 0)
     return {name: p.grad.clone() for name, p in model.named_parameters()}
 
 
@@ -237,7 +237,7 @@ def test_precision_is_chosen_by_the_cpu_and_recorded(tiny, zoo_cli, tmp_path):
 
 def _tiny_trainer(trainer_cls=None, **overrides):
     from zoo.registry import get_registry
-    from zoo.trainer import _DataLoop
+    from zoo.train import DataLoop
 
     torch.manual_seed(0)
     model = zoo.create("tiny-lm")
@@ -245,27 +245,27 @@ def _tiny_trainer(trainer_cls=None, **overrides):
     config = trainer_cls.config_class(**{"steps": 1, "batch_size": 8, "num_workers": 0, "amp": False, **overrides})
     trainer = trainer_cls(model, config, device="cpu")
     trainer.optimizers = trainer.configure_optimizers()
-    trainer._loop = _DataLoop(trainer.build_dataset(None, "train"), config, rank=0, world=1)
+    trainer.loop = DataLoop(trainer.build_dataset(None, "train"), config, rank=0, world=1)
     return trainer
 
 
 def test_a_loss_without_gradient_is_an_error_not_a_silent_no_op(tiny):
     from zoo.errors import PluginError
     from zoo.registry import get_registry
-    from zoo.trainer import _one_step
+    from zoo.train import train_step
 
     class Detached(get_registry().trainer("tiny-lm")):
         def training_step(self, batch, step):
             return {"loss": super().training_step(batch, step)["loss"].detach()}
 
     with pytest.raises(PluginError, match="without a gradient.*manual_optimization = True"):
-        _one_step(_tiny_trainer(Detached), 0)
+        train_step(_tiny_trainer(Detached), 0)
 
 
 def test_two_optimizers_with_a_returned_loss_are_refused_before_the_first_step(tiny):
     from zoo.errors import ConfigError, PluginError
     from zoo.registry import get_registry
-    from zoo.trainer import _check_protocol, _one_step
+    from zoo.train import check_protocol, train_step
 
     base = get_registry().trainer("tiny-lm")
 
@@ -275,7 +275,7 @@ def test_two_optimizers_with_a_returned_loss_are_refused_before_the_first_step(t
                     "head": torch.optim.SGD(self.model.head.parameters(), lr=0.1)}
 
     with pytest.raises(PluginError, match="exactly one optimizer.*embed, head.*manual_optimization = True"):
-        _check_protocol(_tiny_trainer(TwoOptimizers))
+        check_protocol(_tiny_trainer(TwoOptimizers))
 
     class Manual(TwoOptimizers):
         manual_optimization = True
@@ -286,20 +286,20 @@ def test_two_optimizers_with_a_returned_loss_are_refused_before_the_first_step(t
             return {"loss": loss.detach(), "grad_norm_head": self.optimize("head", base.training_step(self, batch, step)["loss"])}
 
     trainer = _tiny_trainer(Manual)
-    _check_protocol(trainer)
+    check_protocol(trainer)
     before = trainer.model.head.weight.clone()
-    logs = _one_step(trainer, 0)
+    logs = train_step(trainer, 0)
     assert isinstance(logs["loss"], torch.Tensor)   # no float() in the step: the loop converts when it logs
     assert not torch.equal(before, trainer.model.head.weight)
     with pytest.raises(ConfigError, match="grad_accum > 1 needs a training_step that returns a loss"):
-        _check_protocol(_tiny_trainer(Manual, grad_accum=2))
+        check_protocol(_tiny_trainer(Manual, grad_accum=2))
 
     class Forgets(Manual):
         def training_step(self, batch, step):
             return {"loss": base.training_step(self, batch, step)["loss"].detach()}
 
     with pytest.raises(PluginError, match="never called self.optimize"):
-        _one_step(_tiny_trainer(Forgets), 0)
+        train_step(_tiny_trainer(Forgets), 0)
     with pytest.raises(PluginError, match="set manual_optimization = True"):
         _tiny_trainer().optimize("main", torch.ones((), requires_grad=True))
 
@@ -356,41 +356,26 @@ def _descendants(pid: int) -> list[int]:
     return [d for c in children for d in _descendants(int(c))] + [pid]
 
 
-def test_a_checkpoint_written_before_per_rank_random_states_still_resumes(tiny, zoo_cli, tmp_path):
-    """Checkpoints of the previous format (one rng.safetensors, numpy's and Python's states in
-    trainer_state.json) resume in one process exactly as before."""
+def test_a_run_of_the_previous_checkpoint_format_is_refused_with_what_to_do(tiny, zoo_cli, tmp_path):
+    """Checkpoints of the previous format (optimizer state keyed by position, no "format" in trainer_state.json)
+    are refused in one line that names the way on: a new run from the checkpoint's weights (--set init=...),
+    which then trains."""
     from zoo.checkpoint import write_manifest
 
-    common = ("--set", "logit_noise=1.0", "--set", "ckpt_every=5", "--set", "amp=false")
-    _train(zoo_cli, tmp_path / "straight", *common, steps=10)
     out = tmp_path / "old"
-    _train(zoo_cli, out, *common, steps=10)
-    ckpt = out / "checkpoints" / "step-000005"
-    for later in checkpoint_dirs(out)[1:]:
-        __import__("shutil").rmtree(later)
-    __import__("shutil").rmtree(out / "final")
-    # rewrite step 5 in the old layout
-    import numpy as np
-    from safetensors.torch import save_file
-
-    rank0 = load_file(ckpt / "rng-rank0.safetensors")
+    _train(zoo_cli, out, "--set", "ckpt_every=5", steps=10)
+    ckpt = checkpoint_dirs(out)[-1]
     state = json.loads((ckpt / "trainer_state.json").read_text())
-    keys, (pos, has_gauss) = rank0["numpy_keys"].tolist(), rank0["numpy_pos"].tolist()
-    state["numpy_rng"] = ["MT19937", keys, pos, has_gauss, float(rank0["numpy_gauss"][0])]
-    gauss = float(rank0["python_gauss"][0])
-    state["python_rng"] = [3, rank0["python_state"].tolist(), None if np.isnan(gauss) else gauss]
-    del state["world_size"]
+    del state["format"]
     (ckpt / "trainer_state.json").write_text(json.dumps(state))
-    save_file({"torch": rank0["torch"]}, str(ckpt / "rng.safetensors"))
-    (ckpt / "rng-rank0.safetensors").unlink()
     write_manifest(ckpt)
-
-    done = zoo_cli("train", "tiny-lm", "--out", out, "--resume")
-    assert done.returncode == 0, done.stderr
-    assert f"resuming {out} at step 5" in done.stderr
-    straight, resumed = _weights(tmp_path / "straight" / "final"), _weights(out / "final")
-    for key in straight:
-        assert torch.equal(straight[key], resumed[key]), key
+    done = zoo_cli("train", "tiny-lm", "--out", out, "--resume", "--steps", 12)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"start a new run from its weights with --set init={out / 'final'}" in done.stderr
+    _train(zoo_cli, tmp_path / "new", "--set", f"init={out / 'final'}", steps=2)
+    __import__("shutil").rmtree(out / "final")   # a run killed before its end: release a checkpoint first
+    done = zoo_cli("train", "tiny-lm", "--out", out, "--resume", "--steps", 12)
+    assert done.returncode == 2 and f"--set init=FOLDER (after zoo release {out} --step 10 --out FOLDER)" in done.stderr
 
 
 def test_fsdp_under_torchrun_matches_one_process_and_saves_whole_weights(tiny, zoo_cli, tmp_path):

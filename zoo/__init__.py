@@ -12,7 +12,7 @@ from zoo.hookspecs import hookimpl
 from zoo.registry import PretrainedSpec
 
 __version__ = "0.1.0"
-__all__ = ["load", "create", "list_models", "info", "push_to_hub", "Model", "Tokenizer", "Trainer",
+__all__ = ["load", "create", "list_models", "info", "push_to_hub", "Model", "Tokenizer", "Trainer", "TrainConfig",
            "PretrainedSpec", "ZooError", "hookimpl", "__version__"]
 
 
@@ -149,7 +149,11 @@ def __getattr__(name: str):
 
         return Tokenizer
     if name == "Trainer":
-        from zoo.trainer import Trainer
+        from zoo.train import Trainer
 
         return Trainer
+    if name == "TrainConfig":
+        from zoo.train import TrainConfig
+
+        return TrainConfig
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -66,11 +66,11 @@ def build_card(model, summary: dict | None = None, sections: dict[str, str] | No
                meta: dict | None = None, notes: str | None = None) -> str:
     """The README.md of a saved model.
 
-    summary: what training measured (zoo.trainer's summary: steps, data, hardware, last logs, test metrics);
+    summary: what training measured (zoo.train's summary: steps, data, hardware, last logs, test metrics);
     None when nothing was recorded (a fresh or converted model). sections: title -> markdown, from the plugin
     (Trainer.card_sections) or the core (zoo release's checkpoint selection); a standard title (Data, Training,
     Metrics, Limitations) adds to that section, others follow Metrics in order. meta: the plugin's metadata
-    (Trainer.card_metadata: tags, datasets, and the license of models trained on its embedded data, which is
+    (Model.card_metadata: tags, datasets, and the license of models trained on its embedded data, which is
     stated only for those: a model trained on --data is under whatever that data allows). notes: the
     maintainer's markdown, last."""
     summary, sections, meta = summary or {}, dict(sections or {}), dict(meta or {})

@@ -519,7 +519,7 @@ def one_line(text) -> str:
 
 
 def cmd_train(args) -> int:
-    from zoo.trainer import train_from_args
+    from zoo.train import train_from_args
 
     train_from_args(args)
     return 0

@@ -22,7 +22,7 @@ from zoo.errors import ConfigError
 def _trainer(model, data, num: int):
     from zoo.config import config_from_dict
     from zoo.registry import get_registry
-    from zoo.trainer import Trainer
+    from zoo.train import Trainer
 
     cls = get_registry().trainer(model.arch)
     values = dict(cls.defaults)

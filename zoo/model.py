@@ -94,6 +94,9 @@ class Model(nn.Module):
     # shades it and marks where the new music starts) or "kept" (its notes are parts of the piece, e.g. a
     # melody harmonized: nothing is marked)
     prompt_role: ClassVar[str] = "continued"
+    # the model card's YAML metadata (as huggingface_hub's ModelHubMixin takes it): {"license": "mit", "tags": [...],
+    # "datasets": [...]}; zoo train and zoo release write it into every card of this architecture
+    card_metadata: ClassVar[dict] = {}
 
     def __init_subclass__(cls, **kwargs):
         # every plugin's generate() gets num, seed and its declared options checked first (zoo.limits): a

@@ -144,7 +144,7 @@ class Registry:
         """Import every registered class and check what it is; the problems found, by plugin."""
         from zoo.model import Model
         from zoo.tokenizer import Tokenizer
-        from zoo.trainer import Trainer
+        from zoo.train import Trainer
 
         problems: dict[str, list[str]] = {}
         bases = {"architectures": Model, "tokenizers": Tokenizer, "trainers": Trainer}

@@ -39,7 +39,7 @@ def pick_checkpoint(run: Path, select_by: tuple[str, str] | None, step: int | No
     step given: that checkpoint. Otherwise the checkpoint whose logged `select_by` metric is best
     ("min" or "max"); without one, the newest checkpoint.
     """
-    from zoo.trainer import checkpoint_dirs
+    from zoo.train import checkpoint_dirs
 
     ckpts = {int(p.name[5:]): p for p in checkpoint_dirs(run)}   # step-NNNNNN only: strays are not listed
     if not ckpts:
@@ -75,7 +75,7 @@ def release(run, out, step: int | None = None, notes: str | None = None, values:
     from zoo.outputs import check_folder_target
     from zoo.registry import get_registry
     from zoo.safeio import read_json
-    from zoo.trainer import check_trainer_state, data_name, hardware, read_run_json, split_overrides
+    from zoo.train import check_trainer_state, data_name, hardware, read_run_json, split_overrides
 
     run = Path(run)
     check_folder_target(out, sources=((run, "run"),), overwrite=overwrite, hint="--overwrite")
@@ -120,6 +120,6 @@ def release(run, out, step: int | None = None, notes: str | None = None, values:
             f"The released checkpoint is step {state['step']}, the one with the "
             f"{'lowest' if mode == 'min' else 'highest'} `{key}` among the run's checkpoints "
             f"(measured on the validation split during training):\n\n| step | {key} |\n| ---: | ---: |\n{rows}")
-    card = build_card(model, summary, sections, trainer.card_metadata, notes=notes)
+    card = build_card(model, summary, sections, model_cls.card_metadata, notes=notes)
     files = trainer.release_files() if hasattr(trainer, "release_files") else {}
     return model.save_pretrained(out, card=card, extra_files=files, overwrite=overwrite)

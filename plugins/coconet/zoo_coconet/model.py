@@ -102,6 +102,7 @@ class Coconet(Model):
     """Four voices in, per voice and 16th a distribution over its pitches out."""
 
     arch = "coconet"
+    card_metadata = {"license": "mit", "tags": ["coconet", "orderless-nade", "bach", "harmonization"]}
     config_class = CoconetConfig
     tokenizer_name = "satb-grid"
     generate_options = (

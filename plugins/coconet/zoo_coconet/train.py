@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from zoo import Trainer
 from zoo.errors import ConfigError, DataError
-from zoo.trainer import TrainConfig
+from zoo.train import TrainConfig, Trainer
 
 from .data import ChoraleWindows
 from .model import nade_loss, random_mask
@@ -39,7 +38,6 @@ class CoconetTrainer(Trainer):
     select_by = ("valid_framewise_nll", "min")   # zoo release: the lowest held-out NLL (fixed before training)
     defaults = {"lr": 1e-3, "batch_size": 16, "schedule": "constant", "warmup_steps": 100, "grad_clip": 1.0,
                 "ckpt_every": 250, "eval_every": 250, "amp": False}
-    card_metadata = {"license": "mit", "tags": ["coconet", "orderless-nade", "bach", "harmonization"]}
 
     def _windows(self, source):
         from zoo_chorales.data import load_data
@@ -87,6 +85,17 @@ class CoconetTrainer(Trainer):
         from .card import card_sections
 
         return card_sections(summary)
+
+    def parallelize(self, module, mesh):
+        """Under fsdp each residual block is its own unit, then the rest (input and output convolutions)."""
+        if self.config.distributed != "fsdp":
+            return super().parallelize(module, mesh)
+        from torch.distributed.fsdp import fully_shard
+
+        for block in module.blocks:
+            fully_shard(block, mesh=mesh)
+        fully_shard(module, mesh=mesh)
+        return module
 
     def training_step(self, batch, step):
         model = self.model

@@ -833,7 +833,7 @@ def test_distance_to_data_is_zero_only_for_a_match():
 
 def test_train_a_tiny_model_end_to_end(tmp_path):
     import zoo
-    from zoo.trainer import train
+    from zoo.train import train
 
     data = write_jsb(tmp_path / "jsb.npz")
     values = dict(steps=2, batch_size=4, eval_samples=8, metrics_every=1, **TINY)
@@ -879,10 +879,10 @@ def test_the_musegan_bach_preset_builds_the_shipped_model():
     preset.) configs/musegan_bach.json is the shipped model's config, and its training keys are valid."""
     import zoo
     from zoo.config import config_from_dict
-    from zoo.trainer import _read_config_file, split_overrides
+    from zoo.train import read_config_file, split_overrides
     from zoo_musegan.train import MuseGANTrainer
 
-    values = _read_config_file(REPO / "configs" / "musegan_bach.json")
+    values = read_config_file(REPO / "configs" / "musegan_bach.json")
     model_values, train_values = split_overrides(values, MuseGAN, MuseGANTrainer)
     shipped = json.loads((SHIPPED / "config.json").read_text())["config"]
     assert model_values == shipped

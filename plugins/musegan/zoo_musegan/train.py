@@ -16,7 +16,7 @@ from torch import nn
 
 from zoo.errors import ConfigError, DataError
 from zoo.limits import MAX_EVAL_NUM
-from zoo.trainer import TrainConfig, Trainer
+from zoo.train import TrainConfig, Trainer
 
 
 def _as_step(opt: torch.optim.Optimizer | Callable) -> Callable:
@@ -107,6 +107,7 @@ class MuseGANTrainer(Trainer):
     # that the GAN's music survives it (--set amp=true tries it; on CUDA and AMX CPUs it is ~1.4x faster).
     defaults = {"lr": 1e-3, "batch_size": 64, "schedule": "constant", "grad_clip": 0.0, "ckpt_every": 100,
                 "amp": False}
+    # no longer read here: card metadata is a Model class attribute now; it moves to MuseGAN in model.py at merge
     card_metadata = {"license": "mit", "tags": ["musegan", "gan"]}
 
     def _data(self, source):
@@ -139,6 +140,22 @@ class MuseGANTrainer(Trainer):
         betas = (self.config.beta1, self.config.beta2)
         return {"critic": torch.optim.Adam(self.model.critic.parameters(), lr=self.config.lr, betas=betas),
                 "generator": torch.optim.Adam(self.model.generator.parameters(), lr=self.config.lr, betas=betas)}
+
+    def parallelize(self, module, mesh):
+        """Called for the generator and for the critic. Under fsdp each is one unit (a few MB: gathering a whole
+        network at once costs little, and its layers need no finer units). The critic's weights stay gathered
+        for the whole step: the gradient penalty differentiates through a gradient (autograd.grad with
+        create_graph, then backward), and FSDP would free the gathered weights after the first of the two
+        backward passes that the second still reads. Under ddp, the core's default."""
+        if self.config.distributed != "fsdp":
+            return super().parallelize(module, mesh)
+        from torch.distributed.fsdp import fully_shard
+
+        keep = module is self.raw_model.critic
+        fully_shard(module, mesh=mesh, reshard_after_forward=not keep)
+        if keep:
+            module.set_reshard_after_backward(False)
+        return module
 
     def training_step(self, batch, step):
         return wgan_gp_iteration(

@@ -12,7 +12,7 @@ import torch
 
 import zoo
 from zoo.config import config_from_dict
-from zoo.trainer import _read_config_file, split_overrides, train
+from zoo.train import read_config_file, split_overrides, train
 from zoo_music_transformer.model import MusicTransformer
 from zoo_music_transformer.train import MusicTransformerTrainer
 
@@ -99,7 +99,7 @@ def test_cli_generate_with_prompt_and_eval(trained, midi_folder, zoo_cli, tmp_pa
 
 
 def test_book_preset_is_a_valid_config():
-    values = _read_config_file(ROOT / "configs" / "music_transformer_book.json")
+    values = read_config_file(ROOT / "configs" / "music_transformer_book.json")
     model_values, train_values = split_overrides(values, MusicTransformer, MusicTransformerTrainer)
     model_cfg = config_from_dict(MusicTransformer.config_class, model_values)
     train_cfg = config_from_dict(MusicTransformerTrainer.config_class, {**MusicTransformerTrainer.defaults,
@@ -112,7 +112,7 @@ def test_book_preset_is_a_valid_config():
 
 
 def test_cpu_preset_is_a_small_valid_config():
-    values = _read_config_file(ROOT / "configs" / "music_transformer_cpu.json")
+    values = read_config_file(ROOT / "configs" / "music_transformer_cpu.json")
     model_values, train_values = split_overrides(values, MusicTransformer, MusicTransformerTrainer)
     model_cfg = config_from_dict(MusicTransformer.config_class, model_values)
     train_cfg = config_from_dict(MusicTransformerTrainer.config_class, {**MusicTransformerTrainer.defaults,
@@ -149,9 +149,10 @@ def test_torchrun_two_processes_match_one_process(midi_folder, tmp_path):
     a gradient within rounding noise of zero can flip its sign and move that weight by up to
     2 * lr * steps, whatever the engine. So: every weight within 2 * lr * steps (Adam's bound), and all
     but 0.1 % of them within 1e-5 (the rounding, with 10x room as in the core's tests/test_trainer.py).
-    block_size 8 keeps PAD out of the training crops: with padding each process's loss is a mean over its
-    own token count and DDP averages those means, which is not the one-process mean. That is a wrongly
-    weighted gradient this check catches: at block_size 32, 45 % of the weights differed by more than 1e-5.
+    block_size 32 puts PAD into the training crops (checked below: a step scores fewer tokens than positions). The step
+    returns a loss sum and a token count, and the core divides by the count of both processes, so padding
+    weighs the same as in one process. (With a mean per process, which DDP then averaged, 45 % of the weights
+    differed by more than 1e-5 here.)
     """
     import os
     import subprocess
@@ -164,7 +165,7 @@ def test_torchrun_two_processes_match_one_process(midi_folder, tmp_path):
     steps, lr = 3, 1e-3
     common = ["train", "music-transformer", "--data", str(midi_folder), "--steps", str(steps), "--seed", "0",
               "--batch-size", "8", "--lr", str(lr)]
-    for k, v in dict(block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.0, optimizer="adam", amp="false",
+    for k, v in dict(block_size=32, metrics_every=1, n_layer=1, n_head=2, n_embd=16, dropout=0.0, optimizer="adam", amp="false",
                      schedule="constant", warmup_steps=0, grad_clip=0.0, num_workers=0).items():
         common += ["--set", f"{k}={v}"]
     env = {**os.environ, "ZOO_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
@@ -175,6 +176,10 @@ def test_torchrun_two_processes_match_one_process(midi_folder, tmp_path):
                           "--standalone", ZOO, *common, "--out", str(tmp_path / "two")], capture_output=True,
                          text=True, timeout=300, env=env)
     assert two.returncode == 0, two.stderr[-3000:]
+    # the same tokens scored in both runs, and padding in the crops: fewer scored tokens than positions
+    counts = [[json.loads(line)["count"] for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+              for run in ("one", "two")]
+    assert counts[0] == counts[1] and len(counts[0]) == steps and min(counts[0]) < 8 * 32, counts
     a, b = load_file(tmp_path / "one" / "final" / "model.safetensors"), load_file(tmp_path / "two" / "final" / "model.safetensors")
     diff = torch.cat([(a[k] - b[k]).abs().flatten() for k in a])
     assert float(diff.max()) <= 2 * lr * steps

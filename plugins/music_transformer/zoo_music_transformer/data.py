@@ -25,6 +25,7 @@ function of (seed, epoch, index) only, so resumed runs see the same samples.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -394,6 +395,12 @@ def midi_folder_corpus(folder: str | os.PathLike, workers: int | None = None) ->
     corpus = TokenCorpus(names, tokens, skipped)
     _save_or_say(corpus, path)
     return corpus
+
+
+@functools.lru_cache(maxsize=4)
+def cached_corpus(source: str | None, max_pieces: int = 0) -> TokenCorpus:
+    """load_corpus(source), remembered for this process: training, evaluation and release read it once."""
+    return load_corpus(source, max_pieces=max_pieces or None)
 
 
 def load_corpus(source=None, **kw) -> TokenCorpus:

@@ -222,6 +222,7 @@ class MusicTransformer(Model):
     """Decoder-only transformer over the 390 performance events, with KV-cache sampling."""
 
     arch = "music-transformer"
+    card_metadata = {"license": "mit", "tags": ["music-transformer", "transformer"]}
     arch_version = 2       # 2: the `attention` field (relative attention); version-1 folders load unchanged
     min_arch_version = 1
     config_class = MusicTransformerConfig
@@ -417,9 +418,9 @@ class MusicTransformer(Model):
         """Every token of the test pieces of `source` (None: the music21 corpus) in block_size windows, for
         `zoo eval` (the split the trainer's build_dataset(source, "test") gives with its defaults)."""
         from . import data
-        from .train import _corpus
 
-        return data.EvalDataset(_corpus(None if source is None else str(source), 0).split("test"), self.config.block_size)
+        return data.EvalDataset(data.cached_corpus(None if source is None else str(source), 0).split("test"),
+                                self.config.block_size)
 
     @torch.no_grad()
     def generate(self, num: int = 1, seed: int | None = None, prompt=None, length: int = 1024,

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
 from torch.nn import functional as F
 
 from zoo.errors import ConfigError
 from zoo.limits import MAX_BATCH
-from zoo.trainer import Trainer, TrainConfig
+from zoo.train import TrainConfig, Trainer
 
 from . import data
 from .tokenizer import PAD
@@ -60,22 +59,16 @@ class MusicTransformerTrainConfig(TrainConfig):
             raise ConfigError("eval_samples must be 0..100000, eval_prompt and eval_new 1..100000")
 
 
-@lru_cache(maxsize=4)
-def _corpus(source: str | None, max_pieces: int) -> data.TokenCorpus:
-    return data.load_corpus(source, max_pieces=max_pieces or None)
-
-
 class MusicTransformerTrainer(Trainer):
     """Language-model step: predict every next event of a crop."""
 
     config_class = MusicTransformerTrainConfig
     select_by = ("valid_nll", "min")   # zoo release picks the checkpoint with the lowest validation NLL
     defaults = {"lr": 3e-4, "batch_size": 8, "warmup_steps": 100, "schedule": "cosine", "grad_clip": 1.0}
-    card_metadata = {"license": "mit", "tags": ["music-transformer", "transformer"]}
 
     def build_dataset(self, source, split):
         """Random (augmented) crops for 'train'; every token once, unaugmented, for 'valid'/'test'."""
-        corpus = _corpus(None if source is None else str(source), self.config.max_pieces)
+        corpus = data.cached_corpus(None if source is None else str(source), self.config.max_pieces)
         pieces = corpus.split(split)
         block = self.model.config.block_size
         if split == "train":
@@ -96,12 +89,26 @@ class MusicTransformerTrainer(Trainer):
                   {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
         return {"main": torch.optim.AdamW(groups, lr=self.config.lr, betas=(0.9, self.config.beta2))}
 
+    def parallelize(self, module, mesh):
+        """Under fsdp each transformer block is its own unit, then the rest (embeddings, head) one more: only one
+        block's weights are gathered at a time. Under ddp, the core's default."""
+        if self.config.distributed != "fsdp":
+            return super().parallelize(module, mesh)
+        from torch.distributed.fsdp import fully_shard
+
+        for block in module.transformer.h:
+            fully_shard(block, mesh=mesh)
+        fully_shard(module, mesh=mesh)
+        return module
+
     def training_step(self, batch, step):
-        """Cross-entropy of next-token prediction, PAD positions ignored."""
+        """Cross-entropy of next-token prediction, PAD positions ignored: the sum over the tokens and their count,
+        so that the core divides by the tokens of all processes (a crop with padding weighs by its tokens)."""
         x, y = batch[:, :-1], batch[:, 1:]
         logits = self.model(x)
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=PAD)
-        return {"loss": loss, "tokens": (y != PAD).sum()}   # a tensor: the core syncs only when it logs
+        loss_sum = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=PAD,
+                                   reduction="sum")
+        return {"loss_sum": loss_sum, "count": (y != PAD).sum()}
 
     @torch.no_grad()
     def evaluate(self, dataset):
@@ -170,7 +177,7 @@ class MusicTransformerTrainer(Trainer):
 
         import numpy as np
 
-        corpus = _corpus(None if self.source is None else str(self.source), self.config.max_pieces)
+        corpus = data.cached_corpus(None if self.source is None else str(self.source), self.config.max_pieces)
         names = [n for n, s in zip(corpus.names, data.assign_splits(corpus.names)) if s == "test"]
         if not names:
             return {}

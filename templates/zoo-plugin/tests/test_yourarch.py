@@ -12,7 +12,7 @@ import torch
 
 import zoo
 from zoo.errors import CheckpointError, ConfigError, DataError
-from zoo.trainer import train
+from zoo.train import train
 from zoo_yourarch.data import build_dataset
 from zoo_yourarch.tokenizer import HOLD, REST, MelodyTokenizer
 

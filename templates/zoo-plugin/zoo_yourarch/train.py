@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch.nn import functional as F
 
-from zoo.trainer import Trainer
+from zoo.train import Trainer
 from zoo_yourarch.data import build_dataset
 
 

@@ -1,0 +1,142 @@
+"""The run folder: its lock, run.json, metrics.jsonl, and the words that say where and on what it ran."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from zoo.errors import ConfigError
+from zoo.safeio import read_json, write_text_atomic
+
+RUN_LOCK = ".lock"
+
+
+def check_run_folder(run: Path, resume: bool) -> None:
+    """zoo.outputs' policy for a run folder, before any work: a new path or a real folder (never a link, a
+    file, a device or a FIFO); without --resume an existing one must be empty but for the run's own lock file;
+    its final/, replaced when the run ends, must be one the run may replace (checked now, not after training)."""
+    from zoo.locks import check_lock_file
+    from zoo.outputs import check_folder_target, lstat_target
+
+    if lstat_target(run, "run folder") is None:
+        return
+    check_lock_file(run / RUN_LOCK, error=ConfigError)
+    if not resume and any(p.name != RUN_LOCK for p in run.iterdir()):
+        raise ConfigError(f"{run} already exists; pass --resume to continue it, or choose a new --out")
+    check_folder_target(run / "final", what="final model folder",
+                        advice="the run replaces it at the end: move what musezoo did not write out of it, "
+                               "or train into a new --out")
+
+
+def write_run_json(run: Path, arch, model_config, config, data, world, precision="fp32", where=None) -> None:
+    """run.json: what --resume and zoo release rebuild the run from, and what the card names."""
+    import zoo
+    from zoo.config import to_dict
+    from zoo.registry import get_registry
+
+    plugin = get_registry().get("architectures", arch).plugin
+    try:
+        import importlib.metadata as md
+
+        plugin_version = md.version(plugin)
+    except Exception:
+        plugin_version = None
+    info = {"arch": arch, "model_config": to_dict(model_config), "train_config": to_dict(config), "data": data,
+            "zoo_version": zoo.__version__, "plugin": plugin, "plugin_version": plugin_version,
+            "torch_version": torch.__version__, "world_size": world, "precision": precision,
+            "hardware": where,   # what the card names: zoo release may run on another machine
+            "command": sys.argv}
+    tmp = run / ".run.json.tmp"
+    tmp.write_text(json.dumps(info, indent=2) + "\n")
+    os.replace(tmp, run / "run.json")
+
+
+def read_run_json(run: Path, error=ConfigError) -> dict:
+    """A run folder's run.json, checked: an object with arch, model_config and train_config (and, where present,
+    data, hardware, precision as strings and world_size a whole number), else one `error`."""
+    path = run / "run.json"
+    saved = read_json(path, "run.json", error)
+    fields = (("arch", str, True), ("model_config", dict, True), ("train_config", dict, True),
+              ("data", str, False), ("hardware", str, False), ("precision", str, False), ("world_size", int, False))
+    if not isinstance(saved, dict):
+        raise error(f"{path}: malformed: must be a JSON object with arch, model_config and train_config (not "
+                    f"{type(saved).__name__}); was it written by zoo train?")
+    for key, kind, required in fields:
+        value = saved.get(key)
+        if value is None and not required:
+            continue
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and not 1 <= value <= 2 ** 20):
+            what = {dict: "an object", str: "a string", int: "a whole number from 1"}[kind]
+            raise error(f"{path}: malformed: {key!r} must be {what}, got {str(value)[:40]!r}; was it written by zoo train?")
+    return saved
+
+
+def append_metrics(run: Path, line: dict) -> None:
+    """One line of metrics.jsonl."""
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """After a resume, drop log lines from steps that are about to be redone."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError, RecursionError):
+            continue  # a line cut short by a kill
+    write_text_atomic(path, "".join(l + "\n" for l in keep))   # O_TRUNC in place: a kill there left 0 bytes
+
+
+def report_start(arch: str, trainer, hardware_line: str) -> None:
+    """One line before the first step: the size of the model and of its training state, and where it runs."""
+    c, n = trainer.config, trainer.raw_model.num_parameters()
+    state_mb = n * 16 / 2**20   # fp32 weights + gradients + Adam's two moments
+    print(f"zoo: training {arch}: {n:,} parameters; {c.batch_size} examples per step"
+          f"{f' in {c.grad_accum} micro-batches' if c.grad_accum > 1 else ''}; weights, gradients and "
+          f"optimizer state ~{state_mb:,.0f} MB (activations come on top: the first steps measure them); "
+          f"{hardware_line}; {trainer.precision}", file=sys.stderr)
+
+
+def report_first_steps(done: int, seconds: float, left: int) -> None:
+    """One line after the first steps: seconds per step, peak memory so far, and the time to the end."""
+    import resource
+
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # KiB on Linux
+    per_step = seconds / done
+    eta = per_step * left
+    when = f"{eta / 3600:.1f} h" if eta >= 3600 else f"{eta / 60:.1f} min" if eta >= 60 else f"{eta:.0f} s"
+    print(f"zoo: {per_step:.2f} s/step over the first {done} steps, peak memory {peak_gb:.2f} GB; "
+          f"{left} steps left: about {when} (ETA, includes nothing for evaluation)", file=sys.stderr, flush=True)
+
+
+def hardware(device) -> str:
+    """A one-line description of where training ran."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA), torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU {cpu}, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
+
+
+def data_name(data) -> str:
+    """The training data as the model card names it: the folder's or file's name only, because the card is
+    published by `zoo push` and a local path (/home/you/...) is nobody else's business. run.json keeps the path."""
+    if not data:
+        return "embedded default"
+    return Path(str(data)).expanduser().name or str(data)
