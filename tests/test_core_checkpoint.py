@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import zoo
-from zoo.checkpoint import atomic_folder, write_manifest
+from zoo.checkpoint import write_manifest
+from zoo.outputs import atomic_folder
 from zoo.errors import CheckpointError
 
 

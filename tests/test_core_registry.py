@@ -10,7 +10,7 @@ import warnings
 import pytest
 
 import zoo
-from zoo import registry
+from zoo import loader, registry
 from zoo.errors import CheckpointError, PluginError, UnknownNameError
 from tests.fake_plugins import install_fake
 
@@ -131,11 +131,11 @@ def test_zoo_plugins_env_selects_and_empty_loads_none(plugin_dir, monkeypatch):
 
 def test_name_resolution_order(tiny, tmp_path, tiny_model):
     folder = tiny_model.save_pretrained(tmp_path / "m")
-    assert registry.resolve(str(folder)) == folder
+    assert loader.resolve(str(folder)) == folder
     with pytest.raises(CheckpointError, match="weights of 'tiny-scales' are not in"):
-        registry.resolve("tiny-scales")  # registered, but the fixture ships no weights and no Hub repo
+        loader.resolve("tiny-scales")  # registered, but the fixture ships no weights and no Hub repo
     with pytest.raises(UnknownNameError, match="unknown model 'nope'"):
-        registry.resolve("nope")
+        loader.resolve("nope")
 
 
 def test_import_zoo_and_cli_list_do_not_import_torch(tiny):

@@ -312,7 +312,7 @@ def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch, tiny_model):
 
 
 def test_replacing_a_folder_is_one_atomic_swap(tmp_path):
-    from zoo.checkpoint import atomic_folder
+    from zoo.outputs import atomic_folder
 
     atomic_folder(tmp_path / "final", lambda t: (t / "a").write_text("1"))
     atomic_folder(tmp_path / "final", lambda t: (t / "a").write_text("2"))
@@ -360,10 +360,10 @@ def test_model_options_out_of_range_are_refused_before_the_weights_load(folder, 
                                                                        command, option):
     """A model's own options are checked against the ranges its plugin declares once NAME names an
     architecture (config.json), before any weight is read."""
-    import zoo.checkpoint
+    import zoo.loader
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(zoo.checkpoint, "load_model", lambda *a, **k: pytest.fail("loaded the model"))
+    monkeypatch.setattr(zoo.loader, "load_model", lambda *a, **k: pytest.fail("loaded the model"))
     args = [command, folder, "-o", "x.mid", *option] if command == "generate" else [command, folder, *option]
     code, err = _cli(capsys, *args)
     _one_line_error(code, err)

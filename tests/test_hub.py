@@ -140,7 +140,7 @@ def test_revision_pinned_to_a_commit_never_changes(hub_env, olah, saved, tiny, t
     import torch
 
     import zoo
-    from zoo import hub, registry
+    from zoo import hub, loader, registry
 
     repo = _repo(request)
     first = olah.publish_folder(repo, saved, message="v1")
@@ -165,7 +165,7 @@ def test_revision_pinned_to_a_commit_never_changes(hub_env, olah, saved, tiny, t
 
     registry.register_plugin(Pinned, "pinned-spec")
     try:
-        assert registry.resolve("tiny-pinned") == pinned
+        assert loader.resolve("tiny-pinned") == pinned
         model = zoo.load("tiny-pinned", device="cpu")
         assert torch.equal(model.head.weight, zoo.load(str(saved), device="cpu").head.weight)
     finally:

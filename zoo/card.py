@@ -105,13 +105,13 @@ def _description(model) -> str:
 
 
 def _model_facts(model) -> str:
-    import zoo
+    from zoo.version import __version__
 
     counts = {stem: sum(p.numel() for p in m.parameters()) for stem, m in model.state_files().items()}
     total = sum(counts.values())
     per_file = f" ({', '.join(f'`{s}.safetensors` {n:,}' for s, n in counts.items())})" if len(counts) > 1 else ""
     return (f"- Architecture: `{model.arch}` (arch_version {model.arch_version}), {total:,} parameters{per_file}\n"
-            f"- Saved with musezoo {zoo.__version__}")
+            f"- Saved with musezoo {__version__}")
 
 
 def _data_text(summary: dict) -> str:

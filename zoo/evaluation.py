@@ -76,7 +76,7 @@ def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", 
     """
     import torch
 
-    import zoo
+    from zoo.loader import load
     from zoo.progress import status
 
     if num < 1:
@@ -90,7 +90,7 @@ def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", 
     print(f"zoo: evaluating on {'--data ' + data if data else 'the plugin’s embedded test split'}"
           f"{' (the data this run was trained on)' if data and data == run_data(name) else ''}", file=sys.stderr)
     with status(f"loading {name}"):
-        model = zoo.load(name, device=device)
+        model = load(name, device=device)
     declared = {o.name for o in model.generate_options}
     refused = sorted(set(options) - declared)
     if refused:

@@ -94,6 +94,7 @@ class Model(nn.Module):
     # shades it and marks where the new music starts) or "kept" (its notes are parts of the piece, e.g. a
     # melody harmonized: nothing is marked)
     prompt_role: ClassVar[str] = "continued"
+    PROMPT_ROLES: ClassVar[tuple[str, ...]] = ("continued", "kept")   # the values prompt_role may take
 
     def __init_subclass__(cls, **kwargs):
         # every plugin's generate() gets num, seed and its declared options checked first (zoo.limits): a
@@ -156,7 +157,7 @@ class Model(nn.Module):
         wrote, or, with overwrite=True, holds nothing but model files; see zoo.outputs."""
         if not isinstance(folder, (str, os.PathLike)) or not str(folder).strip():
             raise ConfigError(f"save_pretrained needs a folder to write (a path), got {folder!r}")
-        from zoo.checkpoint import save_model
+        from zoo.loader import save_model
 
         return save_model(self, folder, card=card, extra_files=extra_files, overwrite=overwrite)
 
@@ -164,10 +165,9 @@ class Model(nn.Module):
     def from_pretrained(cls, name_or_path, device="auto", dtype=None, revision: str | None = None):
         """Load a pretrained name, a saved folder or hf://org/repo[@rev], as zoo.load does; the architecture comes
         from its config.json and must be this class's."""
-        from zoo.checkpoint import load_model
-        from zoo.registry import resolve
+        from zoo.loader import load
 
-        model = load_model(resolve(name_or_path, revision=revision), device=device, dtype=dtype)
+        model = load(name_or_path, device=device, dtype=dtype, revision=revision)
         if not isinstance(model, cls):
             from zoo.errors import CheckpointError
 

@@ -26,11 +26,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-import zoo
-from zoo.checkpoint import atomic_folder, load_tensors, save_tensors, verify, write_manifest
+from zoo.checkpoint import load_tensors, save_tensors, verify, write_manifest
 from zoo.config import config_from_dict, parse_overrides, to_dict, valid_keys
+from zoo.outputs import atomic_folder
 from zoo.errors import CheckpointError, ConfigError, DataError, PluginError
 from zoo.safeio import read_json, write_text_atomic
+from zoo.version import __version__
 
 
 @dataclass(frozen=True)
@@ -779,9 +780,9 @@ def _train_locked(arch, run: Path, model_cls, trainer_cls, data, values, resume:
 
 def _init_weights(name: str, arch: str) -> tuple[dict, dict]:
     """The model config and weights (on the CPU) of the saved model `init` names, which must be an `arch`."""
-    import zoo
+    from zoo.loader import load
 
-    saved = zoo.load(name, device="cpu")
+    saved = load(name, device="cpu")
     if saved.arch != arch:
         raise ConfigError(f"init={name} is a {saved.arch} model, not {arch}; fine-tune it with zoo train {saved.arch}")
     return to_dict(saved.config), saved.state_dict()
@@ -1007,7 +1008,7 @@ def _write_run_json(run: Path, arch, model_config, config, data, world, precisio
     except Exception:
         plugin_version = None
     info = {"arch": arch, "model_config": to_dict(model_config), "train_config": to_dict(config), "data": data,
-            "zoo_version": zoo.__version__, "plugin": plugin, "plugin_version": plugin_version,
+            "zoo_version": __version__, "plugin": plugin, "plugin_version": plugin_version,
             "torch_version": torch.__version__, "world_size": world, "precision": precision,
             "hardware": where,   # what the card names: zoo release may run on another machine
             "command": sys.argv}
