@@ -203,7 +203,7 @@ def test_json_inputs_that_are_devices_fifos_or_huge_are_refused(folder, tmp_path
         assert time.monotonic() - t0 < 2
     (folder / "tokenizer.json").unlink()
     (folder / "tokenizer.json").symlink_to("/dev/zero")
-    with pytest.raises(CheckpointError, match="tokenizer.json: listed in the manifest but missing or not a regular"):
+    with pytest.raises(CheckpointError, match="tokenizer.json: not a regular file"):
         zoo.load(str(folder), device="cpu")
     code, err = _cli(capsys, "train", "tiny-lm", "--out", tmp_path / "run", "--config", "/dev/zero")
     _one_line_error(code, err)

@@ -566,11 +566,11 @@ def cmd_pull(args) -> int:
         from zoo import hub
     except ImportError:
         raise ZooError("Hub support is not available in this version of musezoo") from None
-    from zoo.registry import get_registry, resolve
+    from zoo.registry import get_registry
 
     registry = get_registry()
     if args.repo in registry.entries["pretrained"] or ("pretrained", args.repo) in registry.conflicts:
-        print(resolve(args.repo))  # its packaged copy if installed, else its spec's Hub repo at the pinned revision
+        print(hub.resolve(args.repo))  # its packaged copy if installed, else its spec's Hub repo at the pinned revision
         return 0
     repo, _, rev = args.repo.partition("@")
     print(hub.pull(repo, rev or None))

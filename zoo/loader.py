@@ -101,6 +101,9 @@ def _manifest(folder: Path, names: list[str]) -> dict[str, str]:
     bad = [n for n in expected if "/" in n or "\\" in n or n.startswith(".")]
     if bad:
         raise CheckpointError(f"{path}: bad file name {bad[0]!r}")
+    missing = [n for n in expected if n not in names]   # an incomplete copy, even of a file this load skips
+    if missing:
+        raise CheckpointError(f"{folder / missing[0]}: listed in the manifest but missing; re-download the model")
     # an empty or partial manifest would check nothing: symlinks, FIFOs and devices count too
     unlisted = [n for n in names if n not in expected and n != MANIFEST
                 and (n in CHECKPOINT_FILES or n.endswith(".safetensors"))]
