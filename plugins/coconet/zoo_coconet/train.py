@@ -9,6 +9,7 @@ import torch
 
 from zoo import Trainer
 from zoo.errors import ConfigError, DataError
+from zoo.metrics import Metrics
 from zoo.trainer import TrainConfig
 
 from .model import nade_loss, random_mask
@@ -151,4 +152,4 @@ class CoconetTrainer(Trainer):
             n = min(self.config.eval_samples, len(dataset))
             windows = model.grid_to_classes(torch.stack([dataset[i] for i in range(n)]))
             out.update(harmonization_scores(model, windows, seed=self.config.seed))
-        return out
+        return Metrics(scores=out)   # NLL per 16th frame, not per token: scores of its own
