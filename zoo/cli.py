@@ -398,9 +398,7 @@ def model_options(cls, argv: list[str]) -> dict:
         takes = ", ".join(o.cli for o in options) or "only --num/--seed"
         raise ConfigError(f"{cls.arch} does not take {refused}; it takes: {takes} (see zoo generate NAME --help)")
     given = {o.name: getattr(values, o.name) for o in options if getattr(values, o.name) is not None}
-    for o in options:
-        o.check(given.get(o.name), label="--" + o.name.replace("_", "-"))   # the flag the user typed
-    return given
+    return cls.check_options(given, flags=True)   # the flag the user typed names a bad value
 
 
 def score_layout(cls, name: str | None):

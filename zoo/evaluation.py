@@ -92,11 +92,7 @@ def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", 
           f"{' (the data this run was trained on)' if data and data == run_data(name) else ''}", file=sys.stderr)
     with status(f"loading {name}"):
         model = load(name, device=device)
-    declared = {o.name for o in model.generate_options}
-    refused = sorted(set(options) - declared)
-    if refused:
-        raise ConfigError(f"{model.arch} does not take {', '.join(refused)}; it takes: "
-                          f"{', '.join(sorted(declared)) or 'no options'}")
+    model.check_options(options)
     from zoo.errors import UnknownNameError
 
     try:

@@ -133,6 +133,22 @@ class Model(nn.Module):
         """File stem -> module whose state_dict is saved as <stem>.safetensors."""
         return {"model": self}
 
+    @classmethod
+    def check_options(cls, options: dict, flags: bool = False) -> dict:
+        """The one check of generate options, wherever they come from (generate(), `zoo generate`, `zoo eval`):
+        every name declared in generate_options and every value in its range; a ConfigError otherwise.
+        flags=True names them as the command line does (--top-p). Returns the options."""
+        declared = {o.name: o for o in cls.generate_options}
+        unknown = sorted(set(options) - set(declared))
+        if unknown:
+            named = [("--" + n.replace("_", "-")) if flags else n for n in unknown]
+            takes = ", ".join(o.cli if flags else o.name for o in cls.generate_options)
+            raise ConfigError(f"{cls.arch or cls.__name__} does not take {', '.join(named)}; it takes: "
+                              f"{takes or ('only --num/--seed' if flags else 'no options')}")
+        for name, value in options.items():
+            declared[name].check(value, label=("--" + name.replace("_", "-")) if flags else None)
+        return dict(options)
+
     def generate(self, num: int = 1, seed: int | None = None, **options) -> list:
         """`num` pieces as a list of `num` PrettyMIDI objects (a list also when num == 1), decoded by
         self.tokenizer; the same seed gives the same pieces. `options` are the declared generate_options."""
@@ -205,13 +221,9 @@ def _checked_generate(generate):
             check_num(bound.arguments["num"])
         if "seed" in bound.arguments:
             check_seed(bound.arguments["seed"])
-        declared = {o.name: o for o in type(self).generate_options}
-        for name, value in bound.arguments.get(_var_keyword(signature), {}).items():
-            if name in declared:
-                declared[name].check(value)
-        for name, value in bound.arguments.items():
-            if name in declared:
-                declared[name].check(value)
+        declared = {o.name for o in type(self).generate_options}
+        given = {**bound.arguments.get(_var_keyword(signature), {}), **bound.arguments}
+        type(self).check_options({name: value for name, value in given.items() if name in declared})
         return _check_pieces(generate(self, *args, **kwargs), bound.arguments.get("num"), type(self).__name__)
 
     checked._zoo_checked = True
