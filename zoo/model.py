@@ -77,13 +77,23 @@ class GenerateOption:
 
 
 class Model(nn.Module):
-    """Base of every architecture. Subclasses set the class attributes and implement generate()."""
+    """Base of every architecture. Subclasses set the class attributes and implement generate().
 
-    arch: ClassVar[str] = ""
+    The contract, in full: a plugin's Model sets the REQUIRED members and may set or override the OPTIONAL
+    ones, each declared below with its default; nothing else is read from it (docs/plugins.md counts them,
+    `zoo plugins --check` checks them)."""
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("arch", "config_class", "tokenizer_name", "generate")
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("arch_version", "min_arch_version", "generate_options", "state_files",
+                                           "optional_state_files", "score_layouts", "prompt_role", "music_metrics",
+                                           "test_split")
+
+    arch: ClassVar[str] = ""                 # the architecture's registered name
     arch_version: ClassVar[int] = 1          # bump when the tensor layout or config meaning changes
     min_arch_version: ClassVar[int] = 1      # oldest saved version this code still loads
-    config_class: ClassVar[type] = None
+    config_class: ClassVar[type] = None      # a frozen dataclass of JSON types: config.json's "config"
     tokenizer_name: ClassVar[str] = ""       # the registered tokenizer zoo.create / zoo train build for it
+    # state_files() stems that may be absent (a GAN's critic): loaded when present, never by zoo generate
     optional_state_files: ClassVar[tuple[str, ...]] = ()
     generate_options: ClassVar[tuple[GenerateOption, ...]] = ()  # generate()'s keywords besides num and seed
     # how `zoo generate --score` engraves this model's music: layout name -> staves, top to bottom, each

@@ -10,10 +10,15 @@ from zoo.errors import ConfigError
 
 
 class Tokenizer:
-    """Turns a PrettyMIDI into a tensor and back. Subclasses keep their params JSON-serialisable."""
+    """Turns a PrettyMIDI into a tensor and back. Subclasses keep their params JSON-serialisable.
 
-    name: ClassVar[str] = ""
-    vocab_size: int | None = None
+    The contract: a plugin's Tokenizer sets the REQUIRED members and may override the OPTIONAL ones."""
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("name", "encode", "decode")
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("vocab_size", "to_dict", "from_dict")
+
+    name: ClassVar[str] = ""                 # the registered name, saved in tokenizer.json
+    vocab_size: int | None = None            # the number of token ids (None: not a token model)
 
     def encode(self, midi):
         """PrettyMIDI -> torch.Tensor."""
