@@ -7,8 +7,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 import zoo
 from zoo import contract, registry
+from zoo.errors import ConfigError
 from zoo.model import Model
 from zoo.tokenizer import Tokenizer
 from zoo.trainer import Trainer
@@ -82,3 +85,12 @@ def test_plugins_check_names_each_broken_member(tiny):
                  "score_layouts must map", "tokenizer 'broken-tok': does not implement encode()", "sets no name",
                  "trainer 'broken': does not implement build_dataset()", "select_by must be"):
         assert says in found, found
+
+
+
+# ---- item 19: the Python API -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("num", [0, -1, 2.5, True, 10 ** 6])
+def test_generate_num_is_checked_for_every_plugin(tiny_model, num):
+    with pytest.raises(ConfigError, match="num must be a whole number"):
+        tiny_model.generate(num=num)

@@ -10,9 +10,9 @@ import warnings
 import pytest
 
 import zoo
-from zoo import loader, registry
-from zoo.errors import CheckpointError, PluginError, UnknownNameError
 from tests.fake_plugins import install_fake
+from zoo import loader, registry
+from zoo.errors import CheckpointError, ConfigError, PluginError, UnknownNameError
 
 
 @pytest.fixture
@@ -170,3 +170,12 @@ def test_an_org_repo_name_that_is_no_folder_suggests_hf(tiny, tmp_path, monkeypa
     with pytest.raises(CheckpointError, match=r"no such folder: 'org/repo'.*hf://org/repo for a Hugging Face Hub repo"):
         zoo.load("org/repo")
     assert list(tmp_path.iterdir()) == []
+
+
+
+def test_api_names_are_checked(tiny):
+    for bad in ("", None, 5):
+        with pytest.raises(ConfigError, match="must be a pretrained name"):
+            zoo.load(bad)
+    with pytest.raises(ConfigError):
+        zoo.info(None)
