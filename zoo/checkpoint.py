@@ -78,13 +78,7 @@ def verify(folder) -> None:
     manifest = folder / MANIFEST
     if not manifest.is_file():
         raise CheckpointError(f"{folder}: no {MANIFEST}; this folder was not saved by musezoo (re-save it with save_pretrained)")
-    data = read_json(manifest, "manifest.json", CheckpointError)   # bounded, regular files only
-    try:
-        expected = data["sha256"]
-    except (KeyError, TypeError):
-        raise CheckpointError(f"{manifest}: unreadable manifest; re-download or re-save the model") from None
-    if not isinstance(expected, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in expected.items()):
-        raise CheckpointError(f"{manifest}: 'sha256' must map file names to hex digests; re-download or re-save the model")
+    expected = manifest_digests(read_json(manifest, "manifest.json", CheckpointError), manifest)
     # every file a load reads must be covered: an empty or partial manifest would check nothing. Symlinks, FIFOs
     # and devices count too (is_file() alone missed a tokenizer.json linked to /dev/zero).
     unlisted = sorted(p.name for p in folder.iterdir() if p.name not in expected and p.name != MANIFEST
@@ -103,9 +97,21 @@ def verify(folder) -> None:
             raise CheckpointError(f"{path}: sha256 does not match the manifest (corrupt or modified); re-download the model")
 
 
-def refuse_pickles(folder) -> None:
-    """Pickle files can run code when loaded: never read them, say how to convert."""
-    for path in sorted(Path(folder).iterdir()):
+def manifest_digests(data, path) -> dict[str, str]:
+    """A parsed manifest.json's file name -> sha256 map, its shape checked."""
+    expected = data.get("sha256") if isinstance(data, dict) else None
+    if expected is None:
+        raise CheckpointError(f"{path}: unreadable manifest; re-download or re-save the model")
+    if not isinstance(expected, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in expected.items()):
+        raise CheckpointError(f"{path}: 'sha256' must map file names to hex digests; re-download or re-save the model")
+    return expected
+
+
+def refuse_pickles(folder, names=None) -> None:
+    """Pickle files can run code when loaded: never read them, say how to convert. `names`: the folder's
+    listing, when the caller has it already."""
+    names = sorted(os.listdir(folder)) if names is None else names
+    for path in (Path(folder) / name for name in names):
         if path.suffix.lower() in PICKLE_SUFFIXES:
             raise CheckpointError(
                 f"{path}: pickle weights are refused because loading them can run code; if you trust the file, "

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from zoo.build import check_against_weights, check_buildable
 from zoo.card import build_card
-from zoo.checkpoint import (CHECKPOINT_FILES, MANIFEST, PICKLE_SUFFIXES, check_config, check_not_training_folder,
-                            check_state, file_digest, load_tensors, save_tensors, write_manifest)
+from zoo.checkpoint import (CHECKPOINT_FILES, MANIFEST, check_config, check_not_training_folder, check_state,
+                            file_digest, load_tensors, manifest_digests, refuse_pickles, save_tensors, write_manifest)
 from zoo.config import config_from_dict, to_dict
 from zoo.device import resolve_device, resolve_dtype
 from zoo.errors import CheckpointError, ConfigError, UnknownNameError, ZooError
@@ -64,11 +64,7 @@ def read_folder(folder) -> ModelFolder:
         names = sorted(os.listdir(folder))
     except OSError as exc:
         raise CheckpointError(f"{folder}: cannot read this folder ({exc.strerror})") from None
-    for name in names:   # before any file is read: say how to convert, not "no config.json"
-        if Path(name).suffix.lower() in PICKLE_SUFFIXES:
-            raise CheckpointError(
-                f"{folder / name}: pickle weights are refused because loading them can run code; if you trust the "
-                f"file, convert it with: zoo convert {folder / name} --arch ARCH --out NEW_FOLDER")
+    refuse_pickles(folder, names)   # before any file is read: say how to convert, not "no config.json"
     if "config.json" not in names:
         raise CheckpointError(f"{folder}: no config.json; give a folder saved by musezoo")
     manifest = _manifest(folder, names)
@@ -92,12 +88,7 @@ def _manifest(folder: Path, names: list[str]) -> dict[str, str]:
     if MANIFEST not in names:
         raise CheckpointError(f"{folder}: no {MANIFEST}; this folder was not saved by musezoo (re-save it with "
                               f"save_pretrained)")
-    data = _parse(read_bytes(path, MAX_JSON_BYTES, MANIFEST, CheckpointError), path, MANIFEST)
-    expected = data.get("sha256") if isinstance(data, dict) else None
-    if expected is None:
-        raise CheckpointError(f"{path}: unreadable manifest; re-download or re-save the model")
-    if not isinstance(expected, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in expected.items()):
-        raise CheckpointError(f"{path}: 'sha256' must map file names to hex digests; re-download or re-save the model")
+    expected = manifest_digests(_parse(read_bytes(path, MAX_JSON_BYTES, MANIFEST, CheckpointError), path, MANIFEST), path)
     bad = [n for n in expected if "/" in n or "\\" in n or n.startswith(".")]
     if bad:
         raise CheckpointError(f"{path}: bad file name {bad[0]!r}")
