@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pretty_midi
 import pytest
+
+from zoo.errors import ConfigError
+from zoo.testing import cli_in_process, one_error_line
 
 
 @pytest.fixture
@@ -161,3 +166,63 @@ def test_output_must_be_a_midi_name_in_an_existing_folder(tiny, zoo_cli, saved, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     done = zoo_cli("generate", saved, "-o", "x.MIDI", "--seed", 1, cwd=tmp_path)   # any case of .mid/.midi
     assert done.returncode == 0 and (tmp_path / "x.MIDI").is_file(), done.stderr
+
+
+@pytest.fixture
+def folder(tiny_model, tmp_path) -> Path:
+    return tiny_model.save_pretrained(tmp_path / "m")
+
+
+
+# ---- item 12: one OSError mapping; numbers checked before a model is loaded ---------------------------
+
+@pytest.mark.parametrize("args", [
+    ["generate", "no-such-model", "-o", "x.mid", "--num", "1000000"],
+    ["generate", "no-such-model", "-o", "x.mid", "--seed", str(2 ** 63)],
+    ["generate", "no-such-model", "-o", "x.mid", "--seed", "-1"],
+    ["eval", "no-such-model", "--num", "1000000000"],
+    ["eval", "no-such-model", "--batch-size", "0"],
+])
+def test_numbers_out_of_range_are_refused_before_loading(args, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, err = cli_in_process(capsys, *args)
+    one_error_line(code, err)
+    assert "must be" in err and "no-such-model" not in err, err
+
+
+@pytest.mark.parametrize("command", ["generate", "eval"])
+@pytest.mark.parametrize("option", [["--length", "1000000000"], ["--length", "0"], ["--temperature", "1e-40"],
+                                    ["--temperature", "1e300"], ["--start-pitch", "128"]])
+def test_model_options_out_of_range_are_refused_before_the_weights_load(folder, capsys, tmp_path, monkeypatch,
+                                                                       command, option):
+    """A model's own options are checked against the ranges its plugin declares once NAME names an
+    architecture (config.json), before any weight is read."""
+    import zoo.loader
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(zoo.loader, "load_model", lambda *a, **k: pytest.fail("loaded the model"))
+    args = [command, folder, "-o", "x.mid", *option] if command == "generate" else [command, folder, *option]
+    code, err = cli_in_process(capsys, *args)
+    one_error_line(code, err)
+    assert f"{option[0]} must be" in err, err   # the flag the user typed, not generate()'s keyword
+
+
+@pytest.mark.parametrize("device", ["xpu", "hip", "vulkan", "lazy", "hpu", "meta", "cpu:5", "cuda:x"])
+def test_unsupported_devices_are_a_config_error(device):
+    from zoo.device import resolve_device
+
+    with pytest.raises(ConfigError, match="device"):
+        resolve_device(device)
+
+
+def test_os_errors_on_paths_are_one_line(tiny, folder, tmp_path, capsys):
+    long = "x" * 300
+    (tmp_path / "file").write_text("")
+    for args in (["generate", folder, "-o", tmp_path / f"{long}.mid"],
+                 ["generate", folder, "-o", tmp_path / "ok.mid", "--plot", tmp_path / "file" / "x.png"],
+                 ["eval", folder, "--json", tmp_path / "file" / "x.json"],
+                 ["generate", long, "-o", tmp_path / "x.mid"],
+                 ["plot", tmp_path / f"{long}.mid", "-o", tmp_path / "x.png"]):
+        code, err = cli_in_process(capsys, *args)
+        one_error_line(code, err)
+    assert not (tmp_path / "ok.mid").exists()   # the --plot path failed before generating

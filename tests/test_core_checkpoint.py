@@ -11,8 +11,10 @@ import pytest
 import torch
 
 import zoo
-from zoo.checkpoint import atomic_folder, write_manifest
+from zoo.checkpoint import write_manifest
 from zoo.errors import CheckpointError
+from zoo.outputs import atomic_folder
+from zoo.testing import cli_in_process, one_error_line
 
 
 def _rewrite_manifest(folder: Path):
@@ -275,3 +277,21 @@ def test_convert_refuses_a_pickle_with_code(tiny, tmp_path):
     with pytest.raises(CheckpointError, match="not a plain tensor state dict"):
         convert(tmp_path / "evil.pt", "tiny-lm", tmp_path / "out")
     assert not sentinel.exists() and not (tmp_path / "out").exists()
+
+
+
+# ---- item 12 leftovers, and the known limits of round 2 -------------------------------------------------
+
+def test_convert_of_an_empty_or_non_dict_pt_is_one_line(tiny, tmp_path, capsys):
+    import torch
+
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "short.pt").write_bytes(b"\x80")
+    for name, obj in (("list.pt", [1, 2]), ("tensor.pt", torch.zeros(3)), ("int.pt", 5), ("emptydict.pt", {})):
+        torch.save(obj, tmp_path / name)
+    for name, says in (("empty.pt", "an empty file"), ("short.pt", "not a plain tensor state dict"),
+                       ("list.pt", "holds a list"), ("tensor.pt", "holds a Tensor"), ("int.pt", "holds a int"),
+                       ("emptydict.pt", "holds a dict (empty)")):
+        line = one_error_line(*cli_in_process(capsys, "convert", tmp_path / name, "--arch", "tiny-lm", "--out", tmp_path / "out"))
+        assert says in line, line
+        assert not (tmp_path / "out").exists()

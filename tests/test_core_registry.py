@@ -10,9 +10,9 @@ import warnings
 import pytest
 
 import zoo
-from zoo import registry
-from zoo.errors import CheckpointError, PluginError, UnknownNameError
 from tests.fake_plugins import install_fake
+from zoo import loader, registry
+from zoo.errors import CheckpointError, ConfigError, PluginError, UnknownNameError
 
 
 @pytest.fixture
@@ -131,11 +131,11 @@ def test_zoo_plugins_env_selects_and_empty_loads_none(plugin_dir, monkeypatch):
 
 def test_name_resolution_order(tiny, tmp_path, tiny_model):
     folder = tiny_model.save_pretrained(tmp_path / "m")
-    assert registry.resolve(str(folder)) == folder
+    assert loader.resolve(str(folder)) == folder
     with pytest.raises(CheckpointError, match="weights of 'tiny-scales' are not in"):
-        registry.resolve("tiny-scales")  # registered, but the fixture ships no weights and no Hub repo
+        loader.resolve("tiny-scales")  # registered, but the fixture ships no weights and no Hub repo
     with pytest.raises(UnknownNameError, match="unknown model 'nope'"):
-        registry.resolve("nope")
+        loader.resolve("nope")
 
 
 def test_import_zoo_and_cli_list_do_not_import_torch(tiny):
@@ -170,3 +170,12 @@ def test_an_org_repo_name_that_is_no_folder_suggests_hf(tiny, tmp_path, monkeypa
     with pytest.raises(CheckpointError, match=r"no such folder: 'org/repo'.*hf://org/repo for a Hugging Face Hub repo"):
         zoo.load("org/repo")
     assert list(tmp_path.iterdir()) == []
+
+
+
+def test_api_names_are_checked(tiny):
+    for bad in ("", None, 5):
+        with pytest.raises(ConfigError, match="must be a pretrained name"):
+            zoo.load(bad)
+    with pytest.raises(ConfigError):
+        zoo.info(None)

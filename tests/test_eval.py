@@ -25,6 +25,24 @@ def test_evaluate_puts_generated_beside_test_data(tiny, saved):
     assert "loss" in res["scores"]   # the plugin's own evaluate() is a row of its own
 
 
+def test_plugin_metrics_pairs_become_rows_and_nll_gains_bits(tiny, saved, monkeypatch):
+    """A trainer's Metrics: a pair is a table row (beside the core's rows), the NLL a score with its bits."""
+    from zoo.errors import PluginError
+    from zoo_tiny.model import TinyTrainer
+
+    typed = metrics.Metrics(paired={"in_scale": (0.25, 0.5), "own": (1.0, 2.0)}, scores={"ppl": 2.0}, nll=math.log(2))
+    monkeypatch.setattr(TinyTrainer, "evaluate", lambda self, dataset: typed)
+    res = evaluation.evaluate(str(saved), num=2, device="cpu", batch_size=2, length=4)
+    assert res["table"]["own"] == {"generated": 1.0, "test": 2.0}
+    assert res["table"]["in_scale"] == {"generated": 0.25, "test": 0.5}   # the plugin's pair wins over the core's
+    assert res["scores"] == {"nll": math.log(2), "ppl": 2.0, "nll_bits": pytest.approx(1.0)}
+    monkeypatch.setattr(TinyTrainer, "evaluate", lambda self, dataset: {"loss": 2.0})   # a plain mapping: scores
+    assert evaluation.evaluate(str(saved), num=2, device="cpu", length=4)["scores"] == {"loss": 2.0}
+    monkeypatch.setattr(TinyTrainer, "evaluate", lambda self, dataset: [1.0])
+    with pytest.raises(PluginError, match="must return a zoo.metrics.Metrics"):
+        evaluation.evaluate(str(saved), num=2, device="cpu", length=4)
+
+
 def test_plugin_gen_data_keys_become_table_rows():
     res = {"model": "m", "arch": "a", "samples": 2, "test_pieces": 2, "table": {"x": {"generated": 1.0, "test": float("nan")}},
            "scores": {"nll": math.log(2)}}

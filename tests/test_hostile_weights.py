@@ -8,17 +8,22 @@ docs/reliability.md for the table).
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import struct
+import time
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 import zoo
 from zoo.checkpoint import write_manifest
 from zoo.errors import CheckpointError, ConfigError, UnknownNameError, ZooError
+from zoo.testing import cli_in_process, one_error_line
 
 
 @pytest.fixture
@@ -235,6 +240,7 @@ def test_a_pickled_npz_for_musegan_data_cannot_run_code(tmp_path):
     (it ran code through np.load(allow_pickle=True) before), while real object arrays of pitches still load."""
     import numpy as np
     from zoo_chorales.data import load_jsb_npz
+
     from zoo.errors import DataError
 
     sentinel = tmp_path / "pwned"
@@ -258,3 +264,92 @@ def test_a_pickled_npz_for_musegan_data_cannot_run_code(tmp_path):
                 z.write(tmp_path / "member.npy", f"{split}.npy")
         data = load_jsb_npz(tmp_path / "good.npz")
         assert data.stats["used"] == 3 and len(data.splits["train"]) == 3
+
+
+
+# ---- item 2: config.json against the safetensors header, before building ---------------------------
+
+@pytest.mark.parametrize("edit, error, message", [
+    ({"n_embd": 10 ** 7}, ConfigError, r"config.json builds a model of more than .* so the config does not match"),
+    ({"context": 10 ** 9}, ConfigError, "does not match the weights"),
+    ({"n_embd": 17}, CheckpointError, r"model.safetensors does not fit the model \(wrong shape: embed.weight"),
+])
+def test_config_is_checked_against_the_weights_before_anything_is_allocated(folder, edit, error, message):
+    data = json.loads((folder / "config.json").read_text())
+    data["config"].update(edit)
+    (folder / "config.json").write_text(json.dumps(data))
+    write_manifest(folder)
+    t0 = time.monotonic()
+    with pytest.raises(error, match=message):
+        zoo.load(str(folder), device="cpu")
+    assert time.monotonic() - t0 < 5
+
+
+def test_nan_weights_are_refused_at_load(folder):
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(folder / "model.safetensors")
+    tensors["head.bias"][3] = float("nan")
+    save_file(tensors, folder / "model.safetensors")
+    write_manifest(folder)
+    with pytest.raises(CheckpointError, match="head.bias holds NaN or infinite values"):
+        zoo.load(str(folder), device="cpu")
+
+
+# ---- item 6: one bounded, regular-file-only reader for every JSON file ----------------------------
+
+def test_json_inputs_that_are_devices_fifos_or_huge_are_refused(folder, tmp_path, capsys):
+    from zoo.safeio import MAX_JSON_BYTES, read_json
+
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.json"
+    with open(big, "wb") as f:
+        f.truncate(MAX_JSON_BYTES + 1)
+    for path, message in (("/dev/zero", "not a regular file"), (fifo, "not a regular file"), (big, "too large")):
+        t0 = time.monotonic()
+        with pytest.raises(ZooError, match=message):
+            read_json(path)
+        assert time.monotonic() - t0 < 2
+    (folder / "tokenizer.json").unlink()
+    (folder / "tokenizer.json").symlink_to("/dev/zero")
+    with pytest.raises(CheckpointError, match="tokenizer.json: not a regular file"):
+        zoo.load(str(folder), device="cpu")
+    code, err = cli_in_process(capsys, "train", "tiny-lm", "--out", tmp_path / "run", "--config", "/dev/zero")
+    one_error_line(code, err)
+    assert "not a regular file" in err
+    code, err = cli_in_process(capsys, "push", folder, "me/x", "--metrics", fifo)
+    one_error_line(code, err)
+
+
+# ---- item 15: control characters in messages -----------------------------------------------------
+
+def test_control_characters_in_names_stay_on_one_line(folder, capsys):
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["sha256"]["evil\n\x1b[31mname"] = "0" * 64
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    code, err = cli_in_process(capsys, "generate", folder, "-o", folder.parent / "x.mid")
+    one_error_line(code, err)
+    assert "\x1b" not in err and "\\x1b" in err
+
+
+# ---- fuzzing: config.json and tokenizer.json --------------------------------------------------------
+
+_json = st.recursive(st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats() | st.text(max_size=8),
+                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
+                     max_leaves=6)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(config=st.dictionaries(st.sampled_from(["n_embd", "context", "other"]), _json, max_size=3),
+       top=st.dictionaries(st.sampled_from(["arch", "arch_version", "zoo_version", "x"]), _json, max_size=2))
+def test_fuzzed_config_json_loads_or_is_one_zoo_error(folder, config, top):
+    data = json.loads((folder / "config.json").read_text())
+    data["config"] = {**data["config"], **config}
+    data.update(top)
+    (folder / "config.json").write_text(json.dumps(data))
+    write_manifest(folder)
+    try:
+        zoo.load(str(folder), device="cpu")
+    except ZooError:
+        pass

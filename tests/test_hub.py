@@ -20,6 +20,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ZOO
+from zoo.checkpoint import write_manifest
+from zoo.errors import ZooError
+from zoo.testing import cli_in_process, one_error_line
 
 try:
     from tests.hubserver import gitrepo
@@ -140,7 +143,7 @@ def test_revision_pinned_to_a_commit_never_changes(hub_env, olah, saved, tiny, t
     import torch
 
     import zoo
-    from zoo import hub, registry
+    from zoo import hub, loader, registry
 
     repo = _repo(request)
     first = olah.publish_folder(repo, saved, message="v1")
@@ -165,7 +168,7 @@ def test_revision_pinned_to_a_commit_never_changes(hub_env, olah, saved, tiny, t
 
     registry.register_plugin(Pinned, "pinned-spec")
     try:
-        assert registry.resolve("tiny-pinned") == pinned
+        assert loader.resolve("tiny-pinned") == pinned
         model = zoo.load("tiny-pinned", device="cpu")
         assert torch.equal(model.head.weight, zoo.load(str(saved), device="cpu").head.weight)
     finally:
@@ -660,3 +663,137 @@ def test_files_larger_than_zoo_hub_max_bytes_are_refused_before_download(hub_env
             hub.pull(repo)
     monkeypatch.setenv("ZOO_HUB_MAX_BYTES", "20MiB")
     assert (hub.pull(repo) / "model.safetensors").is_file()
+
+
+@pytest.fixture
+def folder(tiny_model, tmp_path) -> Path:
+    return tiny_model.save_pretrained(tmp_path / "m")
+
+
+
+# ---- item 5: push publishes the folder's own regular files only -------------------------------------
+
+def test_push_refuses_a_card_linked_outside_the_folder(folder, tmp_path, monkeypatch):
+    from zoo import hub
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("password")
+    (folder / "README.md").unlink()
+    (folder / "README.md").symlink_to(secret)
+    write_manifest(folder)   # a manifest written on the victim's machine agrees with the link
+    uploaded = []
+    monkeypatch.setattr(hub, "_upload", lambda staged, *a: uploaded.append(staged))
+    with pytest.raises(ZooError, match=r"README.md: a symlink to .*secret.txt, outside the model folder"):
+        hub.push_to_hub(str(folder), "me/model")
+    assert not uploaded
+
+
+# ---- item 16: a release folder's extra files -----------------------------------------------------------
+
+@pytest.fixture
+def release_folder(tiny_model, tmp_path):
+    """A folder as `zoo release` writes it: the model plus a prompt and a sample, all in the manifest."""
+    from zoo.testing import one_track_midi
+
+    midi = {}
+    for name in ("prompt.mid", "sample.mid"):
+        one_track_midi((60, 0.0, 0.5), (64, 0.5, 1.0)).write(str(tmp_path / name))
+        midi[name] = (tmp_path / name).read_bytes()
+    return tiny_model.save_pretrained(tmp_path / "release", extra_files=midi)
+
+
+def test_a_release_uploaded_as_is_pulls_with_its_extra_files(hub_env, olah, release_folder, request):  # noqa: F811
+    import json
+
+    import zoo
+    from zoo import hub
+
+    assert {"prompt.mid", "sample.mid"} <= set(json.loads((release_folder / "manifest.json").read_text())["sha256"])
+    repo = _repo(request)
+    olah.publish_folder(repo, release_folder)
+    folder = hub.pull(repo)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in release_folder.iterdir())
+    for p in release_folder.iterdir():
+        assert (folder / p.name).read_bytes() == p.read_bytes()
+    zoo.load(f"hf://{repo}", device="cpu")
+
+
+def test_a_release_round_trips_through_push_and_pull(hub_env, olah, standin, release_folder, request,  # noqa: F811
+                                                      monkeypatch):
+    from tests.hubserver import gitrepo
+    from zoo import hub
+
+    repo = _repo(request)
+    monkeypatch.setenv("HF_ENDPOINT", standin.url)
+    result = hub.push_to_hub(release_folder, repo, token=TOKEN)
+    assert {"prompt.mid", "sample.mid"} <= set(gitrepo.files_at(olah.repo_dir(repo), result.commit_id))
+    monkeypatch.setenv("HF_ENDPOINT", olah.url)
+    folder = hub.pull(repo, result.commit_id)
+    for name in ("prompt.mid", "sample.mid", "model.safetensors"):
+        assert (folder / name).read_bytes() == (release_folder / name).read_bytes()
+
+
+def test_a_manifest_listing_a_pickle_or_a_path_is_refused_before_download(hub_env, olah, saved, request):  # noqa: F811
+    import json
+
+    from zoo import hub
+    from zoo.checkpoint import sha256_file
+    from zoo.errors import HubError
+
+    for bad, says in (("weights.bin", "a pickle file"), (".git", "not a plain file name")):
+        repo = _repo(request, "-" + bad.strip("."))
+        listed = json.loads((saved / "manifest.json").read_text())
+        listed["sha256"][bad] = sha256_file(saved / "config.json")
+        olah.publish_folder(repo, saved, overrides={"manifest.json": json.dumps(listed).encode()})
+        with pytest.raises(HubError, match=says):
+            hub.pull(repo)
+        assert not list(hub_env.glob(f"models--*{bad.strip('.')}/snapshots/*"))
+
+
+# ---- item 7: load once, verify once -------------------------------------------------------------------
+
+def test_an_hf_load_hashes_each_file_once_and_still_sees_tampering(hub_env, olah, saved, request,  # noqa: F811
+                                                                   monkeypatch):
+    import zoo
+    from zoo import checkpoint
+    from zoo.errors import CheckpointError
+
+    repo = _repo(request)
+    olah.publish_folder(repo, saved)
+    hashed = []
+    real = checkpoint.sha256_file
+    monkeypatch.setattr(checkpoint, "sha256_file", lambda path: hashed.append(Path(path).name) or real(path))
+    model = zoo.load(f"hf://{repo}", device="cpu")
+    blobs = sorted(hashed)
+    assert len(blobs) == len(set(blobs)) == len(list(saved.iterdir())) - 1, hashed   # (not the manifest)
+    hashed.clear()
+    zoo.load(f"hf://{repo}", device="cpu")   # again: nothing changed, nothing hashed
+    assert hashed == []
+    # a file changed after download, its mtime put back: the ctime moved, so the next load hashes and refuses
+    weights = (model.source / "model.safetensors").resolve()
+    st = weights.stat()
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(CheckpointError, match="sha256 does not match"):
+        zoo.load(str(model.source), device="cpu")
+    assert hashed == [weights.name]
+
+
+@pytest.mark.parametrize("front, says", [
+    ("---\nlicense: [mit\n---\n", "not valid YAML (line 2)"),
+    ("---\n- a\n- b\n---\n", "must be YAML key: value pairs, not a list"),
+    ("---\nlicense: mit\n", "never closes"),
+])
+def test_push_with_bad_front_matter_is_one_line_before_any_upload(tiny_model, tmp_path, capsys, monkeypatch,
+                                                                  front, says):
+    from zoo.checkpoint import write_manifest
+
+    folder = tiny_model.save_pretrained(tmp_path / "m")
+    (folder / "README.md").write_text(front + "# my model\n")
+    write_manifest(folder)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")   # an upload would be "cannot reach the Hub"
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    line = one_error_line(*cli_in_process(capsys, "push", folder, "zoo-tests/x"))
+    assert "README.md" in line and says in line, line

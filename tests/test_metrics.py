@@ -52,3 +52,13 @@ def test_midi_metrics_averages_over_pieces_and_skips_undefined():
 
 def test_nll_to_bits():
     assert M.nll_to_bits(math.log(2)) == pytest.approx(1.0)
+
+
+def test_metrics_value_keeps_kinds_and_logs_flat():
+    """A plugin's evaluate() says what each number is; the flat form (training logs) reads back the same."""
+    from zoo.metrics import Metrics
+
+    m = Metrics(paired={"pitch_range": (10.0, 12.0)}, scores={"ppl": 3.0}, nll=1.1) | Metrics(scores={"tokens": 5.0})
+    assert dict(m) == {"nll": 1.1, "gen_pitch_range": 10.0, "data_pitch_range": 12.0, "ppl": 3.0, "tokens": 5.0}
+    assert Metrics.from_flat(dict(m)) == m
+    assert Metrics.from_flat({"gen_only": 1.0}).scores == {"gen_only": 1.0}   # half a pair is a plain score

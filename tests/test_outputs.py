@@ -6,6 +6,7 @@ are refused from lstat, before any work. docs/reliability.md,
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -14,9 +15,9 @@ import pytest
 import torch
 
 from zoo.errors import ConfigError, ZooError
-
-
-from zoo.testing import cli_in_process as _cli, one_error_line as _one_line  # noqa: E402
+from zoo.testing import cli_in_process, one_error_line
+from zoo.testing import cli_in_process as _cli  # noqa: E402
+from zoo.testing import one_error_line as _one_line
 
 
 def _hidden(folder) -> list[str]:
@@ -143,3 +144,71 @@ def test_convert_out_never_deletes_what_it_did_not_write(tiny, tiny_model, tmp_p
         code, err = _cli(capsys, "convert", src, "--arch", "tiny-lm", "--out", out)
         assert code == 0, err
     assert _hidden(tmp_path) == [] and _hidden(mine) == []
+
+
+
+# ---- item 4, 17: -o never replaces a special file; symlinks are written through ----------------------
+
+def test_output_to_a_device_or_fifo_is_refused_and_links_are_written_through(tiny_model, tmp_path, capsys):
+    from zoo.midi import write_midi
+
+    (midi,) = tiny_model.generate(length=4)
+    fifo = tmp_path / "fifo.mid"
+    os.mkfifo(fifo)
+    for target in ("/dev/null", fifo):
+        with pytest.raises(ZooError, match="not a regular file"):
+            write_midi(midi, target)
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode) and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    code, err = cli_in_process(capsys, "plot", tmp_path / "x.mid", "-o", "/dev/null")
+    one_error_line(code, err)
+
+    real = tmp_path / "real.mid"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.mid"
+    link.symlink_to(real)
+    old_umask = os.umask(0o022)
+    try:
+        write_midi(midi, link)
+    finally:
+        os.umask(old_umask)
+    assert link.is_symlink() and real.read_bytes()[:4] == b"MThd"
+    assert stat.S_IMODE(real.stat().st_mode) == 0o644   # item 17: the umask, not mkstemp's 0600
+
+
+# ---- item 9: atomic writes ------------------------------------------------------------------------
+
+def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch, tiny_model):
+    from zoo import render
+    from zoo.safeio import write_text_atomic
+    from zoo.train import truncate_metrics
+
+    picture = tmp_path / "roll.png"
+    render.plot_pianoroll(tiny_model.generate(length=4)[0], picture)
+    before = picture.read_bytes()
+
+    def full_disk(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    import matplotlib.figure
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full_disk)
+    with pytest.raises(OSError):
+        render.plot_pianoroll(tiny_model.generate(length=4)[0], picture)
+    assert picture.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["roll.png"]
+
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text('{"step": 1}\n{"step": 2}\n')
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(OSError):
+        truncate_metrics(metrics, 1)
+    with pytest.raises(OSError):
+        write_text_atomic(metrics, "x")
+    assert metrics.read_text() == '{"step": 1}\n{"step": 2}\n'
+
+
+def test_replacing_a_folder_is_one_atomic_swap(tmp_path):
+    from zoo.outputs import atomic_folder
+
+    atomic_folder(tmp_path / "final", lambda t: (t / "a").write_text("1"))
+    atomic_folder(tmp_path / "final", lambda t: (t / "a").write_text("2"))
+    assert [p.name for p in tmp_path.iterdir()] == ["final"] and (tmp_path / "final" / "a").read_text() == "2"

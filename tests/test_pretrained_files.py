@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import zoo
-from zoo import registry
+from zoo import loader, registry
 from zoo.errors import CheckpointError
 
 try:
@@ -76,10 +76,10 @@ def test_search_order_override_then_package_then_cache_then_hub(tiny_model, hub_
 
     # 1. $ZOO_WEIGHTS_DIR overrides everything
     monkeypatch.setenv("ZOO_WEIGHTS_DIR", str(tmp_path / "override"))
-    assert registry.resolve("tiny-packed") == override
+    assert loader.resolve("tiny-packed") == override
     monkeypatch.delenv("ZOO_WEIGHTS_DIR")
     # 2. the plugin's own package, found through importlib.resources: no Hub needed
-    assert registry.resolve("tiny-packed") == packaged
+    assert loader.resolve("tiny-packed") == packaged
     assert zoo.info("tiny-packed")["local_path"] == str(packaged)
     assert not list(hub_env.glob("models--*"))
     # 3. without a packaged copy: the spec's Hub repo at its pinned commit, into the Hugging Face cache
@@ -93,7 +93,7 @@ def test_search_order_override_then_package_then_cache_then_hub(tiny_model, hub_
     assert _weights(pulled) == _weights(on_hub)
     # 4. ... and, once cached, offline too
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert registry.resolve("tiny-packed") == pulled
+    assert loader.resolve("tiny-packed") == pulled
     model = zoo.load("tiny-packed", device="cpu")
     assert torch.equal(model.head.weight, zoo.load(str(on_hub), device="cpu").head.weight)
 
@@ -101,7 +101,7 @@ def test_search_order_override_then_package_then_cache_then_hub(tiny_model, hub_
 def test_no_weights_anywhere_says_where_it_looked(tiny, monkeypatch):
     monkeypatch.delenv("ZOO_WEIGHTS_DIR", raising=False)
     with pytest.raises(CheckpointError) as err:
-        registry.resolve("tiny-scales")  # the fixture's spec names files that its package does not hold
+        loader.resolve("tiny-scales")  # the fixture's spec names files that its package does not hold
     message = str(err.value)
     assert "weights of 'tiny-scales' are not in" in message and "zoo_tiny:weights/tiny-scales" in message
     assert "$ZOO_WEIGHTS_DIR" in message and "no Hub repo" in message and "\n" not in message

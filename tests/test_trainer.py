@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -16,10 +17,11 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
-from zoo.checkpoint import verify
-from zoo.errors import ConfigError
-from zoo.train import TrainConfig, checkpoint_dirs, lr_factor
 from tests.conftest import ZOO
+from zoo.checkpoint import verify
+from zoo.errors import CheckpointError, ConfigError, DataError
+from zoo.testing import cli_in_process, one_error_line
+from zoo.train import TrainConfig, checkpoint_dirs, lr_factor
 
 
 def _weights(folder) -> dict:
@@ -408,7 +410,8 @@ def test_fsdp_under_torchrun_matches_one_process_and_saves_whole_weights(tiny, z
 
 # ---- the run folder and its lock against hostile contents (issue 26) -----------------------------------
 
-from zoo.testing import cli_in_process as _cli, one_error_line as _one_line  # noqa: E402
+from zoo.testing import cli_in_process as _cli  # noqa: E402
+from zoo.testing import one_error_line as _one_line
 
 
 def _two_steps(capsys, out, *extra):
@@ -523,3 +526,109 @@ def test_init_that_names_no_saved_model_is_one_line_and_no_run(tiny, zoo_cli, tm
     done = zoo_cli("train", "tiny-lm", "--out", tmp_path / "x", "--steps", 1, "--set", f"init={tmp_path / 'nothing'}")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert not (tmp_path / "x").exists()
+
+
+
+def test_create_and_train_refuse_a_model_bigger_than_the_machine(tiny):
+    with pytest.raises(ConfigError, match="more than this machine can train or hold"):
+        zoo.create("tiny-lm", n_embd=10 ** 9)
+
+
+# ---- items 7, 8, 10, 12: training runs -------------------------------------------------------------
+
+def test_trainer_state_must_be_in_the_manifest(tiny, tmp_path, one_torch_thread):
+    from zoo.train import train
+
+    train("tiny-lm", out=tmp_path / "run", values={"steps": 2, "ckpt_every": 1}, device="cpu")
+    ckpt = tmp_path / "run" / "checkpoints" / "step-000002"
+    manifest = json.loads((ckpt / "manifest.json").read_text())
+    assert "trainer_state.json" in manifest["sha256"]
+    del manifest["sha256"]["trainer_state.json"]
+    (ckpt / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="does not list trainer_state.json"):
+        verify(ckpt)
+
+
+def test_pruning_after_a_fallback_keeps_the_fresh_checkpoints(tiny, tmp_path, one_torch_thread, capsys):
+    """Damaged step-4 and step-6 (newer than the resumed step) must not push out the new step-2 and step-3."""
+    from zoo.train import train
+
+    run = tmp_path / "run"
+    train("tiny-lm", out=run, values={"steps": 1, "ckpt_every": 1, "keep_checkpoints": 2}, device="cpu")
+    for step in (4, 6):
+        damaged = run / "checkpoints" / f"step-{step:06d}"
+        damaged.mkdir()
+        (damaged / "config.json").write_text("{}")
+    train("tiny-lm", out=run, values={"steps": 3, "ckpt_every": 1, "keep_checkpoints": 2}, device="cpu", resume=True)
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert "step-000002" in names and "step-000003" in names, names
+    verify(run / "checkpoints" / "step-000003")
+
+
+def test_a_run_without_a_test_split_finishes_and_says_so(tiny, tmp_path, one_torch_thread, monkeypatch, capsys):
+    from zoo.train import train
+    from zoo_tiny.model import TinyTrainer
+
+    real = TinyTrainer.build_dataset
+
+    def no_test(self, source, split):
+        if split == "test":
+            raise DataError("no test windows")
+        return real(self, source, split)
+
+    monkeypatch.setattr(TinyTrainer, "build_dataset", no_test)
+    final = train("tiny-lm", out=tmp_path / "run", values={"steps": 2}, device="cpu")
+    assert (final / "config.json").is_file()
+    assert "warning: no test metrics: no test windows" in capsys.readouterr().err
+
+
+def test_resume_with_a_changed_model_size_is_one_clear_error(tiny, tmp_path, one_torch_thread):
+    from zoo.train import train
+
+    train("tiny-lm", out=tmp_path / "run", values={"steps": 1, "ckpt_every": 1}, device="cpu")
+    with pytest.raises(CheckpointError, match="does not fit this run's model or optimizer"):
+        train("tiny-lm", out=tmp_path / "run", values={"steps": 2, "n_embd": 8}, device="cpu", resume=True)
+    (tmp_path / "run" / "run.json").write_text("[1]")
+    with pytest.raises(ConfigError, match="run.json: malformed"):
+        train("tiny-lm", out=tmp_path / "run", values={"steps": 2}, device="cpu", resume=True)
+
+
+@pytest.mark.parametrize("values", [{"seed": -1}, {"seed": 2 ** 32}, {"steps": 10 ** 12}])
+def test_training_numbers_out_of_range(tiny, tmp_path, values):
+    from zoo.train import train
+
+    with pytest.raises(ConfigError, match="must be a whole number"):
+        train("tiny-lm", out=tmp_path / "run", values=values, device="cpu")
+
+
+# ---- concurrency -------------------------------------------------------------------------------------
+
+def test_two_trainings_on_one_run_folder(tiny, tmp_path, one_torch_thread, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from zoo.locks import hold
+        with hold({str(run / '.lock')!r}, "x"):
+            print("held", flush=True)
+            time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        line = one_error_line(*cli_in_process(capsys, "train", "tiny-lm", "--out", run, "--steps", 1, "--device", "cpu"))
+        assert f"run folder {run} is in use by another process (pid {holder.pid})" in line
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder died: its lock went with it, although the lock file (with its pid) stays
+    assert (run / ".lock").read_text().strip() == str(holder.pid)
+    code, err = cli_in_process(capsys, "train", "tiny-lm", "--out", run, "--steps", 1, "--device", "cpu")
+    assert code == 0, err
+    assert (run / "final" / "config.json").is_file()
+
+
+def test_non_finite_numbers_in_a_config_file(tiny, tmp_path, capsys):
+    (tmp_path / "c.json").write_text('{"lr": 1e400}')
+    line = one_error_line(*cli_in_process(capsys, "train", "tiny-lm", "--out", tmp_path / "r", "--config", tmp_path / "c.json"))
+    assert "'lr' must be a finite number, got inf" in line
+    assert not (tmp_path / "r").exists()

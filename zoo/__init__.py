@@ -10,8 +10,8 @@ from pathlib import Path
 from zoo.errors import ZooError
 from zoo.hookspecs import hookimpl
 from zoo.registry import PretrainedSpec
+from zoo.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["load", "create", "list_models", "info", "push_to_hub", "Model", "Tokenizer", "Trainer", "TrainConfig",
            "PretrainedSpec", "ZooError", "hookimpl", "__version__"]
 
@@ -95,30 +95,16 @@ def _model_facts(registry, arch: str, folder) -> dict:
 
 def create(arch: str, **config_overrides):
     """A fresh, untrained model of an architecture, with config overrides."""
-    from zoo.build import check_buildable
-    from zoo.config import config_from_dict
-    from zoo.registry import get_registry
+    from zoo.loader import create
 
-    if not isinstance(arch, str) or not arch.strip():
-        from zoo.errors import ConfigError
-
-        raise ConfigError(f"arch must be an architecture name (see zoo list), got {arch!r}")
-    registry = get_registry()
-    cls = registry.architecture(arch)
-    config = config_from_dict(cls.config_class, config_overrides, what=f"{arch} config")
-    tokenizer = registry.new_tokenizer(cls)   # the model is handed its tokenizer; it never looks one up
-    check_buildable(cls, config, tokenizer, what=f"{arch} config")   # bounded, on the meta device, before any allocation
-    return cls(config, tokenizer)
+    return create(arch, **config_overrides)
 
 
 def load(name_or_path: str, device="auto", dtype=None, revision: str | None = None):
     """Load a pretrained model by name, local folder or hf://org/repo[@rev], straight onto `device`."""
-    from zoo.checkpoint import load_model
-    from zoo.registry import resolve
+    from zoo.loader import load
 
-    _check_name(name_or_path, "name_or_path")   # "" silently loaded the current folder
-
-    return load_model(resolve(name_or_path, revision=revision), device=device, dtype=dtype)
+    return load(name_or_path, device=device, dtype=dtype, revision=revision)
 
 
 def _check_name(name, what: str) -> None:

@@ -7,13 +7,10 @@ other file. Nothing here ever unpickles.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 from zoo.errors import CheckpointError
@@ -81,13 +78,7 @@ def verify(folder) -> None:
     manifest = folder / MANIFEST
     if not manifest.is_file():
         raise CheckpointError(f"{folder}: no {MANIFEST}; this folder was not saved by musezoo (re-save it with save_pretrained)")
-    data = read_json(manifest, "manifest.json", CheckpointError)   # bounded, regular files only
-    try:
-        expected = data["sha256"]
-    except (KeyError, TypeError):
-        raise CheckpointError(f"{manifest}: unreadable manifest; re-download or re-save the model") from None
-    if not isinstance(expected, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in expected.items()):
-        raise CheckpointError(f"{manifest}: 'sha256' must map file names to hex digests; re-download or re-save the model")
+    expected = manifest_digests(read_json(manifest, "manifest.json", CheckpointError), manifest)
     # every file a load reads must be covered: an empty or partial manifest would check nothing. Symlinks, FIFOs
     # and devices count too (is_file() alone missed a tokenizer.json linked to /dev/zero).
     unlisted = sorted(p.name for p in folder.iterdir() if p.name not in expected and p.name != MANIFEST
@@ -106,77 +97,26 @@ def verify(folder) -> None:
             raise CheckpointError(f"{path}: sha256 does not match the manifest (corrupt or modified); re-download the model")
 
 
-def refuse_pickles(folder) -> None:
-    """Pickle files can run code when loaded: never read them, say how to convert."""
-    for path in sorted(Path(folder).iterdir()):
+def manifest_digests(data, path) -> dict[str, str]:
+    """A parsed manifest.json's file name -> sha256 map, its shape checked."""
+    expected = data.get("sha256") if isinstance(data, dict) else None
+    if expected is None:
+        raise CheckpointError(f"{path}: unreadable manifest; re-download or re-save the model")
+    if not isinstance(expected, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in expected.items()):
+        raise CheckpointError(f"{path}: 'sha256' must map file names to hex digests; re-download or re-save the model")
+    return expected
+
+
+def refuse_pickles(folder, names=None) -> None:
+    """Pickle files can run code when loaded: never read them, say how to convert. `names`: the folder's
+    listing, when the caller has it already."""
+    names = sorted(os.listdir(folder)) if names is None else names
+    for path in (Path(folder) / name for name in names):
         if path.suffix.lower() in PICKLE_SUFFIXES:
             raise CheckpointError(
                 f"{path}: pickle weights are refused because loading them can run code; if you trust the file, "
                 f"convert it with: zoo convert {path} --arch ARCH --out NEW_FOLDER"
             )
-
-
-def atomic_folder(dest, fill) -> Path:
-    """Call fill(tmp_folder), then move the finished folder to dest in one rename.
-
-    A crash at any moment leaves either the old folder or the new one under dest, never half. What was at dest
-    is deleted: callers check it first (zoo.outputs.check_folder_target); here only a folder is ever replaced,
-    never a link, a file, a device or a FIFO.
-    """
-    from zoo.outputs import lstat_target
-
-    dest = Path(dest)
-    lstat_target(dest, error=CheckpointError)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    try:
-        fill(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
-        for f in tmp.iterdir():
-            if f.is_file():
-                os.chmod(f, 0o666 & ~umask)
-            _fsync(f)
-        old = None
-        if dest.exists() and _exchange(tmp, dest):   # one atomic swap: dest is never missing, even on SIGKILL
-            old = tmp
-        elif dest.exists():   # no renameat2 here: two renames, a kill between them leaves no dest
-            old = dest.parent / f".{dest.name}.old-{os.getpid()}"
-            os.replace(dest, old)
-            os.replace(tmp, dest)
-        else:
-            os.replace(tmp, dest)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dest
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):   # file system without it
-        return False
-    raise OSError(code, os.strerror(code), str(b))
-
-
-def _fsync(path: Path) -> None:
-    if path.is_file():
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
 
 
 def save_tensors(tensors: dict, path, metadata: dict | None = None) -> None:
@@ -232,7 +172,11 @@ def read_config(folder) -> dict:
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise CheckpointError(f"{folder}: no config.json; give a folder saved by musezoo")
-    data = read_json(path, "config.json", CheckpointError)
+    return check_config(read_json(path, "config.json", CheckpointError), path)
+
+
+def check_config(data, path) -> dict:
+    """The fields of a parsed config.json checked (arch, arch_version, config, optional zoo_version)."""
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: must be a JSON object with arch, arch_version and config; re-save the model")
     for key in ("arch", "arch_version", "config"):
@@ -250,33 +194,6 @@ def read_config(folder) -> dict:
         if not isinstance(value, kind) or isinstance(value, bool) or value in ("", None):
             raise CheckpointError(f"{path}: {key!r} must be {what}, got {value!r}; re-save the model with save_pretrained")
     return data
-
-
-def save_model(model, dest, card: str | None = None, extra_files: dict | None = None, overwrite: bool = False,
-               hint: str = "overwrite=True") -> Path:
-    """Save a model atomically in the Hub layout. An existing dest is replaced only as zoo.outputs allows."""
-    import zoo
-    from zoo.card import build_card
-    from zoo.config import to_dict
-    from zoo.outputs import check_folder_target
-
-    check_folder_target(dest, overwrite=overwrite, hint=hint, what="model folder")
-
-    text = card if card is not None else build_card(model)   # without one: what it is, and that no training was recorded
-
-    def fill(tmp: Path):
-        config = {"arch": model.arch, "arch_version": model.arch_version, "zoo_version": zoo.__version__,
-                  "config": to_dict(model.config)}
-        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        for stem, module in model.state_files().items():
-            save_tensors(module.state_dict(), tmp / f"{stem}.safetensors", metadata={"format": "pt"})
-        model.tokenizer.save(tmp / "tokenizer.json")
-        (tmp / "README.md").write_text(text, encoding="utf-8")
-        for name, content in (extra_files or {}).items():
-            (tmp / name).write_bytes(content if isinstance(content, bytes) else str(content).encode())
-        write_manifest(tmp)
-
-    return atomic_folder(dest, fill)
 
 
 def check_not_training_folder(folder) -> None:
@@ -297,100 +214,3 @@ def check_not_training_folder(folder) -> None:
         raise CheckpointError(f"{folder} is a training checkpoint (for --resume), not a saved model; continue "
                               f"training with zoo train ARCH --out {run} --resume, or use the finished model "
                               f"in {run / 'final'}")
-
-
-def architecture_of(folder):
-    """The installed Model class that loads a saved folder: config.json's arch, its arch_version checked.
-    Reads config.json only, so a caller can check options against the class before any weight is read."""
-    from zoo.errors import UnknownNameError
-    from zoo.registry import get_registry
-
-    folder = Path(folder)
-    check_not_training_folder(folder)
-    refuse_pickles(folder)   # before any file is read: say how to convert, not "no config.json"
-    data = read_config(folder)
-    try:
-        cls = get_registry().architecture(data["arch"])
-    except UnknownNameError as exc:
-        raise UnknownNameError(f"{folder / 'config.json'}: {exc}; install the plugin that provides it") from None
-    version = data["arch_version"]
-    if not isinstance(version, int) or version > cls.arch_version or version < getattr(cls, "min_arch_version", 1):
-        raise CheckpointError(
-            f"{folder}: {data['arch']} arch_version {version!r} is not supported by the installed plugin "
-            f"(supports {getattr(cls, 'min_arch_version', 1)}..{cls.arch_version}); upgrade the plugin"
-        )
-    return cls
-
-
-def load_model(folder, device="auto", dtype=None, generate_only: bool = False):
-    """Verify a folder, build its architecture from config.json and load the tensors onto `device`.
-
-    generate_only=True (what `zoo generate` uses) leaves out the optional state files, such as a GAN's
-    critic: they are not read, and their modules stay on the meta device (no memory), so such a model
-    can generate but not be saved or trained.
-    """
-    import torch
-
-    from zoo.config import config_from_dict
-    from zoo.device import resolve_device, resolve_dtype
-    from zoo.errors import ConfigError, ZooError
-    from zoo.tokenizer import load_tokenizer
-
-    folder = Path(folder)
-    cls = architecture_of(folder)
-    verify(folder)
-    data = read_config(folder)
-    try:
-        config = config_from_dict(cls.config_class, data["config"], what=f"{data['arch']} config")
-    except ConfigError as exc:
-        raise ConfigError(f"{folder / 'config.json'}: {exc}") from None
-    tok_path = folder / "tokenizer.json"
-    try:
-        tokenizer = load_tokenizer(tok_path)
-    except ZooError as exc:
-        raise (exc if str(tok_path) in str(exc) else type(exc)(f"{tok_path}: {exc}")) from None
-    except (TypeError, AttributeError, RecursionError) as exc:  # e.g. {"tokenizer": 5}
-        raise CheckpointError(f"{tok_path}: not a valid tokenizer.json ({type(exc).__name__}: {exc}); re-save the model") from None
-    device, dtype = resolve_device(device), resolve_dtype(dtype)
-    optional = set(getattr(cls, "optional_state_files", ()))
-    absent = {stem for stem in optional if not (folder / f"{stem}.safetensors").exists()}
-    skip = optional if generate_only else absent
-    # the config must build (on the meta device, bounded) what the safetensors headers hold, before any allocation
-    from zoo.build import check_against_weights
-
-    model = check_against_weights(cls, config, tokenizer, folder, optional)
-    # that meta-device model takes the weights by assignment: no random init, no second copy. A model with a
-    # part that has no file (an old folder without its critic) is built for real, so that part is initialised.
-    if (absent and not generate_only) or not _load_states(model, folder, skip, device, assign=True):
-        with torch.device(device):
-            model = cls(config, tokenizer)
-        _load_states(model, folder, skip, device, assign=False)
-    if dtype is not None:
-        model.to(dtype)
-    model.eval()
-    model.source = folder
-    return model
-
-
-def _load_states(model, folder: Path, skip, device, assign: bool) -> bool:
-    """Load every state file but those in `skip`, checked strictly. With assign, False when a loaded module
-    still holds meta tensors afterwards (buffers it makes but never saves): build it for real then."""
-    import torch
-
-    for stem, module in model.state_files().items():
-        if stem in skip:
-            continue
-        path = folder / f"{stem}.safetensors"
-        tensors = load_tensors(path, device)
-        check_state(module, tensors, path.name)
-        bad = [k for k, t in tensors.items() if t.dtype.is_floating_point and not bool(torch.isfinite(t).all())]
-        if bad:   # NaN or inf weights only fail later, inside sampling (multinomial)
-            raise CheckpointError(f"{path}: tensor {bad[0]} holds NaN or infinite values (diverged training?); "
-                                  f"use an earlier checkpoint")
-        if assign:   # assignment keeps a tensor's dtype: cast fp16/bf16 weights to the model's, as copying did
-            expected = module.state_dict()
-            tensors = {k: t.to(expected[k].dtype) for k, t in tensors.items()}
-        module.load_state_dict(tensors, strict=True, assign=assign)
-        if assign and any(t.is_meta for t in (*module.parameters(), *module.buffers())):
-            return False
-    return True

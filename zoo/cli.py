@@ -72,10 +72,9 @@ class _ModelHelp(argparse.Action):
 
 def _architecture_of_name(name: str):
     """The Model class of a pretrained name, folder or hf:// repo, from its config.json only."""
-    from zoo.checkpoint import architecture_of
-    from zoo.registry import resolve
+    from zoo.loader import read_folder, resolve
 
-    return architecture_of(resolve(name))
+    return read_folder(resolve(name)).cls
 
 
 def _declare_options(parser, options, with_help: bool = False) -> None:
@@ -328,13 +327,14 @@ def cmd_info(args) -> int:
 
 
 def cmd_plugins(args) -> int:
+    from zoo.contract import check
     from zoo.registry import get_registry
 
     registry = get_registry()
     if not registry.plugins:
         print("no plugins installed (entry-point group 'zoo')")
     # --check imports what each plugin registered: a missing module is one line on its plugin, not a crash
-    problems = registry.check() if args.check else {}
+    problems = check(registry) if args.check else {}
     for info in registry.plugins:
         errors = [e for e in (info.error, *problems.get(info.distribution, ())) if e]
         status = f"ERROR: {'; '.join(errors)}" if errors else "ok"
@@ -348,10 +348,9 @@ def cmd_plugins(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from zoo.checkpoint import architecture_of, load_model
+    from zoo.loader import load_model, read_folder, resolve
     from zoo.midi import check_output_path, output_paths, write_midi
     from zoo.progress import status
-    from zoo.registry import resolve
 
     from zoo.limits import check_num, check_seed
     from zoo.midi import check_midi_name
@@ -364,7 +363,8 @@ def cmd_generate(args) -> int:
     check_midi_name(args.output, "-o")   # MIDI data in x.wav is a file no program reads
     _check_extras(args)
     folder = resolve(args.name, revision=args.revision)
-    cls = architecture_of(folder)        # config.json only: options are checked before any weight is read
+    saved = read_folder(folder)          # config.json and tokenizer.json: options are checked before any weight is read
+    cls = saved.cls
     given = model_options(cls, args.model_options)
     for key, value in given.items():     # --plot etc. see the model's options too (e.g. a prompt to mark)
         if not hasattr(args, key):
@@ -375,7 +375,7 @@ def cmd_generate(args) -> int:
 
     set_threads(args.threads)
     with status(f"loading {args.name}"):
-        model = load_model(folder, device=args.device, dtype=args.dtype, generate_only=True)
+        model = load_model(saved, device=args.device, dtype=args.dtype, generate_only=True)
     with status(f"generating {args.num} piece(s)"):
         pieces = model.generate(num=args.num, seed=args.seed, **given)
     for midi, path in zip(pieces, output_paths(args.output, len(pieces))):
@@ -398,9 +398,7 @@ def model_options(cls, argv: list[str]) -> dict:
         takes = ", ".join(o.cli for o in options) or "only --num/--seed"
         raise ConfigError(f"{cls.arch} does not take {refused}; it takes: {takes} (see zoo generate NAME --help)")
     given = {o.name: getattr(values, o.name) for o in options if getattr(values, o.name) is not None}
-    for o in options:
-        o.check(given.get(o.name), label="--" + o.name.replace("_", "-"))   # the flag the user typed
-    return given
+    return cls.check_options(given, flags=True)   # the flag the user typed names a bad value
 
 
 def score_layout(cls, name: str | None):
@@ -529,8 +527,7 @@ def cmd_eval(args) -> int:
     from zoo.device import set_threads
     from zoo.evaluation import evaluate, flat, format_table
 
-    from zoo.checkpoint import architecture_of
-    from zoo.registry import resolve
+    from zoo.loader import read_folder, resolve
 
     from zoo.limits import MAX_BATCH, MAX_EVAL_NUM, check_int, check_num, check_seed
 
@@ -538,7 +535,7 @@ def cmd_eval(args) -> int:
     check_seed(args.seed, "--seed")
     check_int(args.batch_size, "--batch-size", 1, MAX_BATCH)
     folder = resolve(args.name)   # runs/nope fails here, before anything is printed or loaded
-    options = model_options(architecture_of(folder), args.model_options) if args.model_options else {}
+    options = model_options(read_folder(folder).cls, args.model_options) if args.model_options else {}
     if args.json:   # a bad --json path fails now, not after the evaluation
         from zoo.midi import check_output_path
 
@@ -582,11 +579,11 @@ def cmd_pull(args) -> int:
         from zoo import hub
     except ImportError:
         raise ZooError("Hub support is not available in this version of musezoo") from None
-    from zoo.registry import get_registry, resolve
+    from zoo.registry import get_registry
 
     registry = get_registry()
     if args.repo in registry.entries["pretrained"] or ("pretrained", args.repo) in registry.conflicts:
-        print(resolve(args.repo))  # its packaged copy if installed, else its spec's Hub repo at the pinned revision
+        print(hub.resolve(args.repo))  # its packaged copy if installed, else its spec's Hub repo at the pinned revision
         return 0
     repo, _, rev = args.repo.partition("@")
     print(hub.pull(repo, rev or None))

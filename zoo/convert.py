@@ -35,9 +35,9 @@ def convert(src, arch: str, out, overrides: list[str] | None = None, overwrite: 
 
     import torch
 
-    import zoo
     from zoo.checkpoint import check_state
     from zoo.config import parse_overrides
+    from zoo.loader import create
 
     src = Path(src)
     _check_regular_file(src)
@@ -59,7 +59,7 @@ def convert(src, arch: str, out, overrides: list[str] | None = None, overwrite: 
         kind = type(state).__name__ + (" (empty)" if isinstance(state, dict) else "")
         raise CheckpointError(f"{src}: holds a {kind}, not a state dict (names -> tensors); save the model's "
                               f"state_dict(), or a dict of them per part")
-    model = zoo.create(arch, **parse_overrides(overrides or []))
+    model = create(arch, **parse_overrides(overrides or []))
     files = model.state_files()
     if isinstance(state, dict) and set(files) <= set(state) and all(isinstance(state[k], dict) for k in files):
         parts = {k: state[k] for k in files}  # {"model": {...}, "critic": {...}}

@@ -3,14 +3,15 @@
 Architecture-free: the model supplies the test split (Model.test_split, else its trainer's
 build_dataset(data, "test")), the tokenizer decodes its items to MIDI, and zoo.metrics measures both
 sides the same way, as do the model's own Model.music_metrics. A trainer's evaluate() adds its own
-numbers: keys gen_X / data_X become row X of the table (its generated / test columns; they win over
-music_metrics of the same name), anything else (NLL per token, a critic's distance) a row of its own.
+numbers as a zoo.metrics.Metrics: each pair X becomes row X of the table (its generated / test columns;
+it wins over music_metrics of the same name), the NLL and every other score a row of its own.
 A trainer config field `eval_samples`, where a plugin has one, is set to --num.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import fields
 
 import numpy as np
@@ -76,7 +77,7 @@ def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", 
     """
     import torch
 
-    import zoo
+    from zoo.loader import load
     from zoo.progress import status
 
     if num < 1:
@@ -90,12 +91,8 @@ def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", 
     print(f"zoo: evaluating on {'--data ' + data if data else 'the plugin’s embedded test split'}"
           f"{' (the data this run was trained on)' if data and data == run_data(name) else ''}", file=sys.stderr)
     with status(f"loading {name}"):
-        model = zoo.load(name, device=device)
-    declared = {o.name for o in model.generate_options}
-    refused = sorted(set(options) - declared)
-    if refused:
-        raise ConfigError(f"{model.arch} does not take {', '.join(refused)}; it takes: "
-                          f"{', '.join(sorted(declared)) or 'no options'}")
+        model = load(name, device=device)
+    model.check_options(options)
     from zoo.errors import UnknownNameError
 
     try:
@@ -112,10 +109,10 @@ def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", 
             raise ConfigError(f"the {model.arch} plugin has no test split (no Model.test_split, no trainer), "
                               f"so it cannot read --data")
         dataset = []
-    plugin = {}
+    plugin = M.Metrics()
     if has_eval:
         with status("the plugin's evaluation"), torch.no_grad():
-            plugin = trainer.evaluate(dataset)
+            plugin = _as_metrics(trainer.evaluate(dataset))
     with status(f"generating {num} piece(s)"):
         generated = generate_pieces(model, num, seed=seed, batch_size=batch_size, **options)
     with status("decoding the test split"):
@@ -124,18 +121,25 @@ def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", 
     gen_m.update(model.music_metrics(generated))
     test_m.update(model.music_metrics(real) if real else {})
     table = {k: {"generated": gen_m[k], "test": test_m.get(k, float("nan"))} for k in gen_m}
-    scores = {}
-    for key, value in plugin.items():
-        if key.startswith("gen_"):
-            table.setdefault(key[4:], {"generated": float("nan"), "test": float("nan")})["generated"] = float(value)
-        elif key.startswith("data_"):
-            table.setdefault(key[5:], {"generated": float("nan"), "test": float("nan")})["test"] = float(value)
-        else:
-            scores[key] = float(value)
-    if "nll" in scores:
-        scores["nll_bits"] = M.nll_to_bits(scores["nll"])
+    for key, (generated_value, test_value) in plugin.paired.items():
+        table[key] = {"generated": float(generated_value), "test": float(test_value)}
+    scores = {} if plugin.nll is None else {"nll": float(plugin.nll)}
+    scores.update({key: float(value) for key, value in plugin.scores.items()})
+    if plugin.nll is not None:
+        scores["nll_bits"] = M.nll_to_bits(plugin.nll)
     return {"model": name, "arch": model.arch, "samples": len(generated), "test_pieces": len(real),
             "table": table, "scores": scores}
+
+
+def _as_metrics(value) -> M.Metrics:
+    """A Trainer.evaluate() result: a Metrics, or (an older plugin) a plain mapping of scores."""
+    if isinstance(value, M.Metrics):
+        return value
+    from zoo.errors import PluginError
+
+    if not isinstance(value, Mapping):
+        raise PluginError(f"Trainer.evaluate() returned {type(value).__name__}; it must return a zoo.metrics.Metrics")
+    return M.Metrics(scores=dict(value))
 
 
 def flat(results: dict) -> dict:

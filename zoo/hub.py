@@ -190,6 +190,15 @@ def pull(repo_id: str, revision: str | None = None, *, token=None) -> Path:
     return folder
 
 
+def resolve(name_or_path, revision: str | None = None) -> Path:
+    """A pretrained name, a local folder or hf://org/repo[@rev] as a local folder (zoo.registry.locate finds
+    it; a model only on the Hub is pulled at its pinned revision)."""
+    from zoo.registry import HubRepo, locate
+
+    where = locate(name_or_path, revision)
+    return pull(where.repo, where.revision) if isinstance(where, HubRepo) else where
+
+
 def _snapshot(repo_id: str, revision: str | None, token, names, **kwargs) -> Path:
     import warnings
 
@@ -561,7 +570,7 @@ def _is_model_file(name: str) -> bool:
 
 def _source_folder(model_or_path, scratch: Path):
     """A local folder for what is being pushed, and its pretrained spec when it has one."""
-    from zoo.registry import get_registry, resolve
+    from zoo.registry import get_registry
 
     if hasattr(model_or_path, "save_pretrained") and hasattr(model_or_path, "state_files"):
         return Path(model_or_path.save_pretrained(scratch)), None
@@ -651,7 +660,7 @@ def model_card(existing: str | None, repo_id: str, config: dict, spec=None, revi
 
 
 def _usage_section(repo_id: str, config: dict, revision: str | None, metrics: dict | None) -> str:
-    from zoo import __version__
+    from zoo.version import __version__
 
     name = f"hf://{repo_id}" + (f"@{revision}" if revision and revision != "main" else "")
     plugin = _plugin_of(config["arch"])

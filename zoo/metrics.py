@@ -10,6 +10,8 @@ and where it comes from.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -168,3 +170,56 @@ def midi_metrics(midis) -> dict[str, float]:
 def nll_to_bits(nll_nats: float) -> float:
     """Negative log-likelihood per token from nats to bits (divide by ln 2)."""
     return nll_nats / math.log(2)
+
+
+# --- what a Trainer.evaluate() returns --------------------------------------------------------------
+
+_GEN, _DATA = "gen_", "data_"   # the flat form's names of a pair's two sides (Metrics.items / from_flat only)
+
+
+@dataclass(frozen=True)
+class Metrics(Mapping):
+    """A plugin's numbers on a data split, each with its kind, so that no key name carries a meaning.
+
+    paired: metric -> (generated, data): one measure of pieces the model generated and of the split's own
+            pieces; a row of `zoo eval`'s table and of the model card's "generated vs test data" table
+    nll:    the mean negative log-likelihood per token (or frame) in nats; `zoo eval` adds it in bits
+    scores: every other number on the split (a perplexity, a critic's distance, a count)
+
+    As a mapping it is the flat name -> number that training logs (metrics.jsonl, summary.json) and
+    `select_by` read: scores and nll by name, a pair X as gen_X and data_X; from_flat reads it back.
+    """
+
+    paired: dict[str, tuple[float, float]] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+    nll: float | None = None
+
+    def __or__(self, other: "Metrics") -> "Metrics":
+        """Both sets of numbers (other's win on a clash)."""
+        return Metrics({**self.paired, **other.paired}, {**self.scores, **other.scores},
+                       other.nll if other.nll is not None else self.nll)
+
+    def _flat(self) -> dict[str, float]:
+        out = {} if self.nll is None else {"nll": self.nll}
+        for name, (generated, data) in self.paired.items():
+            out[_GEN + name], out[_DATA + name] = generated, data
+        out.update(self.scores)
+        return out
+
+    def __getitem__(self, key: str) -> float:
+        return self._flat()[key]
+
+    def __iter__(self):
+        return iter(self._flat())
+
+    def __len__(self) -> int:
+        return len(self._flat())
+
+    @classmethod
+    def from_flat(cls, flat: Mapping) -> "Metrics":
+        """Read back the flat form (a run's logged test metrics): gen_X with data_X a pair, nll the NLL."""
+        flat = dict(flat)
+        nll = flat.pop("nll", None)
+        names = [k[len(_GEN):] for k in flat if k.startswith(_GEN) and _DATA + k[len(_GEN):] in flat]
+        paired = {n: (flat.pop(_GEN + n), flat.pop(_DATA + n)) for n in names}
+        return cls(paired, flat, nll)

@@ -77,13 +77,23 @@ class GenerateOption:
 
 
 class Model(nn.Module):
-    """Base of every architecture. Subclasses set the class attributes and implement generate()."""
+    """Base of every architecture. Subclasses set the class attributes and implement generate().
 
-    arch: ClassVar[str] = ""
+    The contract, in full: a plugin's Model sets the REQUIRED members and may set or override the OPTIONAL
+    ones, each declared below with its default; nothing else is read from it (docs/plugins.md counts them,
+    `zoo plugins --check` checks them)."""
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("arch", "config_class", "tokenizer_name", "generate")
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("arch_version", "min_arch_version", "generate_options", "state_files",
+                                           "optional_state_files", "score_layouts", "prompt_role", "card_metadata", "music_metrics",
+                                           "test_split")
+
+    arch: ClassVar[str] = ""                 # the architecture's registered name
     arch_version: ClassVar[int] = 1          # bump when the tensor layout or config meaning changes
     min_arch_version: ClassVar[int] = 1      # oldest saved version this code still loads
-    config_class: ClassVar[type] = None
+    config_class: ClassVar[type] = None      # a frozen dataclass of JSON types: config.json's "config"
     tokenizer_name: ClassVar[str] = ""       # the registered tokenizer zoo.create / zoo train build for it
+    # state_files() stems that may be absent (a GAN's critic): loaded when present, never by zoo generate
     optional_state_files: ClassVar[tuple[str, ...]] = ()
     generate_options: ClassVar[tuple[GenerateOption, ...]] = ()  # generate()'s keywords besides num and seed
     # how `zoo generate --score` engraves this model's music: layout name -> staves, top to bottom, each
@@ -97,6 +107,7 @@ class Model(nn.Module):
     # the model card's YAML metadata (as huggingface_hub's ModelHubMixin takes it): {"license": "mit", "tags": [...],
     # "datasets": [...]}; zoo train and zoo release write it into every card of this architecture
     card_metadata: ClassVar[dict] = {}
+    PROMPT_ROLES: ClassVar[tuple[str, ...]] = ("continued", "kept")   # the values prompt_role may take
 
     def __init_subclass__(cls, **kwargs):
         # every plugin's generate() gets num, seed and its declared options checked first (zoo.limits): a
@@ -135,6 +146,22 @@ class Model(nn.Module):
         """File stem -> module whose state_dict is saved as <stem>.safetensors."""
         return {"model": self}
 
+    @classmethod
+    def check_options(cls, options: dict, flags: bool = False) -> dict:
+        """The one check of generate options, wherever they come from (generate(), `zoo generate`, `zoo eval`):
+        every name declared in generate_options and every value in its range; a ConfigError otherwise.
+        flags=True names them as the command line does (--top-p). Returns the options."""
+        declared = {o.name: o for o in cls.generate_options}
+        unknown = sorted(set(options) - set(declared))
+        if unknown:
+            named = [("--" + n.replace("_", "-")) if flags else n for n in unknown]
+            takes = ", ".join(o.cli if flags else o.name for o in cls.generate_options)
+            raise ConfigError(f"{cls.arch or cls.__name__} does not take {', '.join(named)}; it takes: "
+                              f"{takes or ('only --num/--seed' if flags else 'no options')}")
+        for name, value in options.items():
+            declared[name].check(value, label=("--" + name.replace("_", "-")) if flags else None)
+        return dict(options)
+
     def generate(self, num: int = 1, seed: int | None = None, **options) -> list:
         """`num` pieces as a list of `num` PrettyMIDI objects (a list also when num == 1), decoded by
         self.tokenizer; the same seed gives the same pieces. `options` are the declared generate_options."""
@@ -159,7 +186,7 @@ class Model(nn.Module):
         wrote, or, with overwrite=True, holds nothing but model files; see zoo.outputs."""
         if not isinstance(folder, (str, os.PathLike)) or not str(folder).strip():
             raise ConfigError(f"save_pretrained needs a folder to write (a path), got {folder!r}")
-        from zoo.checkpoint import save_model
+        from zoo.loader import save_model
 
         return save_model(self, folder, card=card, extra_files=extra_files, overwrite=overwrite)
 
@@ -167,10 +194,9 @@ class Model(nn.Module):
     def from_pretrained(cls, name_or_path, device="auto", dtype=None, revision: str | None = None):
         """Load a pretrained name, a saved folder or hf://org/repo[@rev], as zoo.load does; the architecture comes
         from its config.json and must be this class's."""
-        from zoo.checkpoint import load_model
-        from zoo.registry import resolve
+        from zoo.loader import load
 
-        model = load_model(resolve(name_or_path, revision=revision), device=device, dtype=dtype)
+        model = load(name_or_path, device=device, dtype=dtype, revision=revision)
         if not isinstance(model, cls):
             from zoo.errors import CheckpointError
 
@@ -208,13 +234,9 @@ def _checked_generate(generate):
             check_num(bound.arguments["num"])
         if "seed" in bound.arguments:
             check_seed(bound.arguments["seed"])
-        declared = {o.name: o for o in type(self).generate_options}
-        for name, value in bound.arguments.get(_var_keyword(signature), {}).items():
-            if name in declared:
-                declared[name].check(value)
-        for name, value in bound.arguments.items():
-            if name in declared:
-                declared[name].check(value)
+        declared = {o.name for o in type(self).generate_options}
+        given = {**bound.arguments.get(_var_keyword(signature), {}), **bound.arguments}
+        type(self).check_options({name: value for name, value in given.items() if name in declared})
         return _check_pieces(generate(self, *args, **kwargs), bound.arguments.get("num"), type(self).__name__)
 
     checked._zoo_checked = True

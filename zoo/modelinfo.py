@@ -43,16 +43,12 @@ def _parameters_by_file(folder: Path) -> dict[str, int] | None:
     statistics are in the files but are not parameters): the model built on the meta device, no tensor read.
     None when the folder cannot be built (a plugin missing): then the files' tensors are counted instead."""
     from zoo.build import check_against_weights
-    from zoo.checkpoint import architecture_of, read_config
-    from zoo.config import config_from_dict
     from zoo.errors import ZooError
-    from zoo.tokenizer import load_tokenizer
+    from zoo.loader import read_folder
 
     try:
-        cls = architecture_of(folder)
-        config = config_from_dict(cls.config_class, read_config(folder)["config"])
-        model = check_against_weights(cls, config, load_tokenizer(folder / "tokenizer.json"), folder,
-                                      getattr(cls, "optional_state_files", ()))
+        saved = read_folder(folder)
+        model = check_against_weights(saved.cls, saved.config, saved.tokenizer, folder, saved.cls.optional_state_files)
     except (ZooError, KeyError, TypeError):
         return None
     return {stem: sum(p.numel() for p in module.parameters()) for stem, module in sorted(model.state_files().items())

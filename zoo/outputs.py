@@ -2,7 +2,7 @@
 and `zoo train --out` (the run folder and its final/). docs/reliability.md,
 "Fourth round (issue 26), part A".
 
-An output folder is always written whole under a temp name and swapped in (checkpoint.atomic_folder), which
+An output folder is always written whole under a temp name and swapped in (atomic_folder), which
 deletes what was there before; so before any work:
 
 - a path that does not exist is fine (created);
@@ -25,12 +25,15 @@ Kept free of torch (layer 1).
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import stat
+import tempfile
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from zoo.errors import ConfigError
+from zoo.errors import CheckpointError, ConfigError
 
 MAX_ENTRIES = 10_000   # a model folder holds a handful of files: past this it is not one (and listing stops)
 
@@ -164,3 +167,64 @@ def check_folder_target(path, sources=(), overwrite: bool = False, hint: str = "
             raise error(f"{path}: {name} was changed since musezoo wrote it (its sha256 is not the manifest's); "
                         f"{refusal}")
     return path
+
+
+def atomic_folder(dest, fill) -> Path:
+    """Call fill(tmp_folder), then move the finished folder to dest in one rename.
+
+    A crash at any moment leaves either the old folder or the new one under dest, never half. What was at dest
+    is deleted: callers check it first (zoo.outputs.check_folder_target); here only a folder is ever replaced,
+    never a link, a file, a device or a FIFO.
+    """
+    dest = Path(dest)
+    lstat_target(dest, error=CheckpointError)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        fill(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
+        for f in tmp.iterdir():
+            if f.is_file():
+                os.chmod(f, 0o666 & ~umask)
+            _fsync(f)
+        old = None
+        if dest.exists() and _exchange(tmp, dest):   # one atomic swap: dest is never missing, even on SIGKILL
+            old = tmp
+        elif dest.exists():   # no renameat2 here: two renames, a kill between them leaves no dest
+            old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+            os.replace(dest, old)
+            os.replace(tmp, dest)
+        else:
+            os.replace(tmp, dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):   # file system without it
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _fsync(path: Path) -> None:
+    if path.is_file():
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())

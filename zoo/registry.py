@@ -140,33 +140,6 @@ class Registry:
         """The spec of a pretrained model."""
         return self.get("pretrained", name).target
 
-    def check(self) -> dict[str, list[str]]:
-        """Import every registered class and check what it is; the problems found, by plugin."""
-        from zoo.model import Model
-        from zoo.tokenizer import Tokenizer
-        from zoo.train import Trainer
-
-        problems: dict[str, list[str]] = {}
-        bases = {"architectures": Model, "tokenizers": Tokenizer, "trainers": Trainer}
-        for kind, base in bases.items():
-            for entry in self.entries[kind].values():
-                target = entry.target if isinstance(entry.target, str) else repr(entry.target)
-                try:
-                    obj = entry.load()
-                except PluginError as exc:  # one bad target must not hide the others
-                    cause = exc.__cause__ or exc
-                    problem = f"cannot import {target} ({type(cause).__name__}: {' '.join(str(cause).split())})"
-                else:
-                    if isinstance(obj, type) and issubclass(obj, base):
-                        continue
-                    problem = f"{target} is not a {base.__module__}.{base.__name__} subclass"
-                problems.setdefault(entry.plugin, []).append(f"{_SINGULAR[kind]} {entry.name!r}: {problem}")
-        for entry in self.entries["pretrained"].values():
-            if entry.target.arch not in self.entries["architectures"]:
-                problems.setdefault(entry.plugin, []).append(
-                    f"pretrained model {entry.name!r}: no installed plugin registers its architecture {entry.target.arch!r}")
-        return problems
-
 
 def _unknown(what: str, name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name, known, n=3)
@@ -237,12 +210,20 @@ def local_folder(spec: PretrainedSpec) -> Path | None:
     return next((c for c in candidates if c is not None and (c / "config.json").is_file()), None)
 
 
-def resolve(name_or_path: str, revision: str | None = None) -> Path:
-    """Turn a pretrained name, a local folder or hf://org/repo[@rev] into a local folder.
+@dataclass(frozen=True)
+class HubRepo:
+    """A model that is not on this machine: a Hugging Face Hub repo at a revision (zoo.hub.pull fetches it)."""
+
+    repo: str
+    revision: str | None = None
+
+
+def locate(name_or_path: str, revision: str | None = None) -> Path | HubRepo:
+    """Where a pretrained name, a local folder or hf://org/repo[@rev] is: a local folder, or the Hub repo to pull.
 
     A pretrained name is searched in this order: $ZOO_WEIGHTS_DIR/<name>, the folder its spec's
     `files` names inside the plugin's package, and then its spec's
-    `hub_repo` at `revision` (the Hugging Face cache first, then the Hub).
+    `hub_repo` at `revision`. Nothing is downloaded here (zoo.hub.resolve does that).
     """
     name = str(name_or_path)
     registry = get_registry()
@@ -252,9 +233,7 @@ def resolve(name_or_path: str, revision: str | None = None) -> Path:
         if local is not None:
             return local
         if spec.hub_repo:
-            from zoo import hub
-
-            return hub.pull(spec.hub_repo, revision or spec.revision)
+            return HubRepo(spec.hub_repo, revision or spec.revision)
         places = ["$ZOO_WEIGHTS_DIR" + (f" ({os.environ['ZOO_WEIGHTS_DIR']})" if weights_dirs() else "")]
         if spec.files:
             places.append(f"its plugin's package ({spec.files})")
@@ -263,11 +242,7 @@ def resolve(name_or_path: str, revision: str | None = None) -> Path:
                               f"$ZOO_WEIGHTS_DIR/{name}")
     if name.startswith("hf://"):
         repo, _, rev = name[len("hf://"):].partition("@")
-        try:
-            from zoo import hub
-        except ImportError:
-            raise CheckpointError("hf:// names are not supported yet in this version of musezoo") from None
-        return hub.pull(repo, rev or revision)
+        return HubRepo(repo, rev or revision)
     path = Path(name).expanduser()
     if path.is_dir():
         return path

@@ -88,7 +88,7 @@ def release(run, out, step: int | None = None, notes: str | None = None, values:
     model_config = config_from_dict(model_cls.config_class, model_values, what=f"{arch} config")
     train_config = config_from_dict(trainer_cls.config_class, train_values, what="training config")
     lines = _metric_lines(run)
-    ckpt, curve = pick_checkpoint(run, getattr(trainer_cls, "select_by", None), step, lines)
+    ckpt, curve = pick_checkpoint(run, trainer_cls.select_by, step, lines)
     verify(ckpt)
     state = check_trainer_state(read_json(ckpt / "trainer_state.json", "trainer_state.json", CheckpointError),
                                 ckpt / "trainer_state.json")
@@ -121,5 +121,5 @@ def release(run, out, step: int | None = None, notes: str | None = None, values:
             f"{'lowest' if mode == 'min' else 'highest'} `{key}` among the run's checkpoints "
             f"(measured on the validation split during training):\n\n| step | {key} |\n| ---: | ---: |\n{rows}")
     card = build_card(model, summary, sections, model_cls.card_metadata, notes=notes)
-    files = trainer.release_files() if hasattr(trainer, "release_files") else {}
+    files = trainer.release_files()
     return model.save_pretrained(out, card=card, extra_files=files, overwrite=overwrite)

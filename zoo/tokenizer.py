@@ -6,14 +6,19 @@ import json
 from pathlib import Path
 from typing import ClassVar
 
-from zoo.errors import CheckpointError, ConfigError
+from zoo.errors import ConfigError
 
 
 class Tokenizer:
-    """Turns a PrettyMIDI into a tensor and back. Subclasses keep their params JSON-serialisable."""
+    """Turns a PrettyMIDI into a tensor and back. Subclasses keep their params JSON-serialisable.
 
-    name: ClassVar[str] = ""
-    vocab_size: int | None = None
+    The contract: a plugin's Tokenizer sets the REQUIRED members and may override the OPTIONAL ones."""
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("name", "encode", "decode")
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("vocab_size", "to_dict", "from_dict")
+
+    name: ClassVar[str] = ""                 # the registered name, saved in tokenizer.json
+    vocab_size: int | None = None            # the number of token ids (None: not a token model)
 
     def encode(self, midi):
         """PrettyMIDI -> torch.Tensor."""
@@ -42,17 +47,3 @@ class Tokenizer:
     def save(self, path) -> None:
         """Write tokenizer.json."""
         Path(path).write_text(json.dumps({"tokenizer": self.name, "params": self.to_dict()}, indent=2) + "\n")
-
-
-def load_tokenizer(path) -> Tokenizer:
-    """Read a tokenizer.json, building the registered tokenizer class it names."""
-    from zoo.registry import get_registry
-
-    from zoo.safeio import read_json
-
-    data = read_json(path, "tokenizer.json", CheckpointError)   # bounded, regular files only
-    try:
-        name, params = data["tokenizer"], data.get("params", {})
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise CheckpointError(f"{path}: not a valid tokenizer.json ({exc}); re-save the model") from None
-    return get_registry().tokenizer(name).from_dict(params)

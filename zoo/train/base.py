@@ -31,9 +31,16 @@ class Trainer:
     that never calls optimize) is a PluginError, never a silent step that trains nothing.
     """
 
+    REQUIRED: ClassVar[tuple[str, ...]] = ("build_dataset", "training_step")
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("config_class", "defaults", "manual_optimization", "configure_optimizers",
+                                           "parallelize", "evaluate", "select_by", "release_files", "card_sections")
+
     config_class: ClassVar[type] = TrainConfig
     defaults: ClassVar[dict] = {}   # the plugin's TrainConfig defaults, e.g. {"lr": 1e-3}
     manual_optimization: ClassVar[bool] = False
+    # how `zoo release` picks a checkpoint: (a key evaluate() logs on the valid split, as "valid_KEY", "min" or
+    # "max"); None: the newest checkpoint
+    select_by: ClassVar[tuple[str, str] | None] = None
 
     def __init__(self, model, config: TrainConfig, source: str | None = None, device="cpu"):
         self.model = model              # what the step calls: under torchrun, possibly wrapped by parallelize
@@ -81,6 +88,10 @@ class Trainer:
     def evaluate(self, dataset) -> dict:
         """Metrics on held-out data (optional). Under torchrun every process calls it: use eval_batches()
         and reduce_sum() to share the work, or compute on the whole dataset in each process."""
+        return {}
+
+    def release_files(self) -> dict[str, bytes]:
+        """Extra files `zoo release` puts in the model folder (name -> bytes), e.g. an example the card shows."""
         return {}
 
     def card_sections(self, summary: dict) -> dict[str, str]:

@@ -23,7 +23,8 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
                                                      get_optimizer_state_dict, set_model_state_dict,
                                                      set_optimizer_state_dict)
 
-from zoo.checkpoint import atomic_folder, load_tensors, save_tensors, verify, write_manifest
+from zoo.checkpoint import load_tensors, save_tensors, verify, write_manifest
+from zoo.outputs import atomic_folder
 from zoo.errors import CheckpointError
 from zoo.safeio import read_json
 

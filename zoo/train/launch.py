@@ -105,9 +105,9 @@ def _train_locked(arch, run: Path, model_cls, trainer_cls, data, values, resume:
 
 def _init_weights(name: str, arch: str) -> tuple[dict, dict]:
     """The model config and weights (on the CPU) of the saved model `init` names, which must be an `arch`."""
-    import zoo
+    from zoo.loader import load
 
-    saved = zoo.load(name, device="cpu")
+    saved = load(name, device="cpu")
     if saved.arch != arch:
         raise ConfigError(f"init={name} is a {saved.arch} model, not {arch}; fine-tune it with zoo train {saved.arch}")
     return to_dict(saved.config), saved.state_dict()

@@ -35,7 +35,7 @@ def check_run_folder(run: Path, resume: bool) -> None:
 
 def write_run_json(run: Path, arch, model_config, config, data, world, precision="fp32", where=None) -> None:
     """run.json: what --resume and zoo release rebuild the run from, and what the card names."""
-    import zoo
+    from zoo.version import __version__
     from zoo.config import to_dict
     from zoo.registry import get_registry
 
@@ -47,7 +47,7 @@ def write_run_json(run: Path, arch, model_config, config, data, world, precision
     except Exception:
         plugin_version = None
     info = {"arch": arch, "model_config": to_dict(model_config), "train_config": to_dict(config), "data": data,
-            "zoo_version": zoo.__version__, "plugin": plugin, "plugin_version": plugin_version,
+            "zoo_version": __version__, "plugin": plugin, "plugin_version": plugin_version,
             "torch_version": torch.__version__, "world_size": world, "precision": precision,
             "hardware": where,   # what the card names: zoo release may run on another machine
             "command": sys.argv}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from zoo.errors import ConfigError, DataError
+from zoo.metrics import Metrics
 from zoo.train import TrainConfig, Trainer
 
 from .data import ChoraleWindows
@@ -128,4 +129,4 @@ class CoconetTrainer(Trainer):
             n = min(self.config.eval_samples, len(dataset))
             windows = model.grid_to_classes(torch.stack([dataset[i] for i in range(n)]))
             out.update(harmonization_scores(model, windows, seed=self.config.seed))
-        return out
+        return Metrics(scores=out)   # NLL per 16th frame, not per token: scores of its own

@@ -514,7 +514,7 @@ def test_decode_never_crashes_on_model_output():
 
 
 def test_tokenizer_saves_as_json(tmp_path):
-    from zoo.tokenizer import load_tokenizer
+    from zoo.loader import load_tokenizer
 
     tok = PianoRollTokenizer(tempo=80, threshold=0.2)
     tok.save(tmp_path / "tokenizer.json")
@@ -960,8 +960,7 @@ def test_zoo_eval_gets_the_chorale_rows_and_the_test_split_from_the_model(monkey
 
 def test_generating_neither_reads_nor_allocates_the_critic():
     """zoo generate loads with generate_only: the critic stays on the meta device, and the music is the same."""
-    from zoo.checkpoint import load_model
-    from zoo.registry import resolve
+    from zoo.loader import load_model, resolve
 
     folder = resolve("musegan-bach")
     for_generate, full = load_model(folder, device="cpu", generate_only=True), load_model(folder, device="cpu")

@@ -166,8 +166,9 @@ class MuseGANTrainer(Trainer):
             n_critic=self.config.n_critic, gp_weight=self.config.gp_weight)
 
     def evaluate(self, dataset):
-        """Metrics of generated pieces (gen_*) beside the same metrics of the split's windows (data_*), and
+        """Metrics of generated pieces paired with the same metrics of the split's windows, and
         distance_to_data (metrics.distance_to_data), the number checkpoints are picked by."""
+        from zoo.metrics import Metrics
         from zoo_chorales.metrics import all_metrics, distance_to_data
 
         model, c = self.model, self.model.config
@@ -176,9 +177,8 @@ class MuseGANTrainer(Trainer):
         grid = model.tokenizer.roll_to_grid(rolls)                       # (tracks, n * T)
         gen = grid.reshape(c.n_tracks, n, -1).transpose(1, 0, 2)
         gen_m, data_m = all_metrics(gen, c.steps_per_bar), all_metrics(dataset.grids, c.steps_per_bar)
-        out = {f"gen_{k}": v for k, v in gen_m.items()}
-        out.update({f"data_{k}": v for k, v in data_m.items()})
-        out["distance_to_data"] = distance_to_data(gen_m, data_m)
+        paired = {k: (v, data_m[k]) for k, v in gen_m.items()}
+        out = {"distance_to_data": distance_to_data(gen_m, data_m)}
         train = self._data(self.source).splits["train"]
         if len(train) and len(dataset.grids):   # does it copy training windows? (held-out Bach as the yardstick)
             from zoo_chorales.metrics import copy_check
@@ -189,7 +189,7 @@ class MuseGANTrainer(Trainer):
         real = torch.stack([dataset[i] for i in range(m)]).to(model.device)
         with torch.no_grad():
             out["critic_w_distance"] = float(model.critic(real).mean() - model.critic(rolls[:m].to(model.device)).mean())
-        return out
+        return Metrics(paired=paired, scores=out)
 
     def card_sections(self, summary):
         from .card import card_sections

@@ -16,6 +16,7 @@ from torch.nn import functional as F
 
 from zoo.errors import ConfigError
 from zoo.limits import MAX_BATCH
+from zoo.metrics import Metrics
 from zoo.train import TrainConfig, Trainer
 
 from . import data
@@ -124,16 +125,16 @@ class MusicTransformerTrainer(Trainer):
             count += int((y != PAD).sum())
         total, count = self.reduce_sum(total, count)
         nll = total / max(count, 1)
-        out = {"nll": nll, "ppl": math.exp(min(nll, 50.0)), "tokens": float(count)}
+        out = Metrics(nll=nll, scores={"ppl": math.exp(min(nll, 50.0)), "tokens": float(count)})
         if self.config.eval_samples:
-            out.update(self.continuation_metrics(dataset.pieces))
+            out = out | self.continuation_metrics(dataset.pieces)
         return out
 
     # the sampling settings of every continuation measurement, fixed before measuring
     CONTINUATION_SAMPLING = {"temperature": 0.9, "top_p": 0.95}
 
     @torch.no_grad()
-    def continuation_metrics(self, pieces) -> dict:
+    def continuation_metrics(self, pieces) -> Metrics:
         """Continue the opening eval_prompt tokens of held-out pieces (T 0.9, top-p 0.95, no stuck-note guard)
         and compare eval_new new tokens with the real next eval_new: metrics.compare, averaged over samples.
         Samples go round the pieces long enough for both parts, 4 per piece in one batch."""
@@ -147,7 +148,7 @@ class MusicTransformerTrainer(Trainer):
         quantize = self.generate_options.get("quantize", "auto" if self.world_size == 1 else "none")
         usable = [p for p in pieces if len(p) >= c.eval_prompt + c.eval_new]
         if not usable:
-            return {}
+            return Metrics()
         per_piece = 4
         rows, done, k = [], 0, 0
         while done < c.eval_samples:
@@ -168,7 +169,7 @@ class MusicTransformerTrainer(Trainer):
             done, k = done + n, k + 1
         out = {key: float(np.nanmean([r[key] for r in rows])) for key in rows[0]}
         out["continuations"] = float(len(rows))
-        return out
+        return Metrics.from_flat(out)   # compare's gen_cont_X / data_cont_X: the pair cont_X
 
     def release_files(self) -> dict:
         """prompt.mid and sample.mid for the card: the opening 256 tokens of a test-split piece (a Bach chorale

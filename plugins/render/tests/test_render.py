@@ -2,6 +2,7 @@
 
 import shutil
 import struct
+import time
 import wave
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 import zoo_render as render
 from zoo.errors import ZooError
+from zoo.testing import cli_in_process, one_error_line
 
 HAS_FLUIDSYNTH = shutil.which("fluidsynth") is not None
 HAS_SOUNDFONT = any(__import__("os").path.isfile(p) for p in render.SOUNDFONTS)
@@ -196,3 +198,22 @@ def test_score_png_is_engraved(tmp_path):
     out = render.write_score(chorale(), tmp_path / "c.png", first_system=True)
     w, h = png_size(out)
     assert w > 300 and h > 150
+
+
+
+# ---- item 11: zoo plot bounded in beats -----------------------------------------------------------
+
+def test_plot_of_ten_million_beats_is_refused_quickly(tmp_path, capsys):
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(resolution=1, initial_tempo=6e7)   # 1 microsecond per quarter, 1 tick each
+    inst = pretty_midi.Instrument(0)
+    inst.notes.append(pretty_midi.Note(80, 60, 0.0, 9.0))   # 9 seconds: 9 * 10^6 beats
+    midi.instruments.append(inst)
+    midi.write(str(tmp_path / "fast.mid"))
+    t0 = time.monotonic()
+    code, err = cli_in_process(capsys, "plot", tmp_path / "fast.mid", "-o", tmp_path / "fast.png")
+    one_error_line(code, err)
+    assert "beats" in err and "--time seconds" in err and time.monotonic() - t0 < 10
+    code, err = cli_in_process(capsys, "plot", tmp_path / "fast.mid", "-o", tmp_path / "fast.xyz")
+    one_error_line(code, err)
