@@ -178,7 +178,7 @@ def test_output_to_a_device_or_fifo_is_refused_and_links_are_written_through(tin
 # ---- item 9: atomic writes ------------------------------------------------------------------------
 
 def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch, tiny_model):
-    from zoo import render
+    render = pytest.importorskip("zoo_render")
     from zoo.safeio import write_text_atomic
     from zoo.train import truncate_metrics
 
