@@ -169,7 +169,7 @@ def test_a_weights_only_plugin_with_a_dataset_builder_gets_test_columns_without_
     monkeypatch.setattr(Trainer, "__init__", no_trainer)
     torch.manual_seed(0)
     folder = zoo.create("tiny-weights").save_pretrained(tmp_path / "model")
-    assert zoo.info("tiny-weights")["trainer"] is False
+    assert zoo.info("tiny-weights")["trainer"] is False and zoo.info("tiny-weights")["dataset"] is True
     res = evaluation.evaluate(str(folder), num=2, device="cpu", length=4)
     assert weights_only == [(None, "test", "tiny-weights")]
     assert res["test_pieces"] == 2   # items 0 and 2 of the three, evenly spaced, decoded by the tokenizer

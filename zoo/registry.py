@@ -13,8 +13,8 @@ from pathlib import Path
 from zoo.errors import CheckpointError, PluginError, UnknownNameError
 
 KINDS = ("architectures", "tokenizers", "trainers", "datasets", "pretrained")
-_SINGULAR = {"architectures": "architecture", "tokenizers": "tokenizer", "trainers": "trainer", "datasets": "dataset builder",
-             "pretrained": "pretrained model"}
+_SINGULAR = {"architectures": "architecture", "tokenizers": "tokenizer", "trainers": "trainer",
+             "datasets": "dataset builder", "pretrained": "pretrained model"}
 
 
 @dataclass(frozen=True)

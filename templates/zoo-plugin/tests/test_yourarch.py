@@ -20,7 +20,7 @@ from zoo_yourarch.tokenizer import HOLD, REST, MelodyTokenizer
 def test_the_plugin_is_registered():
     info = zoo.info("yourarch")
     assert info["plugin"] == "musezoo-yourarch"
-    assert info["trainer"] is True
+    assert info["trainer"] is True and info["dataset"] is True
 
 
 def test_registration_imports_no_torch():
