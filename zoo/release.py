@@ -105,7 +105,7 @@ def release(run, out, step: int | None = None, notes: str | None = None, values:
     data = info.get("data")
     trainer = trainer_cls(model, train_config, source=data, device=device)
     test = {}
-    if trainer_cls.evaluate is not Trainer.evaluate:   # nothing to measure: the test split is not read
+    if trainer_cls.evaluate is not Trainer.evaluate:   # without its own evaluate(), the test split is not read
         print(f"zoo: releasing {ckpt.name} of {run}; measuring it on the test split", file=sys.stderr)
         with torch.no_grad():
             test = {k: float(v) for k, v in trainer.evaluate(trainer.build_dataset(data, "test")).items()}
