@@ -72,6 +72,10 @@ def test_plugins_check_names_each_broken_member(tiny):
         def register_trainers(register):
             register("broken", BadSelect)
 
+        @zoo.hookimpl
+        def register_datasets(register):
+            register("nowhere", 42)
+
     registry.register_plugin(Plugin, "broken-plugin")
     try:
         found = "\n".join(contract.check(registry.get_registry())["broken-plugin"])
@@ -80,7 +84,9 @@ def test_plugins_check_names_each_broken_member(tiny):
         registry.reset()
     for says in ("architecture 'broken': does not implement generate()", "prompt_role must be one of",
                  "score_layouts must map", "tokenizer 'broken-tok': does not implement encode()", "sets no name",
-                 "trainer 'broken': does not implement build_dataset()", "select_by must be"):
+                 "trainer 'broken': has no data: register a build_dataset", "select_by must be",
+                 "dataset builder 'nowhere': 42 is not a function build_dataset(source, split, model)",
+                 "dataset builder 'nowhere': no installed plugin registers its architecture 'nowhere'"):
         assert says in found, found
 
 

@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from zoo import evaluation, metrics
+from zoo.errors import ConfigError
 
 
 @pytest.fixture
@@ -103,7 +104,7 @@ def test_generate_extras_fail_before_generating(tiny, saved, capsys, tmp_path, m
     assert not (tmp_path / "g.mid").exists()
 
 
-def test_a_plugin_without_a_trainer_gets_the_generated_column(tiny, saved, monkeypatch):
+def test_a_plugin_without_a_trainer_or_test_data_gets_the_generated_column(tiny, saved, monkeypatch):
     from zoo.errors import UnknownNameError
     from zoo.registry import Registry
 
@@ -111,9 +112,73 @@ def test_a_plugin_without_a_trainer_gets_the_generated_column(tiny, saved, monke
         raise UnknownNameError(f"unknown trainer {arch!r}")
 
     monkeypatch.setattr(Registry, "trainer", no_trainer)
+    monkeypatch.setattr(Registry, "dataset_builder", lambda self, arch: None)
     res = evaluation.evaluate(str(saved), num=2, device="cpu", length=4)
     assert res["test_pieces"] == 0 and res["scores"] == {}
     assert math.isnan(res["table"]["in_scale"]["test"]) and res["table"]["in_scale"]["generated"] <= 1.0
+    with pytest.raises(ConfigError, match="registers no dataset builder"):
+        evaluation.evaluate(str(saved), num=2, device="cpu", data=str(saved), length=4)
+
+
+@pytest.fixture
+def weights_only(tiny):
+    """A third-party plugin that ships weights and a dataset builder, but no trainer: architecture tiny-weights
+    (the tiny model under another name), whose every split is three windows of a C-major scale."""
+    import torch
+
+    from zoo import hookimpl, registry
+    from zoo_tiny.model import TinyLM
+
+    class WeightsOnly(TinyLM):
+        arch = "tiny-weights"
+
+    calls = []
+
+    def build_dataset(source, split, model):
+        calls.append((source, split, model.arch))
+        scale = [60, 62, 64, 65, 67, 69, 71, 72, 74, 76]
+        return [torch.tensor(scale[i:i + 8]) for i in range(3)]
+
+    class Plugin:
+        @hookimpl
+        def register_architectures(register):
+            register("tiny-weights", WeightsOnly)
+
+        @hookimpl
+        def register_datasets(register):
+            register("tiny-weights", build_dataset)
+
+    registry.register_plugin(Plugin, "weights-only")
+    try:
+        yield calls
+    finally:
+        registry._EXTRA.remove(("weights-only", Plugin))
+        registry.reset()
+
+
+def test_a_weights_only_plugin_with_a_dataset_builder_gets_test_columns_without_a_trainer(weights_only, tmp_path,
+                                                                                          monkeypatch, capsys):
+    import torch
+
+    import zoo
+    from zoo.train import Trainer
+
+    def no_trainer(*args, **kwargs):
+        raise AssertionError("zoo eval built a Trainer")
+
+    monkeypatch.setattr(Trainer, "__init__", no_trainer)
+    torch.manual_seed(0)
+    folder = zoo.create("tiny-weights").save_pretrained(tmp_path / "model")
+    assert zoo.info("tiny-weights")["trainer"] is False and zoo.info("tiny-weights")["dataset"] is True
+    res = evaluation.evaluate(str(folder), num=2, device="cpu", length=4)
+    assert weights_only == [(None, "test", "tiny-weights")]
+    assert res["test_pieces"] == 2   # items 0 and 2 of the three, evenly spaced, decoded by the tokenizer
+    assert res["table"]["in_scale"]["test"] == 1.0 and res["table"]["polyphony"]["test"] == 1.0
+    assert res["scores"] == {}   # no trainer, no evaluate(): only the table
+    code, out, _ = cli(capsys, "eval", folder, "--num", 2, "--length", 4, "--device", "cpu", "--json", tmp_path / "e.json")
+    assert code == 0 and "2 test pieces" in out, out
+    written = json.loads((tmp_path / "e.json").read_text())
+    assert written["test_pieces"] == 2 and written["test_in_scale"] == 1.0
 
 
 def test_the_trainers_evaluate_sees_the_generate_options_zoo_eval_was_given(tiny, saved, monkeypatch):

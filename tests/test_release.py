@@ -155,3 +155,26 @@ def test_release_checks_run_json_against_the_checkpoint_before_building(run, tmp
     line = _one_line(*_cli(capsys, "release", run, "--out", tmp_path / "rel", "--set", "context=8"))
     assert "model.safetensors does not fit the model" in line       # same size class: the tensors are named
     assert not (tmp_path / "rel").exists()
+
+
+def test_release_reads_the_test_split_from_the_registered_builder_only_to_evaluate(run, tmp_path, capsys, monkeypatch):
+    """The test split comes through the trainer's build_dataset, by default the registered builder; a trainer
+    without its own evaluate() has nothing to measure, and the test split is not read."""
+    from zoo.registry import Registry
+    from zoo.train import Trainer
+    from zoo_tiny.model import TinyTrainer
+
+    calls, real = [], Registry.dataset_builder
+
+    def spying(self, arch):
+        builder = real(self, arch)
+        return lambda source, split, model: calls.append((split, model.arch)) or builder(source, split, model)
+
+    monkeypatch.setattr(Registry, "dataset_builder", spying)
+    code, err = _cli(capsys, "release", run, "--out", tmp_path / "rel")
+    assert code == 0 and calls == [("test", "tiny-lm")] and "measuring it on the test split" in err, err
+    calls.clear()
+    monkeypatch.setattr(TinyTrainer, "evaluate", Trainer.evaluate)
+    code, err = _cli(capsys, "release", run, "--out", tmp_path / "rel2")
+    assert code == 0 and calls == [] and "measuring" not in err, err
+    assert (tmp_path / "rel2" / "model.safetensors").is_file()

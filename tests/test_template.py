@@ -61,7 +61,7 @@ def test_zoo_list_shows_it(plugin):
     plugins = venv.zoo("plugins").stdout
     assert f"musezoo-{NAME} 0.1.0  (zoo_{NAME}.plugin)  ok" in plugins
     assert f"registered: architecture:{NAME}, tokenizer:{NAME}-melody, trainer:{NAME}" in plugins
-    assert "hooks: register_architectures, register_tokenizers, register_trainers, register_pretrained" in plugins
+    assert "hooks: register_architectures, register_tokenizers, register_trainers, register_datasets, register_pretrained" in plugins
 
 
 def test_zoo_train_trains_it(run):

@@ -48,7 +48,7 @@ def test_zoo_list_shows_its_model(venv):
 
     plugins = venv.zoo("plugins")
     assert "zoo-tiny 0.1.0  (zoo_tiny.plugin)  ok" in plugins.stdout
-    assert "architecture:tiny-lm, tokenizer:tiny-melody, trainer:tiny-lm, pretrained:tiny-scales" in plugins.stdout
+    assert "architecture:tiny-lm, tokenizer:tiny-melody, trainer:tiny-lm, dataset:tiny-lm, pretrained:tiny-scales" in plugins.stdout
 
 
 def test_zoo_generate_runs_it(venv, tiny_model, tmp_path):

@@ -251,6 +251,22 @@ def _tiny_trainer(trainer_cls=None, **overrides):
     return trainer
 
 
+def test_the_trainer_reads_the_registered_builder_and_says_when_there_is_none(tiny, monkeypatch):
+    """Trainer.build_dataset's default is the dataset builder the plugin registers, given the model trained."""
+    from zoo.errors import PluginError
+    from zoo.registry import Registry
+
+    trainer = _tiny_trainer()
+    seen = []
+    monkeypatch.setattr(Registry, "dataset_builder",
+                        lambda self, arch: lambda source, split, model: seen.append((arch, source, split, model)) or [])
+    assert trainer.build_dataset("somewhere", "valid") == []
+    assert seen == [("tiny-lm", "somewhere", "valid", trainer.raw_model)]
+    monkeypatch.setattr(Registry, "dataset_builder", lambda self, arch: None)
+    with pytest.raises(PluginError, match="no plugin registers a dataset builder for 'tiny-lm'"):
+        trainer.build_dataset(None, "train")
+
+
 def test_a_loss_without_gradient_is_an_error_not_a_silent_no_op(tiny):
     from zoo.errors import PluginError
     from zoo.registry import get_registry

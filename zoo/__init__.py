@@ -57,7 +57,8 @@ def info(name: str) -> dict:
     entry = registry.get("architectures", name)
     return {"kind": "architecture", "name": name, "class": entry.target if isinstance(entry.target, str)
             else f"{entry.target.__module__}:{entry.target.__qualname__}", "plugin": entry.plugin,
-            "trainer": name in registry.entries["trainers"], **_model_facts(registry, name, None),
+            "trainer": name in registry.entries["trainers"], "dataset": name in registry.entries["datasets"],
+            **_model_facts(registry, name, None),
             **_defaults(registry, name)}
 
 

@@ -1,6 +1,7 @@
 """The plugin contract, counted, and `zoo plugins --check`: every registered class checked against it.
 
-Model, Tokenizer and Trainer declare their REQUIRED and OPTIONAL members on the class. docs/plugins.md's counts are checked against count() by a test.
+Model, Tokenizer and Trainer declare their REQUIRED and OPTIONAL members on the class; a dataset builder is a
+function, build_dataset(source, split, model), registered per architecture. docs/plugins.md's counts are checked against count() by a test.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ TRAINER_REQUIRED = Trainer.REQUIRED
 TRAINER_OPTIONAL = Trainer.OPTIONAL
 # what a plugin that ships weights to generate from implements, and what training adds
 HOOKS_WEIGHTS = ("register_architectures", "register_tokenizers", "register_pretrained")
-HOOKS_TRAINING = ("register_trainers",)
+HOOKS_TRAINING = ("register_trainers", "register_datasets")
 CLASSES_WEIGHTS = ("config dataclass", "Model", "Tokenizer")
-CLASSES_TRAINING = ("Trainer",)
+CLASSES_TRAINING = ("Trainer", "build_dataset")   # the class and the registered build_dataset(source, split, model)
 
 _BASES = {"architectures": Model, "tokenizers": Tokenizer, "trainers": Trainer}
 _WHAT = {"architectures": "architecture", "tokenizers": "tokenizer", "trainers": "trainer"}
@@ -59,6 +60,25 @@ def check(registry: Registry) -> dict[str, list[str]]:
                     found = [f"{target} is not a {base.__module__}.{base.__name__} subclass"]
             for problem in found:
                 problems.setdefault(entry.plugin, []).append(f"{_WHAT[kind]} {entry.name!r}: {problem}")
+    for entry in registry.entries["datasets"].values():
+        found = []
+        try:
+            if not callable(entry.load()):
+                found.append(f"{entry.target!r} is not a function build_dataset(source, split, model)")
+        except PluginError as exc:
+            cause = exc.__cause__ or exc
+            found.append(f"cannot import {entry.target} ({type(cause).__name__}: {' '.join(str(cause).split())})")
+        if entry.name not in registry.entries["architectures"]:
+            found.append(f"no installed plugin registers its architecture {entry.name!r}")
+        for problem in found:
+            problems.setdefault(entry.plugin, []).append(f"dataset builder {entry.name!r}: {problem}")
+    for entry in registry.entries["trainers"].values():
+        cls = entry.target
+        if (entry.name not in registry.entries["datasets"] and isinstance(cls, type) and issubclass(cls, Trainer)
+                and cls.build_dataset is Trainer.build_dataset):
+            problems.setdefault(entry.plugin, []).append(
+                f"trainer {entry.name!r}: has no data: register a build_dataset with the register_datasets hook, "
+                f"or override build_dataset()")
     for entry in registry.entries["pretrained"].values():
         if entry.target.arch not in registry.entries["architectures"]:
             problems.setdefault(entry.plugin, []).append(

@@ -1,11 +1,13 @@
 """`zoo eval NAME`: generated music against held-out test data, side by side, plus the plugin's own numbers.
 
-Architecture-free: the model supplies the test split (Model.test_split, else its trainer's
-build_dataset(data, "test")), the tokenizer decodes its items to MIDI, and zoo.metrics measures both
-sides the same way, as do the model's own Model.music_metrics. A trainer's evaluate() adds its own
-numbers as a zoo.metrics.Metrics: each pair X becomes row X of the table (its generated / test columns;
-it wins over music_metrics of the same name), the NLL and every other score a row of its own.
-A trainer config field `eval_samples`, where a plugin has one, is set to --num.
+Architecture-free: the test split comes from the dataset builder the plugin registers for the architecture
+(hook register_datasets: build_dataset(data, "test", model)), else from Model.test_split; no Trainer is built
+for data, so a plugin that only ships weights gets a test column too. The tokenizer decodes the split's items
+to MIDI, and zoo.metrics measures both sides the same way, as do the model's own Model.music_metrics.
+A Trainer is built only when the plugin's trainer has its own evaluate(), which adds its own numbers as a
+zoo.metrics.Metrics: each pair X becomes row X of the table (its generated / test columns; it wins over
+music_metrics of the same name), the NLL and every other score a row of its own. A trainer config field
+`eval_samples`, where a plugin has one, is set to --num.
 """
 
 from __future__ import annotations
@@ -20,18 +22,32 @@ from zoo import metrics as M
 from zoo.errors import ConfigError
 
 
-def _trainer(model, data, num: int):
+def _evaluating_trainer(model, data, num: int):
+    """The plugin's Trainer with its default config, only when it has its own evaluate() to add rows; else None."""
     from zoo.config import config_from_dict
+    from zoo.errors import UnknownNameError
     from zoo.registry import get_registry
     from zoo.train import Trainer
 
-    cls = get_registry().trainer(model.arch)
+    try:
+        cls = get_registry().trainer(model.arch)
+    except UnknownNameError:   # a plugin that only ships weights
+        return None
+    if cls.evaluate is Trainer.evaluate:
+        return None
     values = dict(cls.defaults)
     if "eval_samples" in {f.name for f in fields(cls.config_class)}:
         values["eval_samples"] = num   # a plugin that generates in its own evaluate() uses the same N
-    trainer = cls(model, config_from_dict(cls.config_class, values), source=data, device=model.device)
-    has_eval = type(trainer).evaluate is not Trainer.evaluate
-    return trainer, has_eval
+    return cls(model, config_from_dict(cls.config_class, values), source=data, device=model.device)
+
+
+def held_out_split(model, data: str | None):
+    """The test split of --data `data` (None: the plugin's own data): the registered dataset builder's, else
+    Model.test_split's; None when the plugin has neither."""
+    from zoo.registry import get_registry
+
+    builder = get_registry().dataset_builder(model.arch)
+    return model.test_split(data) if builder is None else builder(data, "test", model)
 
 
 def generate_pieces(model, num: int, seed: int = 0, batch_size: int = 32, **options) -> list:
@@ -93,24 +109,20 @@ def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", 
     with status(f"loading {name}"):
         model = load(name, device=device)
     model.check_options(options)
-    from zoo.errors import UnknownNameError
-
-    try:
-        trainer, has_eval = _trainer(model, data, num)
+    trainer = _evaluating_trainer(model, data, num)
+    if trainer is not None:
         trainer.generate_options = dict(options)   # a trainer's evaluate() that generates decodes as asked
-    except UnknownNameError:   # a plugin without a trainer: the model's own test split, if it has one
-        trainer, has_eval = None, False
     with status("loading the test split"):
-        dataset = model.test_split(data)
-        if dataset is None and trainer is not None:
+        dataset = held_out_split(model, data)
+        if dataset is None and trainer is not None:   # an older plugin whose data is only in its trainer
             dataset = trainer.build_dataset(data, "test")
     if dataset is None:   # no test split: the generated column only
         if data is not None:
-            raise ConfigError(f"the {model.arch} plugin has no test split (no Model.test_split, no trainer), "
-                              f"so it cannot read --data")
+            raise ConfigError(f"the {model.arch} plugin has no test split (it registers no dataset builder and "
+                              f"has no Model.test_split), so it cannot read --data")
         dataset = []
     plugin = M.Metrics()
-    if has_eval:
+    if trainer is not None:
         with status("the plugin's evaluation"), torch.no_grad():
             plugin = _as_metrics(trainer.evaluate(dataset))
     with status(f"generating {num} piece(s)"):

@@ -27,5 +27,12 @@ def register_trainers(register):
 
 
 @hookspec
+def register_datasets(register):
+    """register(arch_name, "module:function"): build_dataset(source, split, model) -> a map-style Dataset of
+    split 'train', 'valid' or 'test' of --data source (None: the plugin's embedded data), for training,
+    `zoo eval` and `zoo release`."""
+
+
+@hookspec
 def register_pretrained(register):
     """register(PretrainedSpec(...)) for each pretrained model."""

@@ -15,7 +15,7 @@ import pluggy
 
 from zoo import hookspecs
 
-HOOKS = ("register_architectures", "register_tokenizers", "register_trainers", "register_pretrained")
+HOOKS = ("register_architectures", "register_tokenizers", "register_trainers", "register_datasets", "register_pretrained")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The registry: architectures, tokenizers, trainers and pretrained specs, and name resolution."""
+"""The registry: architectures, tokenizers, trainers, dataset builders and pretrained specs, and name resolution."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from pathlib import Path
 
 from zoo.errors import CheckpointError, PluginError, UnknownNameError
 
-KINDS = ("architectures", "tokenizers", "trainers", "pretrained")
-_SINGULAR = {"architectures": "architecture", "tokenizers": "tokenizer", "trainers": "trainer", "pretrained": "pretrained model"}
+KINDS = ("architectures", "tokenizers", "trainers", "datasets", "pretrained")
+_SINGULAR = {"architectures": "architecture", "tokenizers": "tokenizer", "trainers": "trainer",
+             "datasets": "dataset builder", "pretrained": "pretrained model"}
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,12 @@ class Registry:
         """The Trainer class for an architecture."""
         self.get("architectures", arch)
         return self.get("trainers", arch).load()
+
+    def dataset_builder(self, arch: str):
+        """The registered build_dataset(source, split, model) of an architecture; None when no plugin registers one."""
+        if arch not in self.entries["datasets"] and ("datasets", arch) not in self.conflicts:
+            return None
+        return self.get("datasets", arch).load()
 
     def pretrained(self, name: str) -> PretrainedSpec:
         """The spec of a pretrained model."""

@@ -4,7 +4,9 @@ One path for every plugin: pick a checkpoint (the best one by the trainer's `sel
 on the validation split, or the one asked for), load it, measure it on the test split with the
 trainer's own evaluate(), and save it in the Hub layout with the model card of zoo.card (the
 trainer's own sections, the selection curve and the maintainer's notes) and any files the
-trainer adds (samples).
+trainer adds (samples). A run always has a Trainer (its config, select_by, card sections); the test
+split is read only when that Trainer has its own evaluate(), through its build_dataset, which by default
+is the dataset builder the plugin registers (register_datasets) fed the run's model.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def release(run, out, step: int | None = None, notes: str | None = None, values:
     from zoo.outputs import check_folder_target
     from zoo.registry import get_registry
     from zoo.safeio import read_json
-    from zoo.train import check_trainer_state, data_name, hardware, read_run_json, split_overrides
+    from zoo.train import Trainer, check_trainer_state, data_name, hardware, read_run_json, split_overrides
 
     run = Path(run)
     check_folder_target(out, sources=((run, "run"),), overwrite=overwrite, hint="--overwrite")
@@ -102,9 +104,13 @@ def release(run, out, step: int | None = None, notes: str | None = None, values:
     model.to(device).eval()
     data = info.get("data")
     trainer = trainer_cls(model, train_config, source=data, device=device)
-    print(f"zoo: releasing {ckpt.name} of {run}; measuring it on the test split", file=sys.stderr)
-    with torch.no_grad():
-        test = {k: float(v) for k, v in trainer.evaluate(trainer.build_dataset(data, "test")).items()}
+    test = {}
+    if trainer_cls.evaluate is not Trainer.evaluate:   # without its own evaluate(), the test split is not read
+        print(f"zoo: releasing {ckpt.name} of {run}; measuring it on the test split", file=sys.stderr)
+        with torch.no_grad():
+            test = {k: float(v) for k, v in trainer.evaluate(trainer.build_dataset(data, "test")).items()}
+    else:
+        print(f"zoo: releasing {ckpt.name} of {run}", file=sys.stderr)
     logged = next((m for m in lines if m.get("step") == state["step"]), {})
     summary = {"arch": arch, "steps": state["step"], "model_config": to_dict(model_config),
                "train_config": to_dict(train_config), "data": data_name(data),

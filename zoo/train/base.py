@@ -31,9 +31,10 @@ class Trainer:
     that never calls optimize) is a PluginError, never a silent step that trains nothing.
     """
 
-    REQUIRED: ClassVar[tuple[str, ...]] = ("build_dataset", "training_step")
-    OPTIONAL: ClassVar[tuple[str, ...]] = ("config_class", "defaults", "manual_optimization", "configure_optimizers",
-                                           "parallelize", "evaluate", "select_by", "release_files", "card_sections")
+    REQUIRED: ClassVar[tuple[str, ...]] = ("training_step",)
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("config_class", "defaults", "manual_optimization", "build_dataset",
+                                           "configure_optimizers", "parallelize", "evaluate", "select_by",
+                                           "release_files", "card_sections")
 
     config_class: ClassVar[type] = TrainConfig
     defaults: ClassVar[dict] = {}   # the plugin's TrainConfig defaults, e.g. {"lr": 1e-3}
@@ -59,8 +60,17 @@ class Trainer:
 
     # ---- what a plugin implements -------------------------------------------------
     def build_dataset(self, source: str | None, split: str):
-        """A map-style Dataset for 'train', 'valid' or 'test' (source None = the embedded data)."""
-        raise NotImplementedError
+        """A map-style Dataset for 'train', 'valid' or 'test' (source None = the embedded data). Default: the
+        build_dataset(source, split, model) the plugin registers for its architecture (hook register_datasets),
+        which `zoo eval` and `zoo release` use too. Override it only for what training alone needs from the
+        training config (augmentation of the train split, a cap on the eval windows)."""
+        from zoo.registry import get_registry
+
+        builder = get_registry().dataset_builder(self.raw_model.arch)
+        if builder is None:
+            raise PluginError(f"no plugin registers a dataset builder for {self.raw_model.arch!r}: register one with "
+                              f"the register_datasets hook, or override {type(self).__name__}.build_dataset")
+        return builder(source, split, self.raw_model)
 
     def configure_optimizers(self) -> dict:
         """Name -> optimizer. One for a language model; e.g. 'critic' and 'generator' for a GAN."""

@@ -224,3 +224,26 @@ def test_training_on_a_midi_folder_reports_the_held_out_nll(tmp_path, zoo_cli):
     summary = json.loads((run / "summary.json").read_text())
     assert 4 * 3.0 < summary["test_metrics"]["framewise_nll"] < 4 * 4.5
     assert (run / "final" / "model.safetensors").is_file()
+
+
+def test_the_registered_builder_gives_zoo_eval_the_split_a_default_trainer_reads(tmp_path, tiny):
+    """zoo eval reads the registered data.build_dataset, no Trainer built: the same test windows as a trainer
+    with the default config, untransposed; the trainer's train split alone is transposed (its config)."""
+    from zoo.config import config_from_dict
+    from zoo.registry import get_registry
+    from zoo_coconet.train import CoconetTrainer
+
+    rng = np.random.default_rng(1)
+    data = tmp_path / "chorales"
+    data.mkdir()
+    for i in range(30):   # 4-bar pieces: the default window length
+        chords = [rng.choice([[72, 67, 64, 48], [71, 67, 62, 43], [72, 69, 65, 53]]) for _ in range(16)]
+        voices = [[(c[v], 4 * k, 4 * k + 4) for k, c in enumerate(chords)] for v in range(4)]
+        midi_of(list(zip(["Soprano", "Alto", "Tenor", "Bass"], voices))).write(str(data / f"piece{i:02d}.mid"))
+    build = get_registry().dataset_builder("coconet")
+    split = build(str(data), "test", tiny)
+    trainer = CoconetTrainer(tiny, config_from_dict(CoconetTrainer.config_class, dict(CoconetTrainer.defaults)),
+                             source=str(data))
+    assert len(split) > 0 and split.transpose == 0
+    assert np.array_equal(split.grids, trainer.build_dataset(str(data), "test").grids)
+    assert trainer.build_dataset(str(data), "train").transpose == trainer.config.transpose > 0

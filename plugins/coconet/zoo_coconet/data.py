@@ -36,3 +36,32 @@ class ChoraleWindows(torch.utils.data.Dataset):
         if s:
             g = np.where(g >= 0, g + s, g)
         return torch.from_numpy(g)
+
+
+def split_windows(data, split: str, model, transpose: int = 0, seed: int = 0) -> ChoraleWindows:
+    """The windows of one split of loaded chorale data (a zoo_chorales WindowData) that fit `model`, transposed
+    inside the voice ranges of the train split (transpose > 0: the training run's augmentation)."""
+    from zoo.errors import DataError
+    from zoo_chorales.data import voice_ranges
+
+    grids, train = data.splits[split], data.splits["train"]
+    if grids.shape[1:2] != (model.config.n_voices,):
+        raise DataError(f"the data has {grids.shape[1]} voices but the model has {model.config.n_voices}")
+    dataset = ChoraleWindows(grids, model, voice_ranges(train) if len(train) else voice_ranges(grids),
+                             transpose=transpose, seed=seed)
+    if len(dataset) == 0:
+        raise DataError(f"no {split} windows inside the model's pitch range; {data.summary()}")
+    return dataset
+
+
+def build_dataset(source: str | None, split: str, model) -> ChoraleWindows:
+    """Registered (plugin.py): the untransposed windows of one split of `source` (None: the Bach chorales), as
+    long as a default training run's (CoconetTrainConfig.n_bars): what `zoo eval` reads. A training run's own
+    window length and transposition come from its config, in CoconetTrainer.build_dataset."""
+    from zoo_chorales.data import load_data
+
+    from .train import CoconetTrainConfig
+
+    data = load_data(source, n_bars=CoconetTrainConfig.n_bars, steps_per_bar=model.config.steps_per_bar,
+                     n_pitches=84)   # no chorale note lies above 83
+    return split_windows(data, split, model)

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import torch
 
-from zoo.errors import ConfigError, DataError
+from zoo.errors import ConfigError
 from zoo.metrics import Metrics
 from zoo.train import TrainConfig, Trainer
 
-from .data import ChoraleWindows
+from .data import split_windows
 from .model import nade_loss, random_mask
 
 
@@ -51,17 +51,9 @@ class CoconetTrainer(Trainer):
         return self._data
 
     def build_dataset(self, source, split):
-        from zoo_chorales.data import voice_ranges
-
-        data = self._windows(source)
-        grids, train = data.splits[split], data.splits["train"]
-        if grids.shape[1:2] != (self.model.config.n_voices,):
-            raise DataError(f"the data has {grids.shape[1]} voices but the model has {self.model.config.n_voices}")
-        dataset = ChoraleWindows(grids, self.model, voice_ranges(train) if len(train) else voice_ranges(grids),
-                                 transpose=self.config.transpose if split == "train" else 0, seed=self.config.seed)
-        if len(dataset) == 0:
-            raise DataError(f"no {split} windows inside the model's pitch range; {data.summary()}")
-        return dataset
+        """The registered builder's windows (data.py), with this run's n_bars, and its transposition on 'train'."""
+        transpose = self.config.transpose if split == "train" else 0
+        return split_windows(self._windows(source), split, self.model, transpose=transpose, seed=self.config.seed)
 
     def release_files(self) -> dict:
         """tune.mid (the first 8 bars of "Ode to Joy") and harmonized.mid, the model's harmonization of it with

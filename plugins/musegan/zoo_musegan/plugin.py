@@ -19,6 +19,11 @@ def register_trainers(register):
 
 
 @hookimpl
+def register_datasets(register):
+    register("musegan", "zoo_musegan.data:build_dataset")
+
+
+@hookimpl
 def register_pretrained(register):
     register(PretrainedSpec(
         name="musegan-bach",

@@ -521,3 +521,10 @@ class EvalDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return torch.from_numpy(self.windows[i])
+
+
+def build_dataset(source: str | None, split: str, model) -> EvalDataset:
+    """Registered (plugin.py): every token of one split of `source` (None: the music21 corpus) once, unaugmented,
+    in the model's block_size windows: what `zoo eval` reads. Training's random augmented crops and its caps
+    (max_pieces, eval_windows) come from the run's config, in MusicTransformerTrainer.build_dataset."""
+    return EvalDataset(cached_corpus(None if source is None else str(source), 0).split(split), model.config.block_size)

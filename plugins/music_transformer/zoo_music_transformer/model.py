@@ -414,14 +414,6 @@ class MusicTransformer(Model):
                      f"{'; '.join(reasons)} ({', '.join(hints)})")
         return compile, precision
 
-    def test_split(self, source):
-        """Every token of the test pieces of `source` (None: the music21 corpus) in block_size windows, for
-        `zoo eval` (the split the trainer's build_dataset(source, "test") gives with its defaults)."""
-        from . import data
-
-        return data.EvalDataset(data.cached_corpus(None if source is None else str(source), 0).split("test"),
-                                self.config.block_size)
-
     @torch.no_grad()
     def generate(self, num: int = 1, seed: int | None = None, prompt=None, length: int = 1024,
                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,

@@ -19,6 +19,11 @@ def register_trainers(register):
 
 
 @hookimpl
+def register_datasets(register):
+    register("music-transformer", "zoo_music_transformer.data:build_dataset")
+
+
+@hookimpl
 def register_pretrained(register):
     register(PretrainedSpec(
         name="music-transformer-classical",

@@ -68,7 +68,8 @@ class MusicTransformerTrainer(Trainer):
     defaults = {"lr": 3e-4, "batch_size": 8, "warmup_steps": 100, "schedule": "cosine", "grad_clip": 1.0}
 
     def build_dataset(self, source, split):
-        """Random (augmented) crops for 'train'; every token once, unaugmented, for 'valid'/'test'."""
+        """Random (augmented) crops for 'train'; every token once, unaugmented, for 'valid'/'test' (the registered
+        data.build_dataset's windows, with this run's max_pieces and eval_windows caps)."""
         corpus = data.cached_corpus(None if source is None else str(source), self.config.max_pieces)
         pieces = corpus.split(split)
         block = self.model.config.block_size

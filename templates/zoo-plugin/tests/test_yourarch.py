@@ -20,7 +20,7 @@ from zoo_yourarch.tokenizer import HOLD, REST, MelodyTokenizer
 def test_the_plugin_is_registered():
     info = zoo.info("yourarch")
     assert info["plugin"] == "musezoo-yourarch"
-    assert info["trainer"] is True
+    assert info["trainer"] is True and info["dataset"] is True
 
 
 def test_registration_imports_no_torch():
@@ -55,12 +55,13 @@ def test_a_folder_of_midi_files_is_split_three_ways(tmp_path):
     tok = MelodyTokenizer()
     for i in range(20):
         tok.decode(torch.tensor([60 + i % 12, HOLD, 64, REST])).write(str(tmp_path / f"song{i}.mid"))
-    sizes = {split: len(build_dataset(str(tmp_path), split, tok, context=4)) for split in ("train", "valid", "test")}
+    model = zoo.create("yourarch", context=4)
+    sizes = {split: len(build_dataset(str(tmp_path), split, model)) for split in ("train", "valid", "test")}
     assert sum(sizes.values()) == 20 * 3   # one window per token; the trailing rest is not encoded
     assert sizes["train"] > sizes["valid"] + sizes["test"] > 0
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no .mid files"):
-        build_dataset(str(tmp_path / "empty"), "train", tok, context=4)
+        build_dataset(str(tmp_path / "empty"), "train", model)
 
 
 def test_bad_config_is_a_clear_error():

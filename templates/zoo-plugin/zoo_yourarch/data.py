@@ -1,4 +1,4 @@
-"""Training data: windows of (context + 1) tokens cut from melodies.
+"""The data: windows of (context + 1) tokens cut from melodies.
 
 With no --data, a small embedded corpus (scales and arpeggios in every key) so
 that `zoo train yourarch` works out of the box. With --data DIR, every .mid/.midi
@@ -51,9 +51,10 @@ class MelodyWindows(torch.utils.data.Dataset):
         return self.windows[i]
 
 
-def build_dataset(source: str | None, split: str, tokenizer, context: int) -> MelodyWindows:
-    """The windows of one split: the embedded corpus (source None) or a folder of MIDI files."""
+def build_dataset(source: str | None, split: str, model) -> MelodyWindows:
+    """The windows of one split for `model`: the embedded corpus (source None) or a folder of MIDI files.
+    plugin.py registers it: training, `zoo eval` and `zoo release` all read their data here."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-    melodies = embedded_melodies(split) if source is None else midi_melodies(source, split, tokenizer)
-    return MelodyWindows(melodies, context)
+    melodies = embedded_melodies(split) if source is None else midi_melodies(source, split, model.tokenizer)
+    return MelodyWindows(melodies, model.config.context)

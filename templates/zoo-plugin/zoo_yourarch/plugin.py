@@ -27,6 +27,11 @@ def register_trainers(register):
 
 
 @hookimpl
+def register_datasets(register):
+    register("yourarch", "zoo_yourarch.data:build_dataset")  # training, zoo eval and zoo release read it
+
+
+@hookimpl
 def register_pretrained(register):
     for spec in PRETRAINED:
         register(spec)

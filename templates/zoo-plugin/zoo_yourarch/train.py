@@ -1,20 +1,17 @@
 """The training step. The core's Trainer owns the loop (device, AMP, LR schedule,
-clipping, checkpoints, --resume, torchrun, logs); this file supplies data and loss."""
+clipping, checkpoints, --resume, torchrun, logs); this file supplies the loss (data.py the data)."""
 
 from __future__ import annotations
 
 from torch.nn import functional as F
 
 from zoo.train import Trainer
-from zoo_yourarch.data import build_dataset
 
 
 class MelodyTrainer(Trainer):
     defaults = {"lr": 3e-3, "batch_size": 32, "steps": 300, "ckpt_every": 100}
 
-    def build_dataset(self, source, split):
-        return build_dataset(source, split, self.model.tokenizer, self.model.config.context)
-
+    # build_dataset(source, split) is inherited: the data.py function plugin.py registers, given self.model.
     # configure_optimizers() is inherited: one AdamW over all parameters, named "main".
 
     def training_step(self, batch, step):
