@@ -1,8 +1,8 @@
 """MuseGAN training iteration (5 critic steps + 1 generator step, WGAN-GP): zoo_musegan's layers in fp32 and
 under bf16 autocast, against the book's literal layers.
 
-The "before #20" row is the same code with the per-bar batch norm's statistics computed in two passes
-(x.mean, then x.var), as it was before torch.var_mean replaced them.
+The "torch's convolution kernels" row is the same model with zoo_musegan.patch_conv's matrix products
+turned off (nn.Conv3d's and nn.ConvTranspose2d's own forward): what patch_conv.py is kept for.
 
 Every row runs the same loop (zoo_musegan.train.wgan_gp_iteration) with Adam from the same weights
 (tests/musegan_reference.copy_weights), so the book row differs in its layers only (one call per
@@ -52,7 +52,7 @@ def run(bench, device: torch.device, batch: int = 64, overrides: dict | None = N
         return (torch.randn(b, z, device=device), torch.randn(b, z, device=device),
                 torch.randn(b, config.n_tracks, z, device=device), torch.randn(b, config.n_tracks, z, device=device))
 
-    def make_step(g, c, bf16=False, two_pass=False):
+    def make_step(g, c, bf16=False, torch_kernels=False):
         """One timed iteration of copies of g and c (every row starts from the same weights)."""
         import copy
 
@@ -62,8 +62,7 @@ def run(bench, device: torch.device, batch: int = 64, overrides: dict | None = N
         amp = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
         def step():
-            stats = mock.patch.object(torch, "var_mean", _two_pass_var_mean) if two_pass else contextlib.nullcontext()
-            with amp, stats:
+            with amp, (_torch_kernels() if torch_kernels else contextlib.nullcontext()):
                 wgan_gp_iteration(g, c, opt_g, opt_c, real, noise)
             if device.type == "cuda":
                 torch.cuda.synchronize()
@@ -72,11 +71,11 @@ def run(bench, device: torch.device, batch: int = 64, overrides: dict | None = N
 
     rows, notes = [], [f"batch {batch}; seconds per iteration (5 critic + 1 generator step)"]
     # the two fp32 rows are timed in turn, so a neighbour's load falls on both alike
-    t_ours, t_two = bench.interleaved({"gan ours fp32": make_step(gen, critic),
-                                       "gan ours two-pass fp32": make_step(gen, critic, two_pass=True)}).values()
+    t_ours, t_conv = bench.interleaved({"gan ours fp32": make_step(gen, critic),
+                                        "gan torch kernels fp32": make_step(gen, critic, torch_kernels=True)}).values()
     notes.append("the two fp32 rows of ours are timed in turn")
     rows.append({"impl": "ours (zoo_musegan layers), fp32", "s": t_ours})
-    rows.append({"impl": "ours before #20 (batch-norm mean and variance in two passes), fp32", "s": t_two})
+    rows.append({"impl": "ours with torch's convolution kernels (no patch_conv), fp32", "s": t_conv})
     if bf16_pays(device):
         rows.append({"impl": "ours, bf16 autocast", "s": bench.median(make_step(gen, critic, bf16=True), "gan ours bf16")})
     else:
@@ -87,9 +86,15 @@ def run(bench, device: torch.device, batch: int = 64, overrides: dict | None = N
     return {"rows": rows, "notes": notes}
 
 
-def _two_pass_var_mean(x, dim=None, keepdim=False, correction=1):
-    """torch.var_mean as two separate reductions: the per-bar batch norm before #20."""
-    return x.var(dim=dim, keepdim=keepdim, correction=correction), x.mean(dim=dim, keepdim=keepdim)
+@contextlib.contextmanager
+def _torch_kernels():
+    """zoo_musegan.patch_conv's layers computed by torch's own convolutions."""
+    from torch import nn
+    from zoo_musegan.patch_conv import PatchConv3d, PatchConvTranspose2d
+
+    with mock.patch.object(PatchConv3d, "forward", nn.Conv3d.forward), \
+            mock.patch.object(PatchConvTranspose2d, "forward", nn.ConvTranspose2d.forward):
+        yield
 
 
 def main(argv=None) -> int:

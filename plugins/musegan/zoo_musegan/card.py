@@ -7,7 +7,8 @@ import dataclasses
 
 from .model import MuseGANConfig
 
-BOOK_TRAIN = {"lr": 1e-3, "batch_size": 64, "n_critic": 5, "gp_weight": 10.0, "beta1": 0.5, "beta2": 0.9}
+BOOK_TRAIN = {"lr": 1e-3, "batch_size": 64, "n_critic": 5, "gp_weight": 10.0, "beta1": 0.5, "beta2": 0.9,
+              "critic_lr": 0.0, "ema_decay": 0.0}
 
 CHORALE_NOTES = {
     "in_scale": "duration-weighted share of sounding voice-steps in the best-fitting major / natural-minor scale",
@@ -26,6 +27,21 @@ METRIC_NOTES = {
     "tonal_distance": "Harte et al. (2006) tonal-centroid distance between two voices, per bar",
     "in_range": "share of a voice's notes inside its SATB range (S C4-A5, A F3-D5, T C3-A4, B C2-D4)",
 }
+
+
+RELEASE_RULE = """Fixed before the runs it picks from (issue #30). `zoo release` takes the checkpoint with the lowest
+`release_score` on the validation windows (`zoo_musegan.train.release_score`):
+
+    release_score = distance_to_data
+                  + 4.0  x  the largest |rest rate of a voice - the data's|
+                  + 0.06 x  max(0, parallel fifths and octaves per 100 16ths - the data's)
+
+- `distance_to_data`: the mean relative gap to Bach over the chorale table, as every earlier release used it.
+- 4.0 on rests: a silent voice is what a listener hears first; the worst voice counts, since an average over
+  four hides one silent bass. 4 puts musegan-bach v3's bass (resting 22 % of the validation 16ths, Bach 1 %)
+  at +0.83, more than twice its whole distance.
+- 0.06 on parallels: audible faults; v3 writes 7.6 per 100 16ths (all six voice pairs; Bach 0.16), which
+  0.06 puts at +0.45, about its distance."""
 
 
 def differences_from_book(model_config: dict, train_config: dict) -> list[str]:
@@ -53,6 +69,13 @@ def differences_from_book(model_config: dict, train_config: dict) -> list[str]:
     if model_config.get("critic_rests"):
         lines.append("the critic also sees where each voice rests, spread across the pitch axis (book: the roll "
                      "only): in the roll a rest differs from a note by one cell in 84")
+    if model_config.get("critic_voice_channels"):
+        lines.append(f"the critic first hears each voice along time ({model_config['critic_voice_channels']} channels "
+                     "per voice, convolutions over the 16ths with the pitches as channels), then mixes the voices, "
+                     "and adds what it heard to its hidden layer (book: pitches folded before time)")
+    if train_config.get("ema_decay"):
+        lines.append(f"the generator that plays is the moving average of the trained weights (decay "
+                     f"{train_config['ema_decay']}, Yazıcı et al. 2019; book: the trained weights)")
     return lines
 
 
@@ -93,8 +116,10 @@ def card_sections(summary: dict) -> dict[str, str]:
         sections["Data"] = ("The Bach chorales of music21's corpus: 2-bar windows, split into train, valid and test "
                             "by BWV number.")
     sections["Training"] = (f"One step is {tc.get('n_critic', 5)} critic updates and 1 generator update (WGAN-GP). "
-                            "The generator alone is `model.safetensors`; the critic is `critic.safetensors`, kept "
-                            "for resuming and fine-tuning.")
+                            "The generator that plays is `model.safetensors`: the moving average of the trained "
+                            "weights when `ema_decay` > 0. The trained generator (`generator.safetensors`) and the "
+                            "critic (`critic.safetensors`) are kept for resuming and fine-tuning.")
+    sections["Release rule"] = RELEASE_RULE
     notes = "\n".join(f"- **{k}**: {v}" for k, v in {**CHORALE_NOTES, **METRIC_NOTES}.items())
     critic = (f"Critic's Wasserstein estimate, test data vs generated: {metrics['critic_w_distance']:.4f}\n\n"
               if "critic_w_distance" in metrics else "")

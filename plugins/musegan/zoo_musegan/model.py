@@ -1,66 +1,22 @@
-"""MuseGAN: the generator and critic of the book, same math, faster layers.
+"""MuseGAN (Dong et al. 2018, as in the book "Hands-On Generative AI with Transformers and Diffusion Models"'s
+music chapter): a generator of four-voice, two-bar piano rolls from four noise inputs, and its WGAN critic.
 
-The default config reproduces the book's network exactly (6,576,612 generator and
-1,446,401 critic parameters). Two things differ from a literal transcription, and
-neither changes the math (the plugin's tests/musegan_reference.py proves it weight for weight):
+The default config is the book's network (6,576,612 generator and 1,446,401 critic parameters); the plugin's
+tests/musegan_reference.py holds the book's layers literally and the tests compare the two weight for weight.
+One change from the book: each bar generator runs all bars in one call, so its batch-norm statistics are
+taken over batch x bars (the book called it once per bar, statistics per bar). In eval mode, where the
+running statistics are used, the two compute the same function.
 
-* every transposed convolution of the bar generator and every convolution of the
-  critic has stride == kernel (or a tiny kernel over the bar axis), so each one is
-  a single matrix multiply on channels-last activations instead of a Conv kernel;
-* a bar generator runs all bars in one pass, but keeps the book's batch-norm
-  statistics per bar (the book called it once per bar), so training is unchanged.
-
-Parameters keep the shapes of the book's nn.ConvTranspose2d / nn.Conv3d layers, so
-weights move between the two implementations unchanged.
-
-`output="onehot"` (not the book's) makes each voice at each 16th one choice among its pitches and
-a rest: the generator emits logits, and the critic sees exactly what the decoder plays, the
-one-hot of the largest logit, with a straight-through softmax gradient (the "deterministic binary
-neurons" of Dong & Yang, "Convolutional GANs with binary neurons for polyphonic music
-generation", ISMIR 2018). The book's linear output is scored against exact one-hot rolls, so a
-critic can tell real from fake by "one-hotness" alone; here fake and real rolls have the same form,
-and only the music is left to judge. The generator stays a deterministic function of its noise,
-as in any GAN. `output="gumbel"` samples the one-hot instead (Gumbel-max, straight-through
-Gumbel-softmax, Jang et al. 2017); it trained far slower: after 500 steps its per-cell
-distributions were still nearly flat (mean top probability 0.09), so every 16th was a new note.
-
-`gumbel_noise="voice"` draws one Gumbel vector per piece and voice instead of one per 16th. Each
-cell is still an exact sample of its own categorical (Gumbel-max with any one standard Gumbel
-draw), but neighbouring cells share their randomness: a voice holds its pitch for as long as its
-logits keep their order, and moves when the generator moves them. Fresh noise per 16th makes a
-held note a run of independent draws that all agree, which a near-flat distribution almost never
-gives; shared noise makes held notes the default and leaves the generator to write the motion.
-Measured, it did not train better: branched from a per-cell run at step 2,200, notes grew from 1.2
-to 6 16ths within 400 steps, but the logits went flatter (mean top probability 0.36 -> 0.12 in the
-upper voices), so each voice held one random pitch: SATB order fell from 0.97 to 0.08 of pieces and
-octave leaps rose from 0.08 to 0.45. "cell" stays the default.
-
-`sample_temperature` T < 1 draws each cell from softmax(logits / T) in training and in sampling
-alike, so the critic still judges exactly what is played. It only reparametrises the logits (the
-generator could scale them itself), but the critic-generator game had left the per-cell
-distributions flat (mean top probability about 0.4 after 2,400 steps), so every 16th was close to a
-fresh draw; at T = 0.5 the same logits are sharper from the first step.
-
-`hold` adds a third kind of choice per voice and 16th, after the pitches and the rest: "play what the 16th
-before played". A held note is then one likely choice per 16th instead of the same pitch winning a fresh
-draw at each of them. `critic_onsets` hands the critic, beside each voice's roll, where its notes start: the
-critic folds the pitch axis (12 pitch classes, then octaves) before any layer looks along time, so from the
-roll alone it can hardly tell a held note from a pitch jittering around it (the onset stream of Dong & Yang's
-MuseGAN code). `critic_rests` hands it where each voice rests, +1 across the pitch axis: in the +1/-1 roll
-a rest differs from a note by one cell in 84, which hardly shows once the pitches are folded. New input
-channels of a widened critic can start at zero, so it computes what it did before.
-Measured, each branched from one run at step 2,800 (validation distance to Bach 0.386): critic_onsets
-brought it to 0.353 in 300 steps (a replicate with fresh randomness: 0.358), with in-scale 0.89 -> 0.94,
-voice crossing 0.045 -> 0.022 and notes 1.4 -> 1.8 16ths, but the bass took to resting (15 % -> 28 % of
-its 16ths), and after that the run drifted away; at lr 3e-5 it moved more slowly and reached 0.348 at step
-3,700 (musegan-bach uses it). hold (with the onsets) made notes longest (2.9-3.1 16ths
-within 500 steps), but the pitch a voice moves to became close to random (octave leaps 0.015 -> 0.03-0.13),
-so the distance stayed at or above 0.415. critic_rests did not stop the bass from resting.
+Options beyond the book (each documented in the plugin's README, with what it measured in the model card):
+a categorical output (`output`, zoo_musegan.categorical), extra streams the critic reads (`critic_onsets`,
+`critic_rests`) and a critic front end that hears each voice along time (`critic_voice_channels`).
+The model keeps two generators: `generator`, which the optimizer trains, and `generator_ema`, the moving
+average of its weights that the trainer keeps, which plays (model.safetensors).
 """
 
 from __future__ import annotations
 
-import math
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +26,9 @@ from torch import nn
 
 from zoo.errors import ConfigError, DataError
 from zoo.model import Model
+
+from .categorical import categorical_roll
+from .patch_conv import PatchConv3d, PatchConvTranspose2d
 
 
 MAX_TRACKS, MAX_BARS = 16, 64   # as the piano-roll tokenizer allows
@@ -94,6 +53,7 @@ class MuseGANConfig:
     hold: bool = False                # onehot/gumbel: one more choice per voice and 16th, "hold" (play what the 16th before played)
     critic_onsets: bool = False       # the critic also sees where each note starts (Dong & Yang's onset stream)
     critic_rests: bool = False        # the critic also sees, per voice and 16th, whether the voice rests
+    critic_voice_channels: int = 0    # >0: the critic first hears each voice along time with this many channels
 
     def __post_init__(self):
         for name in ("n_tracks", "n_bars", "steps_per_bar", "n_pitches", "z_dim", "temporal_hidden",
@@ -128,6 +88,10 @@ class MuseGANConfig:
         if t != 1.0 and self.output != "gumbel":
             raise ConfigError(f"musegan config sample_temperature applies to output='gumbel' only (got output="
                               f"{self.output!r}); drop it or set output=gumbel")
+        if not isinstance(self.critic_voice_channels, int) or isinstance(self.critic_voice_channels, bool) \
+                or not 0 <= self.critic_voice_channels <= 4096:
+            raise ConfigError(f"musegan config critic_voice_channels must be 0 (off) to 4096, got "
+                              f"{self.critic_voice_channels!r}")
         for name in ("hold", "critic_onsets", "critic_rests"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"musegan config {name} must be true or false, got {getattr(self, name)!r}")
@@ -135,7 +99,7 @@ class MuseGANConfig:
             raise ConfigError("musegan config hold needs a categorical output; set output=gumbel or output=onehot")
         if self.hold and self.gumbel_noise != "cell":
             raise ConfigError("musegan config hold works with gumbel_noise='cell' only; drop one of the two")
-        if _critic_steps_out(self.steps_per_bar) != 1:
+        if critic_steps_out(self.steps_per_bar) != 1:
             raise ConfigError(f"musegan config steps_per_bar must be 8 or 16 for the critic's strides, got {self.steps_per_bar}")
         # the piano-roll tokenizer's ranges: one network per track is built, so a million tracks took minutes of
         # building on the meta device before the size check could stop it
@@ -150,7 +114,8 @@ class MuseGANConfig:
                               f"bar_hidden_features, bar_hidden_channels, critic_hidden ...)")
 
     def numbers(self) -> int:
-        """Parameters and buffers of the generator and the critic, from arithmetic on the sizes (nothing built)."""
+        """Parameters and buffers of the generator (twice: it and its moving average) and the critic, from
+        arithmetic on the sizes (nothing built)."""
         z, h, nb, f, c = self.z_dim, self.temporal_hidden, self.n_bars, self.bar_hidden_features, self.bar_hidden_channels
         half, octaves = c // 2, self.n_pitches // 12
 
@@ -164,14 +129,24 @@ class MuseGANConfig:
                + sum(batch_norm(o) for _, o, _ in convs[:-1]) + heads * (half + 1))
         generator = temporal + self.n_tracks * (temporal + bar)
         k = self.critic_hidden
-        layers = [(self.n_tracks * (1 + self.critic_onsets + self.critic_rests), k, 2), (k, k, nb - 1), (k, k, 12),
+        layers = [(self.n_tracks * self.critic_streams, k, 2), (k, k, nb - 1), (k, k, 12),
                   (k, k, octaves), (k, k, 2), (k, k, 2), (k, 2 * k, 4), (2 * k, 4 * k, 3)]
         g = self.critic_hidden_features
         critic = sum(i * o * kk + o for i, o, kk in layers) + 4 * k * g + g + g + 1
-        return generator + critic
+        v, t = self.critic_voice_channels, self.n_tracks
+        if v:
+            per_voice = self.critic_streams * self.n_pitches * v * 3 + v + v * v * 3 + v
+            mixing = t * v * 4 * v * 4 + 4 * v + 4 * v * 4 * v * 4 + 4 * v
+            critic += t * per_voice + mixing + 4 * v * voice_steps_out(nb * self.steps_per_bar) * g
+        return 2 * generator + critic
+
+    @property
+    def critic_streams(self) -> int:
+        """Copies of each voice the critic reads: its roll, and its onsets and rests where asked for."""
+        return 1 + self.critic_onsets + self.critic_rests
 
 
-def _critic_steps_out(steps: int) -> int:
+def critic_steps_out(steps: int) -> int:
     """Length of the step axis after the critic's convolutions (must be 1)."""
     for _ in range(2):
         steps //= 2
@@ -179,47 +154,24 @@ def _critic_steps_out(steps: int) -> int:
     return (steps + 2 - 3) // 2 + 1
 
 
+def voice_steps_out(steps: int) -> int:
+    """Length of the time axis after the voice front end's two mixing convolutions (kernel 4, stride 2, pad 1)."""
+    for _ in range(2):
+        steps = (steps + 2 - 4) // 2 + 1
+    return steps
+
+
 def book_init(module: nn.Module) -> None:
     """The book's init: conv and linear weights ~ N(0, 0.02); linear and BN2d biases 0, BN2d weights ~ N(0, 0.02)."""
-    if isinstance(module, (nn.Conv3d, nn.ConvTranspose2d)):
+    if isinstance(module, (nn.Conv1d, nn.Conv3d, nn.ConvTranspose2d)):
         nn.init.normal_(module.weight, 0.0, 0.02)
     elif isinstance(module, (nn.Linear, nn.BatchNorm2d)):
         nn.init.normal_(module.weight, 0.0, 0.02)
-        nn.init.constant_(module.bias, 0.0)
+        if module.bias is not None:
+            nn.init.constant_(module.bias, 0.0)
 
 
-def batch_norm_per_bar(x: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm) -> torch.Tensor:
-    """Batch norm of channels-last x (bars, batch, ..., C) with statistics per bar, as if called once per bar.
-
-    In training the running statistics are updated once per bar, in bar order, exactly like
-    the book's one-call-per-bar loop; in eval the running statistics are used.
-    """
-    if not bn.training:
-        return (x - bn.running_mean) * torch.rsqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
-    dims = tuple(range(1, x.dim() - 1))
-    var, mean = torch.var_mean(x, dim=dims, keepdim=True, correction=0)   # one pass over x, not two
-    y = (x - mean) * torch.rsqrt(var + bn.eps) * bn.weight + bn.bias
-    if bn.track_running_stats:
-        n = math.prod(x.shape[1:-1])
-        with torch.no_grad():
-            m = bn.momentum
-            for bar in range(x.shape[0]):
-                bn.running_mean.mul_(1 - m).add_(mean[bar].reshape(-1), alpha=m)
-                bn.running_var.mul_(1 - m).add_(var[bar].reshape(-1) * (n / max(n - 1, 1)), alpha=m)
-                bn.num_batches_tracked.add_(1)
-    return y
-
-
-def conv_transpose_cl(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
-    """ConvTranspose2d with stride == kernel on channels-last x (N, H, W, Cin) -> (N, H*kh, W*kw, Cout), as one matmul."""
-    cin, cout, kh, kw = conv.weight.shape
-    n, h, w, _ = x.shape
-    weight = conv.weight.permute(0, 2, 3, 1).reshape(cin, kh * kw * cout)
-    y = (x.reshape(-1, cin) @ weight).view(n, h, w, kh, kw, cout)
-    if kh > 1 and w > 1:   # interleave the kernel rows with the input rows
-        y = y.permute(0, 1, 3, 2, 4, 5)
-    return y.reshape(n, h * kh, w * kw, cout) + conv.bias
-
+# ---- the generator -----------------------------------------------------------------------------------------
 
 class TemporalNetwork(nn.Module):
     """Noise (B, z) -> one noise vector per bar (B, z, n_bars); two transposed convolutions over the bar axis."""
@@ -227,9 +179,9 @@ class TemporalNetwork(nn.Module):
     def __init__(self, z_dim: int = 32, hidden: int = 1024, n_bars: int = 2):
         super().__init__()
         self.z_dim, self.n_bars = z_dim, n_bars
-        self.conv1 = nn.ConvTranspose2d(z_dim, hidden, kernel_size=(2, 1))
+        self.conv1 = PatchConvTranspose2d(z_dim, hidden, kernel_size=(2, 1))
         self.bn1 = nn.BatchNorm2d(hidden)
-        self.conv2 = nn.ConvTranspose2d(hidden, z_dim, kernel_size=(n_bars - 1, 1))
+        self.conv2 = PatchConvTranspose2d(hidden, z_dim, kernel_size=(n_bars - 1, 1))
         self.bn2 = nn.BatchNorm2d(z_dim)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -240,90 +192,116 @@ class TemporalNetwork(nn.Module):
 
 
 class BarGenerator(nn.Module):
-    """One bar of one voice: (bars, B, 4z) -> (bars, B, steps, pitches), all bars in one pass."""
+    """One voice's bars: (N, 4z) -> (N, steps, pitches), N being batch x bars.
+
+    A linear layer, then transposed convolutions that double the steps three times, then spread the
+    octaves and the 12 pitches of each octave. A categorical output adds a rest logit per step (and with
+    hold a hold logit after it), read from the features of all octaves."""
 
     def __init__(self, z_dim: int = 32, hidden_features: int = 1024, hidden_channels: int = 512, n_pitches: int = 84,
                  rest_logit: bool = False, hold_logit: bool = False):
         super().__init__()
         c, half = hidden_channels, hidden_channels // 2
-        self.rows = hidden_features // hidden_channels   # the reshape (c, rows, 1) after the linear layer
+        self.channels, self.rows = c, hidden_features // c   # the book's Reshape((c, rows, 1)) after the linear
         self.linear = nn.Linear(4 * z_dim, hidden_features)
         self.bn0 = nn.BatchNorm1d(hidden_features)
-        shapes = [(c, c, (2, 1)), (c, half, (2, 1)), (half, half, (2, 1)), (half, half, (1, n_pitches // 12)), (half, 1, (1, 12))]
-        self.convs = nn.ModuleList(nn.ConvTranspose2d(i, o, k, stride=k) for i, o, k in shapes)
+        shapes = [(c, c, (2, 1)), (c, half, (2, 1)), (half, half, (2, 1)), (half, half, (1, n_pitches // 12)),
+                  (half, 1, (1, 12))]
+        self.convs = nn.ModuleList(PatchConvTranspose2d(i, o, k, stride=k) for i, o, k in shapes)
         self.bns = nn.ModuleList(nn.BatchNorm2d(o) for _, o, _ in shapes[:-1])
-        # categorical output: one more logit per step, "rest", from the features of all octaves
         self.rest = nn.Linear(half, 1) if rest_logit else None
-        # and with hold, one more after it, "hold", from the same features
         self.hold = nn.Linear(half, 1) if hold_logit else None
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        bars, b, _ = z.shape
-        x = F.relu(batch_norm_per_bar(self.linear(z), self.bn0))
-        # the book's Reshape((c, rows, 1)) is channel-major; go channels-last from there on
-        x = x.view(bars * b, -1, self.rows, 1).permute(0, 2, 3, 1)
+        x = F.relu(self.bn0(self.linear(z)))
+        x = x.view(z.shape[0], self.channels, self.rows, 1)          # (N, C, steps, octaves), growing
         for conv, bn in zip(self.convs[:-1], self.bns):
-            x = conv_transpose_cl(x, conv)
-            x = F.relu(batch_norm_per_bar(x.view(bars, b, *x.shape[1:]), bn)).view(bars * b, *x.shape[1:])
-        pooled = x.mean(dim=2) if self.rest is not None else None   # all octaves' features, per step
-        x = conv_transpose_cl(x, self.convs[-1])          # (bars*B, steps, pitches, 1), no activation
-        x = x.view(bars, b, x.shape[1], x.shape[2])
-        # the categorical's extra logits after the pitches: rest, then (with hold) hold
-        extra = [head(pooled).view(bars, b, -1, 1) for head in (self.rest, self.hold) if head is not None]
-        return torch.cat([x, *extra], dim=-1) if extra else x
+            x = F.relu(bn(conv(x)))
+        pitches = self.convs[-1](x).squeeze(1)                        # (N, steps, pitches), no activation
+        heads = [head for head in (self.rest, self.hold) if head is not None]
+        if not heads:
+            return pitches
+        features = x.mean(dim=3).transpose(1, 2)                      # (N, steps, C): all octaves, per step
+        return torch.cat([pitches, *[head(features) for head in heads]], dim=-1)
 
 
 class MuseGenerator(nn.Module):
-    """Four noise inputs -> piano rolls (B, tracks, bars, steps, pitches)."""
+    """Four noise inputs -> piano rolls (B, tracks, bars, steps, pitches).
+
+    chords (one per piece, varied over bars by a temporal network), style (one per piece), melody (one per
+    voice, varied over bars) and groove (one per voice) are concatenated per bar and voice, and each voice's
+    bar generator turns them into its bars."""
 
     def __init__(self, config: MuseGANConfig):
         super().__init__()
         c = config
         self.n_tracks, self.n_bars = c.n_tracks, c.n_bars
         self.chords_network = TemporalNetwork(c.z_dim, c.temporal_hidden, c.n_bars)
-        self.melody_networks = nn.ModuleList(TemporalNetwork(c.z_dim, c.temporal_hidden, c.n_bars) for _ in range(c.n_tracks))
+        self.melody_networks = nn.ModuleList(TemporalNetwork(c.z_dim, c.temporal_hidden, c.n_bars)
+                                             for _ in range(c.n_tracks))
         self.bar_generators = nn.ModuleList(
             BarGenerator(c.z_dim, c.bar_hidden_features, c.bar_hidden_channels, c.n_pitches,
                          rest_logit=c.output != "linear", hold_logit=c.hold) for _ in range(c.n_tracks))
 
     def forward(self, chords, style, melody, groove) -> torch.Tensor:
         """chords, style: (B, z); melody, groove: (B, tracks, z)."""
-        b, z = style.shape
-        # (bars, B, z): chords and melody change per bar, style and groove are shared by all bars
-        chords_t = self.chords_network(chords).permute(2, 0, 1)
-        style_t = style.expand(self.n_bars, b, z)
-        outs = []
+        b, bars = style.shape[0], self.n_bars
+        chords_t = self.chords_network(chords)                              # (B, z, bars)
+        style_t = style.unsqueeze(-1).expand(-1, -1, bars)                  # shared by all bars
+        voices = []
         for t, (melody_net, bar_gen) in enumerate(zip(self.melody_networks, self.bar_generators)):
-            melody_t = melody_net(melody[:, t]).permute(2, 0, 1)
-            groove_t = groove[:, t].expand(self.n_bars, b, z)
-            outs.append(bar_gen(torch.cat([chords_t, style_t, melody_t, groove_t], dim=-1)))
-        return torch.stack(outs, dim=0).permute(2, 0, 1, 3, 4)   # (tracks, bars, B, S, P) -> (B, tracks, bars, S, P)
+            melody_t = melody_net(melody[:, t])                             # (B, z, bars)
+            groove_t = groove[:, t].unsqueeze(-1).expand(-1, -1, bars)
+            z = torch.cat([chords_t, style_t, melody_t, groove_t], dim=1)   # (B, 4z, bars)
+            z = z.permute(2, 0, 1).reshape(bars * b, -1)                    # bars folded into the batch
+            out = bar_gen(z)                                                # (bars * B, steps, pitches)
+            voices.append(out.view(bars, b, *out.shape[1:]).transpose(0, 1))
+        return torch.stack(voices, dim=1)                                   # (B, tracks, bars, steps, pitches)
 
 
-def _conv_cl(x: torch.Tensor, conv: nn.Conv3d, dim: int) -> torch.Tensor:
-    """A Conv3d whose kernel spans one axis `dim` of channels-last x (B, D, H, W, C), as one matmul."""
-    cout, cin = conv.weight.shape[:2]
-    k = conv.weight.shape[2 + dim - 1]
-    stride = conv.stride[dim - 1]
-    pad = conv.padding[dim - 1]
-    if stride == k and pad == 0 and x.shape[dim] % k == 0:
-        # non-overlapping windows: a view, window-major then channel, so reorder the (small) weight to match
-        shape = list(x.shape)
-        x = x.reshape(*shape[:dim], shape[dim] // k, k, *shape[dim + 1:])
-        x = x.movedim(dim + 1, -2) if dim + 1 != x.dim() - 2 else x
-        x = x.flatten(-2)
-        weight = conv.weight.reshape(cout, cin, k).permute(0, 2, 1).reshape(cout, k * cin)
-    else:
-        if pad:
-            padding = [0, 0] * (x.dim() - 1 - dim) + [pad, pad]   # F.pad counts from the last axis
-            x = F.pad(x, padding)
-        x = x.unfold(dim, k, stride).flatten(-2)                # (..., C, k) channel-major like the weight
-        weight = conv.weight.reshape(cout, cin * k)
-    return F.linear(x, weight, conv.bias)
+# ---- the critic --------------------------------------------------------------------------------------------
+
+class VoiceFrontEnd(nn.Module):
+    """Hears each voice along time before voices mix: (B, tracks, streams, T, pitches) -> features to add to
+    the critic's hidden layer.
+
+    Per voice (a grouped convolution: each voice its own weights), the pitches of its roll (and its onsets
+    and rests) are the channels of two convolutions over the 16ths, so that a held note, a repeated or
+    jittering pitch, a step, a leap and a rest are each a pattern of three 16ths. Then two strided
+    convolutions over time mix the voices, and a linear projection adds the result to the critic's hidden
+    layer. The projection starts at zero, so a critic that gains this front end computes what it did before."""
+
+    def __init__(self, n_tracks: int, streams: int, n_pitches: int, channels: int, steps: int, hidden: int):
+        super().__init__()
+        t, v = n_tracks, channels
+        self.per_voice = nn.Sequential(
+            nn.Conv1d(t * streams * n_pitches, t * v, 3, padding=1, groups=t), nn.LeakyReLU(0.3),
+            nn.Conv1d(t * v, t * v, 3, padding=1, groups=t), nn.LeakyReLU(0.3))
+        self.mix = nn.Sequential(
+            nn.Conv1d(t * v, 4 * v, 4, stride=2, padding=1), nn.LeakyReLU(0.3),
+            nn.Conv1d(4 * v, 4 * v, 4, stride=2, padding=1), nn.LeakyReLU(0.3))
+        self.project = nn.Linear(4 * v * voice_steps_out(steps), hidden, bias=False)
+        self._register_load_state_dict_pre_hook(self._keep_own_init_when_absent)
+
+    def forward(self, voices: torch.Tensor) -> torch.Tensor:
+        b, t, streams, steps, pitches = voices.shape
+        x = voices.permute(0, 1, 2, 4, 3).reshape(b, t * streams * pitches, steps)   # voice-major channels
+        return self.project(self.mix(self.per_voice(x)).flatten(1))
+
+    def _keep_own_init_when_absent(self, state_dict, prefix, *args):
+        """Branching a critic that had no front end (init=an older model): the front end starts from its own
+        init, its projection zero, instead of the load failing on missing keys."""
+        if not any(k.startswith(prefix) for k in state_dict):
+            for name, value in self.state_dict().items():
+                state_dict[prefix + name] = value
 
 
 class MuseCritic(nn.Module):
-    """Piano rolls (B, tracks, bars, steps, pitches) -> a score (B, 1). LeakyReLU(0.3), no normalisation."""
+    """Piano rolls (B, tracks, bars, steps, pitches) -> a score (B, 1). LeakyReLU(0.3), no normalisation.
+
+    Convolutions over the bars, then the 12 pitches of an octave, then the octaves, then the steps, then two
+    linear layers. With critic_onsets / critic_rests it reads, beside each voice's roll, where its notes start
+    and where it rests; with critic_voice_channels a VoiceFrontEnd hears each voice along time first."""
 
     def __init__(self, config: MuseGANConfig):
         super().__init__()
@@ -331,7 +309,7 @@ class MuseCritic(nn.Module):
         octaves = c.n_pitches // 12
         self.onsets, self.rests = c.critic_onsets, c.critic_rests
         layers = [  # (in, out, kernel, stride, padding), all on (bars, steps, pitches)
-            (c.n_tracks * (1 + c.critic_onsets + c.critic_rests), h, (2, 1, 1), 1, 0),
+            (c.n_tracks * c.critic_streams, h, (2, 1, 1), 1, 0),
             (h, h, (c.n_bars - 1, 1, 1), 1, 0),
             (h, h, (1, 1, 12), (1, 1, 12), 0),
             (h, h, (1, 1, octaves), (1, 1, octaves), 0),
@@ -340,30 +318,35 @@ class MuseCritic(nn.Module):
             (h, 2 * h, (1, 4, 1), (1, 2, 1), (0, 1, 0)),
             (2 * h, 4 * h, (1, 3, 1), (1, 2, 1), (0, 1, 0)),
         ]
-        self.convs = nn.ModuleList(nn.Conv3d(i, o, k, stride=s, padding=p) for i, o, k, s, p in layers)
-        # the axis each kernel spans (1 = bars, 2 = steps, 3 = pitches of the channels-last tensor)
-        self.axes = [1, 1, 3, 3, 2, 2, 2, 2]
+        self.convs = nn.ModuleList(PatchConv3d(i, o, k, stride=s, padding=p) for i, o, k, s, p in layers)
         self.linear1 = nn.Linear(4 * h, c.critic_hidden_features)
         self.linear2 = nn.Linear(c.critic_hidden_features, 1)
+        self.voices = None
+        if c.critic_voice_channels:
+            self.voices = VoiceFrontEnd(c.n_tracks, c.critic_streams, c.n_pitches, c.critic_voice_channels,
+                                        c.n_bars * c.steps_per_bar, c.critic_hidden_features)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        streams = [x]
+    def forward(self, roll: torch.Tensor) -> torch.Tensor:
+        streams = [roll]
         if self.onsets:
-            streams.append(onset_roll(x))
+            streams.append(onset_roll(roll))
         if self.rests:
-            streams.append(rest_roll(x))
-        x = torch.cat(streams, dim=1) if len(streams) > 1 else x
-        x = x.permute(0, 2, 3, 4, 1)   # channels (tracks) last: (B, bars, steps, pitches, tracks)
-        for conv, axis in zip(self.convs, self.axes):
-            x = F.leaky_relu(_conv_cl(x, conv, axis), 0.3)
-        x = F.leaky_relu(self.linear1(x.flatten(1)), 0.3)
-        return self.linear2(x)
+            streams.append(rest_roll(roll))
+        x = torch.cat(streams, dim=1)                          # (B, streams * tracks, bars, steps, pitches)
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), 0.3)
+        hidden = self.linear1(x.flatten(1))
+        if self.voices is not None:
+            b, t, bars, steps, pitches = roll.shape
+            voices = torch.stack(streams, dim=2).reshape(b, t, len(streams), bars * steps, pitches)
+            hidden = hidden + self.voices(voices)
+        return self.linear2(F.leaky_relu(hidden, 0.3))
 
 
 def onset_roll(roll: torch.Tensor) -> torch.Tensor:
     """A +1/-1 roll (B, tracks, bars, steps, pitches) -> +1 where a note starts (on now, off the 16th before), else -1.
 
-    The critic collapses the pitch axis before it looks along time, so from the roll alone it can hardly tell a
+    The critic folds the pitch axis before it looks along time, so from the roll alone it can hardly tell a
     held note from a pitch struck again and again nearby; the onsets make that difference a sum it can read. The
     formula is smooth, so it also takes the gradient penalty's blends of real and fake rolls."""
     b, tracks, bars, steps, pitches = roll.shape
@@ -374,87 +357,27 @@ def onset_roll(roll: torch.Tensor) -> torch.Tensor:
 
 def rest_roll(roll: torch.Tensor) -> torch.Tensor:
     """A +1/-1 roll (B, tracks, bars, steps, pitches) -> +1 across every pitch of a 16th where the voice rests,
-    else -1 (smooth in between, for the gradient penalty's blends).
-
-    In the roll a rest differs from a note by one cell in 84, so after the critic folds the pitch axis it barely
-    shows; this is the generator's own rest choice, in the roll's form."""
+    else -1 (smooth in between, for the gradient penalty's blends)."""
     on = ((roll + 1) / 2).sum(dim=-1, keepdim=True).clamp(0, 1)
     return (1 - 2 * on).expand_as(roll)
 
 
-def gumbel_noise(shape, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-    """Standard Gumbel noise -log(-log(U)); seeded draws happen on the CPU (the same music on every device)."""
-    if generator is None:
-        u = torch.rand(shape, device=device)
-    else:
-        u = torch.rand(shape, generator=generator).to(device)
-    tiny = torch.finfo(u.dtype).tiny
-    return -torch.log((-torch.log(u.clamp(tiny, 1.0))).clamp_min(tiny))
-
-
-def categorical_roll(logits: torch.Tensor, tau: float = 1.0, generator: torch.Generator | None = None,
-                     straight_through: bool = False, sample: bool = True, noise: str = "cell",
-                     temperature: float = 1.0, hold: bool = False) -> torch.Tensor:
-    """Logits (B, tracks, bars, steps, pitches + 1) -> a +1/-1 roll (..., pitches): one pitch or a rest (the
-    last logit) per voice and step: the largest logit, or with sample a draw from softmax(logits / temperature)
-    by the Gumbel-max trick, with fresh noise per cell or (noise="voice") one noise vector per piece and voice,
-    shared by all its steps. With straight_through, the gradient is that of softmax(noisy / tau), noisy being
-    the tempered logits plus the noise (so tau acts on logits / temperature); the forward value is the hard
-    one-hot either way.
-
-    With hold, the logits have one more column after the rest, "hold": the voice plays at that 16th what it
-    played at the 16th before (a held note, or a rest that goes on); the piece's first 16th cannot hold. The
-    straight-through gradient then follows the same recurrence on the soft choices."""
-    noisy = logits.float()
-    if sample:
-        noisy = noisy / temperature
-        shape = logits.shape if noise == "cell" else (*logits.shape[:2], *[1] * (logits.dim() - 3), logits.shape[-1])
-        noisy = noisy + gumbel_noise(shape, generator, logits.device)
-    if hold:
-        first = torch.zeros(noisy.shape[-3:], dtype=torch.bool, device=noisy.device)
-        first[0, 0, -1] = True
-        noisy = noisy.masked_fill(first, float("-inf"))
-    choice = noisy.argmax(dim=-1)
-    if hold:
-        choice = resolve_holds(choice, logits.shape[-1] - 1)
-    hard = F.one_hot(choice, logits.shape[-1] - int(hold)).to(logits.dtype)
-    if straight_through:
-        soft = torch.softmax(noisy / tau, dim=-1)
-        soft = resolve_soft_holds(soft).to(logits.dtype) if hold else soft.to(logits.dtype)
-        hard = hard - soft.detach() + soft
-    return 2 * hard[..., :-1] - 1                          # the rest column is dropped: a rest is all -1
-
-
-def resolve_holds(choice: torch.Tensor, hold_index: int) -> torch.Tensor:
-    """Choices (B, tracks, bars, steps) with hold_index meaning "as before" -> the pitch or rest each 16th plays."""
-    flat = choice.flatten(-2)
-    t = torch.arange(flat.shape[-1], device=flat.device)
-    latest = torch.where(flat != hold_index, t, 0).cummax(dim=-1).values   # the last 16th that chose for itself
-    return flat.gather(-1, latest).view(choice.shape)
-
-
-def resolve_soft_holds(soft: torch.Tensor) -> torch.Tensor:
-    """Probabilities (B, tracks, bars, steps, pitches + 2) -> (..., pitches + 1): what each 16th plays if hold
-    (the last column) passes on the 16th before, p_t = q_t + hold_t * p_(t-1); 32 small steps, cheap."""
-    flat = soft.flatten(2, 3)
-    played = [flat[:, :, 0, :-1]]
-    for t in range(1, flat.shape[2]):
-        played.append(flat[:, :, t, :-1] + flat[:, :, t, -1:] * played[-1])
-    return torch.stack(played, dim=2).view(*soft.shape[:-1], soft.shape[-1] - 1)
-
+# ---- the model ---------------------------------------------------------------------------------------------
 
 class MuseGAN(Model):
     """MuseGAN (Dong et al. 2018) as in the book: four-voice, two-bar piano rolls from four noise inputs."""
 
     arch = "musegan"
-    # 2: config.output (onehot, gumbel); 3: config.sample_temperature; 4: config.hold, critic_onsets, critic_rests. Older
-    # folders load unchanged (linear output, temperature 1, no hold, no onsets); an older plugin refuses a newer
-    # folder with "upgrade the plugin".
-    arch_version = 4
+    # 2: config.output (onehot, gumbel); 3: config.sample_temperature; 4: config.hold, critic_onsets, critic_rests;
+    # 5: critic_voice_channels and generator.safetensors (the trained weights; model.safetensors is their moving
+    # average). Older folders load unchanged; an older plugin refuses a newer folder with "upgrade the plugin".
+    arch_version = 5
     min_arch_version = 1
     config_class = MuseGANConfig
     tokenizer_name = "pianoroll"
-    optional_state_files = ("critic",)
+    card_metadata = {"license": "mit", "tags": ["musegan", "gan"]}
+    # the critic and the trained (not averaged) generator ride along for resuming and fine-tuning
+    optional_state_files = ("critic", "generator")
     generate_options = ()
     # sheet music of the four voices: SATB staves with their clefs, or a two-staff short score
     score_layouts = {
@@ -478,6 +401,9 @@ class MuseGAN(Model):
             self.critic.apply(book_init)
             if self.config.output != "linear":
                 self._unit_bn_scales()
+            if self.critic.voices is not None:
+                nn.init.zeros_(self.critic.voices.project.weight)
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
 
     def _unit_bn_scales(self):
         """One-hot outputs start from unit batch-norm scales instead of the book's N(0, 0.02) ones: with scales
@@ -488,8 +414,25 @@ class MuseGAN(Model):
                 nn.init.ones_(m.weight)
 
     def state_files(self) -> dict[str, nn.Module]:
-        """The generator is model.safetensors; the critic rides along for resuming and fine-tuning."""
-        return {"model": self.generator, "critic": self.critic}
+        """model.safetensors is the generator that plays (the moving average of the trained weights); the
+        critic and the trained generator ride along for resuming and fine-tuning."""
+        return {"model": self.generator_ema, "critic": self.critic, "generator": self.generator}
+
+    def num_parameters(self) -> int:
+        """The trained networks' parameters: the moving average is a copy, not more model."""
+        return sum(p.numel() for m in (self.generator, self.critic) for p in m.parameters())
+
+    @torch.no_grad()
+    def update_average(self, decay: float) -> None:
+        """generator_ema <- decay * generator_ema + (1 - decay) * generator, parameters and batch-norm statistics
+        alike (as timm's ModelEmaV2 does); decay 0 copies. Under fsdp the trained weights are gathered first."""
+        pairs = zip(self.generator_ema.state_dict().values(), self.generator.state_dict().values())
+        for average, trained in pairs:
+            trained = trained.full_tensor() if hasattr(trained, "full_tensor") else trained
+            if average.is_floating_point() and decay > 0:
+                average.lerp_(trained.to(average.dtype), 1 - decay)
+            else:
+                average.copy_(trained)
 
     def sample_noise(self, num: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
         """chords, style, melody, groove ~ N(0, 1) (the book used U[0,1) at inference, unlike training)."""
@@ -501,13 +444,14 @@ class MuseGAN(Model):
         return tuple(torch.randn(s, generator=generator).to(self.device) for s in shapes)
 
     def forward(self, chords, style, melody, groove) -> torch.Tensor:
-        """Raw generator output (B, tracks, bars, steps, pitches), unbounded; positive means 'on'.
+        """The playing generator's raw output (B, tracks, bars, steps, pitches), unbounded; positive means 'on'.
         With output="onehot" or "gumbel" these are logits (B, tracks, bars, steps, pitches + 1), the last a rest
         (pitches + 2 with hold: the rest, then hold)."""
-        return self.generator(chords, style, melody, groove)
+        return self.generator_ema(chords, style, melody, groove)
 
     def fake_rolls(self, *noise) -> torch.Tensor:
-        """What the critic judges in training: the linear output as is, or the straight-through one-hot the decoder plays."""
+        """What the critic judges in training: the trained generator's linear output as is, or the
+        straight-through one-hot the decoder plays."""
         out = self.generator(*noise)
         if self.config.output != "linear":
             return categorical_roll(out, self.config.gumbel_tau, straight_through=True,
@@ -516,22 +460,25 @@ class MuseGAN(Model):
         return out
 
     @torch.no_grad()
-    def sample(self, num: int = 1, seed: int | None = None) -> torch.Tensor:
-        """Rolls (num, tracks, bars, steps, pitches) in eval mode (running BN statistics): the linear output, or a
-        +1/-1 one-hot of the logits: their largest (output="onehot") or a sample (output="gumbel").
+    def sample(self, num: int = 1, seed: int | None = None, averaged: bool = True) -> torch.Tensor:
+        """Rolls (num, tracks, bars, steps, pitches) of the playing generator (averaged=False: the trained one) in
+        eval mode (running BN
+        statistics): the linear output, or a +1/-1 one-hot of the logits: their largest (output="onehot") or a
+        sample (output="gumbel").
 
         Piece k draws its noise from a CPU generator seeded seed + k, so it is the same piece whatever the batch
         and the device: `--seed 7 --num 4`'s third piece is `--seed 9 --num 1`."""
         if seed is None:
             seed = int(torch.seed() % 2**62)
         gens = [torch.Generator().manual_seed(int(seed) + k) for k in range(num)]
-        was_training = self.generator.training
-        self.generator.eval()
+        player = self.generator_ema if averaged else self.generator
+        was_training = player.training
+        player.eval()
         try:
-            dtype = next(self.generator.parameters()).dtype
+            dtype = next(player.parameters()).dtype
             pieces = [self.sample_noise(1, g) for g in gens]
             noise = [torch.cat(parts).to(dtype=dtype) for parts in zip(*pieces)]
-            out = self.generator(*noise).float()
+            out = player(*noise).float()
             if self.config.output == "onehot":
                 out = categorical_roll(out, sample=False, hold=self.config.hold)
             elif self.config.output == "gumbel":
@@ -540,7 +487,7 @@ class MuseGAN(Model):
                                  for k, g in enumerate(gens)])
             return out
         finally:
-            self.generator.train(was_training)
+            player.train(was_training)
 
     def music_metrics(self, pieces) -> dict[str, float]:
         """`zoo eval`'s chorale rows: the grid metrics and the chorale table (metrics.all_metrics) on 16th grids."""
