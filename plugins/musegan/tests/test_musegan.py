@@ -102,14 +102,14 @@ def test_book_configuration_computes_what_the_literal_book_layers_compute():
         assert_same_math(critic(x), rcritic(x))
 
 
-SHIPPED = dict(output="gumbel", gumbel_tau=0.3, sample_temperature=0.35, critic_onsets=True)   # musegan-bach's options
+SHIPPED_OPTIONS = dict(output="gumbel", gumbel_tau=0.3, sample_temperature=0.35, critic_onsets=True)   # musegan-bach's options
 
 
 @pytest.mark.parametrize("overrides", [
     TINY, {"n_bars": 3, **TINY}, {"n_tracks": 3, "n_pitches": 48, **TINY},
-    {**SHIPPED, **TINY},                                              # the shipped configuration
+    {**SHIPPED_OPTIONS, **TINY},                                              # the shipped configuration
     {"output": "onehot", **TINY}, {"output": "gumbel", "hold": True, "critic_rests": True, **TINY},
-    {**SHIPPED, "critic_voice_channels": 4, **TINY}, {**SHIPPED, "critic_voice_channels": 3, "n_bars": 3, **TINY},
+    {**SHIPPED_OPTIONS, "critic_voice_channels": 4, **TINY}, {**SHIPPED_OPTIONS, "critic_voice_channels": 3, "n_bars": 3, **TINY},
 ])
 def test_same_math_as_the_literal_book_layers(overrides):
     """Same weights in the reference (tests/musegan_reference.py, beside this file) and in zoo_musegan, for every

@@ -48,7 +48,7 @@ def test_training_keeps_and_saves_the_average_and_the_critic_lr(tmp_path):
     from unittest import mock
 
     import zoo
-    from zoo.trainer import checkpoint_dirs, train
+    from zoo.train import checkpoint_dirs, train
 
     data = write_jsb(tmp_path / "jsb.npz")
     values = dict(steps=3, batch_size=4, eval_samples=8, eval_every=2, lr=1e-3, critic_lr=5e-4, ema_decay=0.2, **TINY)
@@ -70,7 +70,7 @@ def test_training_keeps_and_saves_the_average_and_the_critic_lr(tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     evaluated = next(x for x in lines if "valid_release_score" in x)
     assert {"valid_release_score", "valid_trained_release_score", "valid_distance_to_data"} <= set(evaluated)
-    from zoo.checkpoint import load_model
+    from zoo.loader import load_model
 
     model = load_model(final, device="cpu", generate_only=True)   # what zoo generate loads: the average
     assert torch.equal(model.generator_ema.state_dict()[name], load_file(final / "model.safetensors")[name])

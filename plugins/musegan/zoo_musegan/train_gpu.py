@@ -35,7 +35,7 @@ DEFAULTS = {"output": "gumbel", "gumbel_tau": 0.3, "sample_temperature": 0.35, "
 def build(values: dict, device: str, source=None):
     """A MuseGAN of the book's widths (with `values` on top of DEFAULTS) and its trainer, on `device`."""
     from zoo.config import config_from_dict
-    from zoo.trainer import split_overrides
+    from zoo.train import split_overrides
 
     from .model import MuseGAN
     from .train import MuseGANTrainer
@@ -80,7 +80,8 @@ def shard(tensors: dict[str, torch.Tensor], limit: int = SHARD_BYTES) -> list[di
 def save(folder: Path, model, info: dict) -> Path:
     """`folder` written atomically: each network as <stem>-0000k-of-0000n.safetensors shards plus
     <stem>.safetensors.index.json, config.json and metrics.json; a manifest of checksums over all of it."""
-    from zoo.checkpoint import atomic_folder, save_tensors, write_manifest
+    from zoo.checkpoint import save_tensors, write_manifest
+    from zoo.outputs import atomic_folder
     from zoo.config import to_dict
 
     def fill(tmp: Path):
@@ -153,7 +154,7 @@ def train(minutes: float, out, values: dict | None = None, device: str = "cuda",
 
 def _info(trainer, step: int, start: float) -> dict:
     from zoo.config import to_dict
-    from zoo.trainer import hardware
+    from zoo.train import hardware
 
     return {"train_config": to_dict(trainer.config), "step": step, "elapsed_s": round(time.monotonic() - start, 1),
             "hardware": hardware(trainer.device)}
