@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import pickle
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 import torch
@@ -127,6 +130,39 @@ def test_dtype_cast_on_load(tiny_model, tmp_path):
     folder = tiny_model.save_pretrained(tmp_path / "m")
     model = zoo.load(str(folder), device="cpu", dtype="bf16")
     assert model.embed.weight.dtype == torch.bfloat16
+
+
+@dataclass(frozen=True)
+class TrimmedConfig:
+    """A config class that removed two options (`wide`, off when false; `mode`, off when "a")."""
+
+    width: int = 4
+    removed_keys: ClassVar[dict] = {"wide": (False, "train without it"), "mode": ("a", "use mode a")}
+
+
+def test_a_removed_config_key_is_dropped_at_its_off_value_and_refused_otherwise():
+    """Configs saved before a key was removed still build when they hold it at the value that kept it off
+    (from JSON or as --set writes it); any other value is one ConfigError with the class's advice. A removed
+    key is no valid key, but zoo train's split still sends it to its class, which decides."""
+    from zoo.config import config_from_dict
+    from zoo.errors import ConfigError
+    from zoo.train import split_overrides
+
+    assert config_from_dict(TrimmedConfig, {"width": 3, "wide": False, "mode": "a"}) == TrimmedConfig(3)
+    assert config_from_dict(TrimmedConfig, {"wide": "false"}) == TrimmedConfig()
+    for bad, says in (({"wide": True}, "wide=true"), ({"wide": "yes"}, "wide=true"), ({"wide": 1}, "wide=1"),
+                      ({"mode": "b"}, 'mode="b"')):
+        key = next(iter(bad))
+        advice = TrimmedConfig.removed_keys[key][1]
+        with pytest.raises(ConfigError, match=f"^x config key '{key}' was removed, so {says} is no longer "
+                                              f"possible; {advice}$"):
+            config_from_dict(TrimmedConfig, {"width": 3, **bad}, what="x config")
+    with pytest.raises(ConfigError, match="unknown x config key.s. colour; valid keys: width$"):
+        config_from_dict(TrimmedConfig, {"colour": 1}, what="x config")
+    model, trainer = SimpleNamespace(config_class=TrimmedConfig), SimpleNamespace(config_class=zoo.TrainConfig)
+    assert split_overrides({"wide": "false", "lr": 0.1}, model, trainer) == ({"wide": "false"}, {"lr": 0.1})
+    with pytest.raises(ConfigError, match="unknown key.s. colour; valid model keys: width;"):
+        split_overrides({"colour": 1}, model, trainer)
 
 
 def test_a_dtype_or_folder_that_cannot_hold_a_model_is_a_config_error(tiny_model, tmp_path):

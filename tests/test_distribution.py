@@ -156,10 +156,11 @@ def test_zoo_list_and_plugins_check(user):
     assert {*SHIPPED, "tiny-scales"} <= names, done.stdout
     done = zoo_cmd("plugins", "--check")
     assert done.returncode == 0, done.stdout + done.stderr
-    for dist, module in (("musezoo-musegan", "zoo_musegan.plugin"), ("zoo-tiny", "zoo_tiny.plugin"),
-                         ("musezoo-music-transformer", "zoo_music_transformer.plugin"),
-                         ("musezoo-coconet", "zoo_coconet.plugin")):
-        assert f"{dist} 0.1.0  ({module})  ok" in done.stdout, done.stdout
+    for dist, version, module in (("musezoo-musegan", "0.2.0", "zoo_musegan.plugin"),
+                                  ("zoo-tiny", "0.1.0", "zoo_tiny.plugin"),
+                                  ("musezoo-music-transformer", "0.1.0", "zoo_music_transformer.plugin"),
+                                  ("musezoo-coconet", "0.1.0", "zoo_coconet.plugin")):
+        assert f"{dist} {version}  ({module})  ok" in done.stdout, done.stdout
 
 
 def test_generate_the_shipped_models_offline(user):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import typing
 
@@ -14,10 +15,16 @@ def valid_keys(cls) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
+def removed_keys(cls) -> dict:
+    """The keys a config class has removed: name -> (the value that meant off, what to do instead)."""
+    return getattr(cls, "removed_keys", {})
+
+
 def config_from_dict(cls, data: dict, what: str = "config"):
     """Build `cls(**data)`, refusing unknown keys and ill-typed values with a clear error."""
     if not isinstance(data, dict):
         raise ConfigError(f"{what} must be a JSON object, got {type(data).__name__}")
+    data = drop_removed_keys(cls, data, what)
     keys = valid_keys(cls)
     unknown = sorted(set(data) - set(keys))
     if unknown:
@@ -30,6 +37,25 @@ def config_from_dict(cls, data: dict, what: str = "config"):
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid {what}: {exc}") from None
+
+
+def drop_removed_keys(cls, data: dict, what: str = "config") -> dict:
+    """`data` without the keys the config class has removed, which saved folders may still name.
+
+    A class lists them as `removed_keys = {"name": (off_value, "what to do instead")}`. At its off value (the
+    behaviour the class keeps) a key is dropped, so the folder loads as before; any other value asked for
+    what the code no longer has, and is one error carrying the class's advice."""
+    removed = removed_keys(cls)
+    for key in sorted(removed.keys() & data.keys()):
+        off, advice = removed[key]
+        try:
+            value = coerce(data[key], type(off), key)   # "false" from --set is false
+        except ConfigError:
+            value = data[key]
+        if value != off:
+            raise ConfigError(f"{what} key {key!r} was removed, so {key}={json.dumps(value, default=repr)} is no "
+                              f"longer possible; {advice}")
+    return {k: v for k, v in data.items() if k not in removed}
 
 
 def coerce(value, hint, where: str):

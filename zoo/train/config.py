@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from zoo.config import valid_keys
+from zoo.config import removed_keys, valid_keys
 from zoo.errors import ConfigError
 
 
@@ -77,15 +77,19 @@ def lr_factor(step: int, config: TrainConfig) -> float:
 
 
 def split_overrides(values: dict, model_cls, trainer_cls) -> tuple[dict, dict]:
-    """Send each key to the model config or the train config; unknown keys list the valid ones."""
+    """Send each key to the model config or the train config; unknown keys list the valid ones. A key that a
+    config class has removed (an old run or --config file may name it) goes to that class, which drops or
+    refuses it (zoo.config.drop_removed_keys)."""
     model_keys = set(valid_keys(model_cls.config_class))
     train_keys = set(valid_keys(trainer_cls.config_class))
-    unknown = sorted(set(values) - model_keys - train_keys)
+    to_model = model_keys | set(removed_keys(model_cls.config_class))
+    to_train = train_keys | set(removed_keys(trainer_cls.config_class))
+    unknown = sorted(set(values) - to_model - to_train)
     if unknown:
         raise ConfigError(f"unknown key(s) {', '.join(unknown)}; valid model keys: {', '.join(sorted(model_keys))}; "
                           f"valid training keys: {', '.join(sorted(train_keys))}")
-    return ({k: v for k, v in values.items() if k in model_keys},
-            {k: v for k, v in values.items() if k in train_keys and k not in model_keys})
+    return ({k: v for k, v in values.items() if k in to_model},
+            {k: v for k, v in values.items() if k in to_train and k not in to_model})
 
 
 def read_config_file(path) -> dict:

@@ -4,10 +4,10 @@ Plain nn.Sequential stacks of nn.Conv3d / nn.ConvTranspose2d (torch's own kernel
 per (bar, track): slow, obviously right. zoo_musegan.model must compute the same function; the tests load
 the same weights into both (`copy_weights`) and compare outputs and gradients.
 
-Beyond the book, written as plainly, for every option zoo_musegan.model has: the rest and hold logits of
-a categorical output (a linear layer on the mean over octaves of the last hidden features), the onset and
-rest streams of the critic (loops over 16ths), and the per-voice front end (one ordinary Conv1d stack per
-voice, where the model uses one grouped convolution). `fold_bars=True` calls each bar generator once on
+Beyond the book, written as plainly, for every option zoo_musegan.model has: the rest logit of a
+categorical output (a linear layer on the mean over octaves of the last hidden features), the onset stream
+of the critic (a loop over 16ths), and the per-voice front end (one ordinary Conv1d stack per voice, where
+the model uses one grouped convolution). `fold_bars=True` calls each bar generator once on
 all bars stacked along the batch, as zoo_musegan.model does for its batch-norm statistics; False is the
 book's call per bar.
 """
@@ -54,10 +54,9 @@ class TemporalNetwork(nn.Module):
 
 class BarGenerator(nn.Module):
     def __init__(self, z_dimension=32, hid_features=1024, hid_channels=512, out_channels=1,
-                 n_steps_per_bar=16, n_pitches=84, extra_logits=0):
+                 n_steps_per_bar=16, n_pitches=84, rest_logit=False):
         super().__init__()
-        # extra_logits: a categorical output's rest logit, then the hold logit
-        self.heads = nn.ModuleList(nn.Linear(hid_channels // 2, 1) for _ in range(extra_logits))
+        self.heads = nn.ModuleList([nn.Linear(hid_channels // 2, 1)] if rest_logit else [])   # a categorical output's rest
         self.n_steps_per_bar = n_steps_per_bar
         self.n_pitches = n_pitches
         self.net = nn.Sequential(
@@ -94,7 +93,7 @@ class BarGenerator(nn.Module):
 
 class MuseGenerator(nn.Module):
     def __init__(self, z_dimension=32, hid_channels=1024, hid_features=1024, out_channels=1,
-                 n_tracks=4, n_bars=2, n_steps_per_bar=16, n_pitches=84, bar_hid_channels=512, extra_logits=0,
+                 n_tracks=4, n_bars=2, n_steps_per_bar=16, n_pitches=84, bar_hid_channels=512, rest_logit=False,
                  fold_bars=True):
         super().__init__()
         self.n_tracks, self.n_bars, self.fold_bars = n_tracks, n_bars, fold_bars
@@ -107,7 +106,7 @@ class MuseGenerator(nn.Module):
             self.bar_generators.add_module(
                 "bargen_" + str(n),
                 BarGenerator(z_dimension, hid_features, bar_hid_channels, out_channels, n_steps_per_bar, n_pitches,
-                             extra_logits))
+                             rest_logit))
 
     def forward(self, chords, style, melody, groove):
         chord_outs = self.chords_network(chords)
@@ -152,16 +151,6 @@ def onsets_by_loop(roll):
     return torch.stack(out, dim=2).reshape(roll.shape)
 
 
-def rests_by_loop(roll):
-    """+1 across the pitches of every 16th where the voice plays nothing, else -1; smooth in between."""
-    out = torch.empty_like(roll)
-    on = (roll + 1) / 2
-    for v in range(roll.shape[1]):
-        sounding = on[:, v].sum(dim=-1, keepdim=True).clamp(0, 1)
-        out[:, v] = (1 - 2 * sounding).expand_as(roll[:, v])
-    return out
-
-
 class VoiceFrontEnd(nn.Module):
     """One Conv1d stack per voice over its 16ths (pitches of each stream as channels), then the mixing stack."""
 
@@ -176,7 +165,7 @@ class VoiceFrontEnd(nn.Module):
         self.project = nn.Linear(4 * v * steps_out, hidden, bias=False)
 
     def forward(self, streams):
-        """streams: a list of (B, tracks, bars, steps, pitches) rolls (the roll, then onsets, then rests)."""
+        """streams: a list of (B, tracks, bars, steps, pitches) rolls (the roll, then its onsets)."""
         b, tracks, bars, steps, pitches = streams[0].shape
         heard = []
         for v, net in enumerate(self.voices):
@@ -187,12 +176,12 @@ class VoiceFrontEnd(nn.Module):
 
 class MuseCritic(nn.Module):
     def __init__(self, hid_channels=128, hid_features=1024, out_features=1, n_tracks=4, n_bars=2,
-                 n_steps_per_bar=16, n_pitches=84, onsets=False, rests=False, voice_channels=0, voice_steps_out=0):
+                 n_steps_per_bar=16, n_pitches=84, onsets=False, voice_channels=0, voice_steps_out=0):
         super().__init__()
         self.n_tracks = n_tracks
         self.n_bars = n_bars
-        self.onsets, self.rests = onsets, rests
-        streams = 1 + onsets + rests
+        self.onsets = onsets
+        streams = 1 + onsets
         self.voice_front = (VoiceFrontEnd(n_tracks, streams, n_pitches, voice_channels, voice_steps_out, hid_features)
                             if voice_channels else None)
         self.seq = nn.Sequential(
@@ -219,7 +208,7 @@ class MuseCritic(nn.Module):
         )
 
     def forward(self, x):
-        streams = [x] + ([onsets_by_loop(x)] if self.onsets else []) + ([rests_by_loop(x)] if self.rests else [])
+        streams = [x] + ([onsets_by_loop(x)] if self.onsets else [])
         x = torch.cat(streams, dim=1)
         if self.voice_front is None:
             return self.seq(x)
@@ -233,13 +222,13 @@ def reference_from_config(config):
                         hid_features=config.bar_hidden_features, n_tracks=config.n_tracks, n_bars=config.n_bars,
                         n_steps_per_bar=config.steps_per_bar, n_pitches=config.n_pitches,
                         bar_hid_channels=config.bar_hidden_channels,
-                        extra_logits=(config.output != "linear") + config.hold)
+                        rest_logit=config.output != "linear")
     steps = config.n_bars * config.steps_per_bar
     for _ in range(2):   # the front end's two mixing convolutions (kernel 4, stride 2, padding 1)
         steps = (steps + 2 - 4) // 2 + 1
     critic = MuseCritic(hid_channels=config.critic_hidden, hid_features=config.critic_hidden_features,
                         n_tracks=config.n_tracks, n_bars=config.n_bars, n_steps_per_bar=config.steps_per_bar,
-                        n_pitches=config.n_pitches, onsets=config.critic_onsets, rests=config.critic_rests,
+                        n_pitches=config.n_pitches, onsets=config.critic_onsets,
                         voice_channels=config.critic_voice_channels, voice_steps_out=steps)
     return gen, critic
 
@@ -256,7 +245,7 @@ def reference_name(name: str) -> str:
         if p == "bar_generators":
             out += [p, f"bargen_{parts[i + 1]}"]; i += 2; continue
         table = {"conv1": "net.1", "bn1": "net.2", "conv2": "net.4", "bn2": "net.5",   # temporal network
-                 "linear": "net.0", "bn0": "net.1", "rest": "heads.0", "hold": "heads.1",  # bar generator
+                 "linear": "net.0", "bn0": "net.1", "rest": "heads.0",                 # bar generator
                  "linear1": "seq.17", "linear2": "seq.19", "voices": "voice_front"}       # critic
         if p in table:
             out.append(table[p]); i += 1; continue

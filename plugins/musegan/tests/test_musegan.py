@@ -108,7 +108,7 @@ SHIPPED_OPTIONS = dict(output="gumbel", gumbel_tau=0.3, sample_temperature=0.35,
 @pytest.mark.parametrize("overrides", [
     TINY, {"n_bars": 3, **TINY}, {"n_tracks": 3, "n_pitches": 48, **TINY},
     {**SHIPPED_OPTIONS, **TINY},                                              # the shipped configuration
-    {"output": "onehot", **TINY}, {"output": "gumbel", "hold": True, "critic_rests": True, **TINY},
+    {"output": "onehot", **TINY}, {"output": "gumbel", **TINY},
     {**SHIPPED_OPTIONS, "critic_voice_channels": 4, **TINY}, {**SHIPPED_OPTIONS, "critic_voice_channels": 3, "n_bars": 3, **TINY},
 ])
 def test_same_math_as_the_literal_book_layers(overrides):
@@ -118,7 +118,7 @@ def test_same_math_as_the_literal_book_layers(overrides):
     config = MuseGANConfig(**overrides)
     gen, critic, rgen, rcritic = make_pair(config)
     z = noise(config, 5)
-    extra = (config.output != "linear") + config.hold
+    extra = int(config.output != "linear")   # a categorical output's rest logit
     for training in (True, False, True):
         gen.train(training), rgen.train(training)
         ours, ref = gen(*z), rgen(*z)
@@ -195,8 +195,8 @@ def test_a_config_too_large_is_refused_from_its_sizes_at_once(monkeypatch):
     import zoo
 
     for config in (MuseGANConfig(), MuseGANConfig(**TINY),
-                   MuseGANConfig(**TINY, output="gumbel", hold=True, critic_onsets=True, critic_rests=True, n_tracks=3,
-                                 n_bars=5, n_pitches=96, critic_voice_channels=5)):
+                   MuseGANConfig(**TINY, output="gumbel", critic_onsets=True, n_tracks=3, n_bars=5, n_pitches=96,
+                                 critic_voice_channels=5)):
         with torch.device("meta"):
             model = MuseGAN(config)
         assert config.numbers() == sum(t.numel() for m in model.state_files().values() for t in m.state_dict().values())
@@ -319,33 +319,6 @@ def test_gumbel_output_samples_one_pitch_or_rest_per_voice_and_step():
     assert torch.equal(a, b) and ((a > 0).sum(-1) <= 1).all()
 
 
-def test_gumbel_noise_per_voice_holds_pitches_and_keeps_each_cells_distribution():
-    from zoo_musegan.categorical import categorical_roll
-
-    # the same logits at every step: one draw per voice means one pitch for the whole piece
-    logits = torch.randn(64, 4, 2, 16, 85).mean(dim=(2, 3), keepdim=True).expand(64, 4, 2, 16, 85)
-    held = categorical_roll(logits, generator=torch.Generator().manual_seed(0), noise="voice").argmax(-1)
-    assert (held == held[:, :, :1, :1]).all()
-    fresh = categorical_roll(logits, generator=torch.Generator().manual_seed(0), noise="cell").argmax(-1)
-    assert not (fresh == fresh[:, :, :1, :1]).all()
-    # every cell is still a sample of its own categorical: logits 0, ln 3 (probabilities 1/4, 3/4) at one step
-    # give pitch 20 in 3/4 of 8000 pieces (binomial sd 0.005, so +-0.02 is 4 sd); at another step the order flips
-    two = torch.full((8000, 1, 1, 2, 85), -30.0)
-    two[:, :, :, 0, 10], two[:, :, :, 0, 20] = 0.0, math.log(3)
-    two[:, :, :, 1, 10], two[:, :, :, 1, 20] = math.log(3), 0.0
-    picks = categorical_roll(two, generator=torch.Generator().manual_seed(1), noise="voice").argmax(-1)[:, 0, 0]
-    assert abs((picks[:, 0] == 20).float().mean() - 0.75) < 0.02
-    assert abs((picks[:, 1] == 10).float().mean() - 0.75) < 0.02
-    # the randomness is shared: pitch 20 at the first step makes pitch 20 at the second likelier than independent
-    # draws would (P(20, 20) is 1/4 here, against 3/16 independently)
-    assert ((picks[:, 0] == 20) & (picks[:, 1] == 20)).float().mean() > 0.22
-    model = MuseGAN(MuseGANConfig(output="gumbel", gumbel_noise="voice", **TINY))
-    a, b = model.sample(2, seed=5), model.sample(2, seed=5)
-    assert torch.equal(a, b) and ((a > 0).sum(-1) <= 1).all()
-    with pytest.raises(ConfigError, match="gumbel_noise"):
-        MuseGANConfig(gumbel_noise="bar")
-
-
 def test_sample_temperature_draws_from_the_sharpened_categorical_in_training_and_sampling():
     from zoo_musegan.categorical import categorical_roll
 
@@ -387,49 +360,6 @@ def test_sample_temperature_draws_from_the_sharpened_categorical_in_training_and
         MuseGANConfig(output="onehot", sample_temperature=0.5)
 
 
-def test_hold_plays_what_the_16th_before_played_and_passes_gradients_through_the_chain():
-    from zoo_musegan.categorical import categorical_roll, resolve_holds
-
-    # choice 5 means hold: each 16th that holds plays the latest 16th that chose for itself
-    assert resolve_holds(torch.tensor([[[[3, 5, 5, 2], [1, 2, 3, 5]]]]), 5).tolist() == [[[[3, 3, 3, 2], [1, 2, 3, 3]]]]
-    # hold dominates everywhere: the first 16th cannot hold, so it picks the largest other logit; the rest follows it
-    logits = torch.full((2, 4, 2, 16, 86), -30.0)
-    logits[..., 85] = 30.0                                           # hold
-    logits[:, :, 0, 0, 40] = 10.0
-    logits[:, 3, 0, 0, 84] = 20.0                                    # the bass starts with a rest, and keeps resting
-    for kwargs in ({"sample": False}, {"generator": torch.Generator().manual_seed(0)}):
-        roll = categorical_roll(logits, hold=True, **kwargs)
-        assert roll.shape == (2, 4, 2, 16, 84)
-        assert (roll[:, :3, ..., 40] == 1).all() and ((roll[:, :3] > 0).sum(-1) == 1).all()
-        assert (roll[:, 3] == -1).all()
-    # the straight-through gradient follows the chain: the 4th 16th's score for the first 16th's pitch reaches that
-    # logit and the hold logits in between (holding more plays it more, against the later 16ths' own pick, 50),
-    # and nothing after the 4th 16th
-    soft = torch.zeros(1, 1, 2, 16, 86)
-    soft[..., 50], soft[..., 85] = 3.0, 4.0
-    soft[0, 0, 0, 0, 40] = 5.0
-    soft.requires_grad_(True)
-    roll = categorical_roll(soft, 1.0, hold=True, straight_through=True, sample=False)
-    roll[0, 0, 0, 3, 40].backward()
-    assert soft.grad[0, 0, 0, 0, 40] > 0 and (soft.grad[0, 0, 0, 1:4, 85] > 0).all()
-    assert (soft.grad[0, 0, 0, 4:] == 0).all() and (soft.grad[0, 0, 1] == 0).all()
-    # a model with hold: one more logit per step, the critic's score reaches the hold layer, samples are one-hot
-    torch.manual_seed(0)
-    model = MuseGAN(MuseGANConfig(output="gumbel", hold=True, sample_temperature=0.5, **TINY))
-    z = model.sample_noise(3)
-    assert model(*z).shape == (3, 4, 2, 16, 86)
-    model.critic(model.fake_rolls(*z)).sum().backward()
-    assert model.generator.bar_generators[0].hold.weight.grad.abs().sum() > 0
-    a, b = model.sample(2, seed=5), model.sample(2, seed=5)
-    assert torch.equal(a, b) and ((a > 0).sum(-1) <= 1).all()
-    onehot = MuseGAN(MuseGANConfig(output="onehot", hold=True, **TINY)).sample(1, seed=1)
-    assert ((onehot > 0).sum(-1) <= 1).all()
-    for bad, message in (({"hold": True}, "categorical output"), ({"output": "gumbel", "hold": 1}, "true or false"),
-                         ({"output": "gumbel", "hold": True, "gumbel_noise": "voice"}, "gumbel_noise")):
-        with pytest.raises(ConfigError, match=message):
-            MuseGANConfig(**bad)
-
-
 def test_critic_onsets_mark_where_notes_start_and_take_the_gradient_penalty():
     from zoo_musegan.model import onset_roll
 
@@ -459,30 +389,6 @@ def test_critic_onsets_mark_where_notes_start_and_take_the_gradient_penalty():
         MuseGANConfig(critic_onsets="yes")
 
 
-def test_critic_rests_mark_silent_16ths_across_the_pitch_axis():
-    from zoo_musegan.model import rest_roll
-
-    roll = -torch.ones(2, 4, 2, 16, 84)
-    roll[:, :, :, :, 60] = 1
-    roll[0, 3, 1, 8:] = -1                        # the bass of piece 0 rests for the last half bar
-    rests = rest_roll(roll)
-    assert rests.shape == roll.shape
-    assert (rests[0, 3, 1, 8:] == 1).all() and (rests[0, 3, 1, :8] == -1).all()
-    assert (rests[:, :3] == -1).all() and (rests[1] == -1).all()
-    # a blend of a rest and a note (the gradient penalty's x_hat) lies in between
-    half = (roll[0:1] + roll[1:2]) / 2
-    assert -1 < float(rest_roll(half)[0, 3, 1, 8, 0]) < 1
-    torch.manual_seed(0)
-    config = MuseGANConfig(output="gumbel", critic_onsets=True, critic_rests=True, **TINY)
-    model = MuseGAN(config)
-    assert model.critic.convs[0].weight.shape[1] == 3 * config.n_tracks
-    fake = model.fake_rolls(*model.sample_noise(2))
-    model.critic(fake).sum().backward()
-    assert model.generator.bar_generators[3].rest.weight.grad.abs().sum() > 0
-    with pytest.raises(ConfigError, match="critic_rests"):
-        MuseGANConfig(critic_rests=0)
-
-
 def test_linear_output_is_the_default_and_old_folders_still_load(tmp_path):
     import zoo
 
@@ -490,13 +396,63 @@ def test_linear_output_is_the_default_and_old_folders_still_load(tmp_path):
     folder = MuseGAN(MuseGANConfig(**TINY)).save_pretrained(tmp_path / "m")
     config = json.loads((folder / "config.json").read_text())
     config["arch_version"] = 1                           # a folder written before `output` existed
-    for key in ("output", "gumbel_tau", "gumbel_noise", "sample_temperature", "hold", "critic_onsets", "critic_rests"):
+    for key in ("output", "gumbel_tau", "sample_temperature", "critic_onsets"):
         del config["config"][key]
     (folder / "config.json").write_text(json.dumps(config))
     from zoo.checkpoint import write_manifest
 
     write_manifest(folder)
     assert zoo.load(str(folder), device="cpu").config.output == "linear"
+
+
+REMOVED = {"hold": (False, True), "critic_rests": (False, True), "gumbel_noise": ("cell", "voice")}   # key: (off, on)
+
+
+def test_removed_options_load_at_their_off_values_and_are_one_error_when_used(tmp_path, capsys):
+    """hold, critic_rests and gumbel_noise="voice" lost when measured and were removed in 0.2.0. Folders saved before
+    (musegan-bach's among them) name them: at their off values such a folder loads and plays what it played; a
+    folder, --set or zoo.create that turns one on is one ConfigError line that says what to do."""
+    import shutil
+
+    import zoo
+    from zoo.checkpoint import write_manifest
+    from zoo.testing import cli_in_process, one_error_line
+    from zoo.train import split_overrides
+    from zoo_musegan.train import MuseGANTrainer
+
+    shipped = json.loads((SHIPPED / "config.json").read_text())["config"]
+    assert all(shipped[k] == off for k, (off, _) in REMOVED.items() if k in shipped)
+    torch.manual_seed(0)
+    model = MuseGAN(MuseGANConfig(**SHIPPED_OPTIONS, **TINY))
+    folder = model.save_pretrained(tmp_path / "new")
+    config = json.loads((folder / "config.json").read_text())
+    assert not REMOVED.keys() & config["config"].keys()   # no longer written
+
+    def old_folder(name, **values):
+        old = tmp_path / name
+        shutil.copytree(folder, old)
+        (old / "config.json").write_text(json.dumps({**config, "arch_version": 4,
+                                                     "config": {**config["config"], **values}}))
+        write_manifest(old)
+        return old
+
+    off = old_folder("off", **{k: off for k, (off, _) in REMOVED.items()})
+    assert torch.equal(zoo.load(str(off), device="cpu").sample(4, seed=11), model.sample(4, seed=11))
+    model_part, _ = split_overrides({"hold": "false", "gumbel_noise": "cell", "lr": "1e-3"}, MuseGAN, MuseGANTrainer)
+    assert zoo.create("musegan", **model_part, **TINY).config == MuseGANConfig(**TINY)   # --set at the off value
+    for key, (_, on) in REMOVED.items():
+        says = f"'{key}' was removed, so {key}={json.dumps(on)} is no longer possible; it lost when measured"
+        used = old_folder(key, **{key: on})
+        with pytest.raises(ConfigError, match=says):
+            zoo.load(str(used), device="cpu")
+        line = one_error_line(*cli_in_process(capsys, "generate", used, "-o", tmp_path / "x.mid", "--threads", "1"))
+        assert str(used / "config.json") in line and says in line and "musezoo-musegan 0.1.0" in line
+        with pytest.raises(ConfigError, match=says):
+            zoo.create("musegan", **{key: on})
+        run = tmp_path / f"run-{key}"
+        line = one_error_line(*cli_in_process(capsys, "train", "musegan", "--out", run, "--set", f"{key}={on}"))
+        assert says in line and not run.exists()
+    assert not (tmp_path / "x.mid").exists()
 
 
 def test_noise_at_inference_is_standard_normal():
@@ -923,8 +879,8 @@ def test_the_musegan_bach_preset_builds_the_shipped_model():
 
     values = read_config_file(REPO / "configs" / "musegan_bach.json")
     model_values, train_values = split_overrides(values, MuseGAN, MuseGANTrainer)
-    shipped = json.loads((SHIPPED / "config.json").read_text())["config"]
-    assert model_values == shipped
+    shipped = json.loads((SHIPPED / "config.json").read_text())["config"]   # it may name removed keys at their off values
+    assert config_from_dict(MuseGANConfig, model_values) == config_from_dict(MuseGANConfig, shipped)
     train_config = config_from_dict(MuseGANTrainer.config_class, {**MuseGANTrainer.defaults, **train_values})
     assert (train_config.batch_size, train_config.n_critic, train_config.transpose) == (64, 5, 6)
     with torch.device("meta"):

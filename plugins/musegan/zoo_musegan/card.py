@@ -59,16 +59,10 @@ def differences_from_book(model_config: dict, train_config: dict) -> list[str]:
         lines.append(f"one-hot output `{model_config['output']}` (book: linear): per voice and 16th, logits over the "
                      f"84 pitches and a rest; the critic sees what the decoder plays, {how}, with a straight-through "
                      "softmax gradient, so it cannot tell real from fake by 'one-hotness' and must judge the music")
-    if model_config.get("hold"):
-        lines.append("a 'hold' choice per voice and 16th (book: none): the voice plays what it played the 16th before, "
-                     "so a held note is one likely choice, not the same pitch drawn again at every 16th")
     if model_config.get("critic_onsets"):
         lines.append("the critic also sees where each note starts (book: the roll only), as in the onset stream of "
                      "Dong & Yang's MuseGAN code: it folds the pitch axis before it looks along time, so from the roll "
                      "alone it hardly tells a held note from a pitch jittering around it")
-    if model_config.get("critic_rests"):
-        lines.append("the critic also sees where each voice rests, spread across the pitch axis (book: the roll "
-                     "only): in the roll a rest differs from a note by one cell in 84")
     if model_config.get("critic_voice_channels"):
         lines.append(f"the critic first hears each voice along time ({model_config['critic_voice_channels']} channels "
                      "per voice, convolutions over the 16ths with the pitches as channels), then mixes the voices, "
@@ -90,15 +84,14 @@ def copy_text(metrics: dict) -> str:
             f"{metrics['copy_share_below_0.2_heldout']:.1%} of held-out windows lie within 0.2 of a training window.\n")
 
 
-def decoding_rule(output: str, temperature: float = 1.0, hold: bool = False) -> str:
+def decoding_rule(output: str, temperature: float = 1.0) -> str:
     """How a generated roll becomes notes, fixed before anything was measured."""
-    choices = "one pitch, a rest or 'hold' (what it played the 16th before)" if hold else "one pitch or a rest"
     if output == "onehot":
-        return (f"Decoding rule (fixed before measuring): each voice at each 16th plays {choices}, whichever has "
-                "the largest logit; the critic was trained on exactly these one-hots. The noise inputs "
+        return ("Decoding rule (fixed before measuring): each voice at each 16th plays one pitch or a rest, "
+                "whichever has the largest logit; the critic was trained on exactly these one-hots. The noise inputs "
                 "(seeded per piece) are the only randomness. No threshold.")
     if output == "gumbel":
-        return (f"Decoding rule (fixed before measuring): each voice at each 16th plays {choices}, "
+        return ("Decoding rule (fixed before measuring): each voice at each 16th plays one pitch or a rest, "
                 f"sampled from the generator's categorical at temperature {temperature}, softmax(logits / "
                 f"{temperature}) (the Gumbel-max trick), seeded per piece; the critic was trained on exactly such "
                 "samples. No threshold.")
@@ -123,7 +116,7 @@ def card_sections(summary: dict) -> dict[str, str]:
     notes = "\n".join(f"- **{k}**: {v}" for k, v in {**CHORALE_NOTES, **METRIC_NOTES}.items())
     critic = (f"Critic's Wasserstein estimate, test data vs generated: {metrics['critic_w_distance']:.4f}\n\n"
               if "critic_w_distance" in metrics else "")
-    rule = decoding_rule(mc.get("output", "linear"), mc.get("sample_temperature", 1.0), mc.get("hold", False))
+    rule = decoding_rule(mc.get("output", "linear"), mc.get("sample_temperature", 1.0))
     sections["Metrics"] = f"{rule}\n\n{copy_text(metrics)}\n{critic}{notes}"
     diffs = differences_from_book(mc, tc)
     sections["Differences from the book"] = (

@@ -8,8 +8,9 @@ taken over batch x bars (the book called it once per bar, statistics per bar). I
 running statistics are used, the two compute the same function.
 
 Options beyond the book (each documented in the plugin's README, with what it measured in the model card):
-a categorical output (`output`, zoo_musegan.categorical), extra streams the critic reads (`critic_onsets`,
-`critic_rests`) and a critic front end that hears each voice along time (`critic_voice_channels`).
+a categorical output (`output`, zoo_musegan.categorical), the onsets the critic also reads (`critic_onsets`)
+and a critic front end that hears each voice along time (`critic_voice_channels`). Options that lost when
+measured are removed (`MuseGANConfig.removed_keys`).
 The model keeps two generators: `generator`, which the optimizer trains, and `generator_ema`, the moving
 average of its weights that the trainer keeps, which plays (model.safetensors).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -32,6 +34,8 @@ from .patch_conv import PatchConv3d, PatchConvTranspose2d
 
 
 MAX_TRACKS, MAX_BARS = 16, 64   # as the piano-roll tokenizer allows
+REMOVED = ("it lost when measured (musezoo-musegan's README, 'Measured history of the options'); a folder that "
+           "uses it plays with musezoo-musegan 0.1.0, and a new run leaves the key out")
 
 
 @dataclass(frozen=True)
@@ -48,12 +52,14 @@ class MuseGANConfig:
     critic_hidden_features: int = 1024  # width of the critic's hidden linear layer
     output: str = "linear"            # "linear" (the book: one value per pitch, >0 = on), "onehot" or "gumbel"
     gumbel_tau: float = 1.0           # softmax temperature of the straight-through gradient (onehot, gumbel)
-    gumbel_noise: str = "cell"        # gumbel: a fresh draw per voice and 16th ("cell") or one per piece and voice ("voice")
     sample_temperature: float = 1.0   # gumbel only: draw each cell from softmax(logits / T); the critic sees the same draws
-    hold: bool = False                # onehot/gumbel: one more choice per voice and 16th, "hold" (play what the 16th before played)
     critic_onsets: bool = False       # the critic also sees where each note starts (Dong & Yang's onset stream)
-    critic_rests: bool = False        # the critic also sees, per voice and 16th, whether the voice rests
     critic_voice_channels: int = 0    # >0: the critic first hears each voice along time with this many channels
+
+    # options that lost when measured (the plugin's README), removed in musezoo-musegan 0.2.0: folders saved
+    # before name them, and load as before at the value that kept them off (zoo.config.drop_removed_keys)
+    removed_keys: ClassVar[dict[str, tuple[object, str]]] = {
+        "hold": (False, REMOVED), "critic_rests": (False, REMOVED), "gumbel_noise": ("cell", REMOVED)}
 
     def __post_init__(self):
         for name in ("n_tracks", "n_bars", "steps_per_bar", "n_pitches", "z_dim", "temporal_hidden",
@@ -78,8 +84,6 @@ class MuseGANConfig:
                 f"(three 2x upsamplings), got {self.steps_per_bar}; change the widths or steps_per_bar")
         if self.output not in ("linear", "onehot", "gumbel"):
             raise ConfigError(f"musegan config output must be 'linear', 'onehot' or 'gumbel', got {self.output!r}")
-        if self.gumbel_noise not in ("cell", "voice"):
-            raise ConfigError(f"musegan config gumbel_noise must be 'cell' or 'voice', got {self.gumbel_noise!r}")
         if not isinstance(self.gumbel_tau, (int, float)) or isinstance(self.gumbel_tau, bool) or not 0.05 <= self.gumbel_tau <= 10:
             raise ConfigError(f"musegan config gumbel_tau must be a number in [0.05, 10], got {self.gumbel_tau!r}")
         t = self.sample_temperature
@@ -92,13 +96,8 @@ class MuseGANConfig:
                 or not 0 <= self.critic_voice_channels <= 4096:
             raise ConfigError(f"musegan config critic_voice_channels must be 0 (off) to 4096, got "
                               f"{self.critic_voice_channels!r}")
-        for name in ("hold", "critic_onsets", "critic_rests"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"musegan config {name} must be true or false, got {getattr(self, name)!r}")
-        if self.hold and self.output == "linear":
-            raise ConfigError("musegan config hold needs a categorical output; set output=gumbel or output=onehot")
-        if self.hold and self.gumbel_noise != "cell":
-            raise ConfigError("musegan config hold works with gumbel_noise='cell' only; drop one of the two")
+        if not isinstance(self.critic_onsets, bool):
+            raise ConfigError(f"musegan config critic_onsets must be true or false, got {self.critic_onsets!r}")
         if critic_steps_out(self.steps_per_bar) != 1:
             raise ConfigError(f"musegan config steps_per_bar must be 8 or 16 for the critic's strides, got {self.steps_per_bar}")
         # the piano-roll tokenizer's ranges: one network per track is built, so a million tracks took minutes of
@@ -124,9 +123,9 @@ class MuseGANConfig:
 
         temporal = 2 * z * h + h + batch_norm(h) + h * z * (nb - 1) + z + batch_norm(z)
         convs = [(c, c, 2), (c, half, 2), (half, half, 2), (half, half, octaves), (half, 1, 12)]
-        heads = (self.output != "linear") + self.hold
+        rest = self.output != "linear"   # a categorical output's rest logit
         bar = (4 * z * f + f + batch_norm(f) + sum(i * o * k + o for i, o, k in convs)
-               + sum(batch_norm(o) for _, o, _ in convs[:-1]) + heads * (half + 1))
+               + sum(batch_norm(o) for _, o, _ in convs[:-1]) + rest * (half + 1))
         generator = temporal + self.n_tracks * (temporal + bar)
         k = self.critic_hidden
         layers = [(self.n_tracks * self.critic_streams, k, 2), (k, k, nb - 1), (k, k, 12),
@@ -142,8 +141,8 @@ class MuseGANConfig:
 
     @property
     def critic_streams(self) -> int:
-        """Copies of each voice the critic reads: its roll, and its onsets and rests where asked for."""
-        return 1 + self.critic_onsets + self.critic_rests
+        """Copies of each voice the critic reads: its roll, and its onsets where asked for."""
+        return 1 + self.critic_onsets
 
 
 def critic_steps_out(steps: int) -> int:
@@ -195,11 +194,11 @@ class BarGenerator(nn.Module):
     """One voice's bars: (N, 4z) -> (N, steps, pitches), N being batch x bars.
 
     A linear layer, then transposed convolutions that double the steps three times, then spread the
-    octaves and the 12 pitches of each octave. A categorical output adds a rest logit per step (and with
-    hold a hold logit after it), read from the features of all octaves."""
+    octaves and the 12 pitches of each octave. A categorical output adds a rest logit per step, read from the
+    features of all octaves."""
 
     def __init__(self, z_dim: int = 32, hidden_features: int = 1024, hidden_channels: int = 512, n_pitches: int = 84,
-                 rest_logit: bool = False, hold_logit: bool = False):
+                 rest_logit: bool = False):
         super().__init__()
         c, half = hidden_channels, hidden_channels // 2
         self.channels, self.rows = c, hidden_features // c   # the book's Reshape((c, rows, 1)) after the linear
@@ -210,7 +209,6 @@ class BarGenerator(nn.Module):
         self.convs = nn.ModuleList(PatchConvTranspose2d(i, o, k, stride=k) for i, o, k in shapes)
         self.bns = nn.ModuleList(nn.BatchNorm2d(o) for _, o, _ in shapes[:-1])
         self.rest = nn.Linear(half, 1) if rest_logit else None
-        self.hold = nn.Linear(half, 1) if hold_logit else None
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn0(self.linear(z)))
@@ -218,11 +216,10 @@ class BarGenerator(nn.Module):
         for conv, bn in zip(self.convs[:-1], self.bns):
             x = F.relu(bn(conv(x)))
         pitches = self.convs[-1](x).squeeze(1)                        # (N, steps, pitches), no activation
-        heads = [head for head in (self.rest, self.hold) if head is not None]
-        if not heads:
+        if self.rest is None:
             return pitches
         features = x.mean(dim=3).transpose(1, 2)                      # (N, steps, C): all octaves, per step
-        return torch.cat([pitches, *[head(features) for head in heads]], dim=-1)
+        return torch.cat([pitches, self.rest(features)], dim=-1)
 
 
 class MuseGenerator(nn.Module):
@@ -241,7 +238,7 @@ class MuseGenerator(nn.Module):
                                              for _ in range(c.n_tracks))
         self.bar_generators = nn.ModuleList(
             BarGenerator(c.z_dim, c.bar_hidden_features, c.bar_hidden_channels, c.n_pitches,
-                         rest_logit=c.output != "linear", hold_logit=c.hold) for _ in range(c.n_tracks))
+                         rest_logit=c.output != "linear") for _ in range(c.n_tracks))
 
     def forward(self, chords, style, melody, groove) -> torch.Tensor:
         """chords, style: (B, z); melody, groove: (B, tracks, z)."""
@@ -265,8 +262,8 @@ class VoiceFrontEnd(nn.Module):
     """Hears each voice along time before voices mix: (B, tracks, streams, T, pitches) -> features to add to
     the critic's hidden layer.
 
-    Per voice (a grouped convolution: each voice its own weights), the pitches of its roll (and its onsets
-    and rests) are the channels of two convolutions over the 16ths, so that a held note, a repeated or
+    Per voice (a grouped convolution: each voice its own weights), the pitches of its roll (and its onsets)
+    are the channels of two convolutions over the 16ths, so that a held note, a repeated or
     jittering pitch, a step, a leap and a rest are each a pattern of three 16ths. Then two strided
     convolutions over time mix the voices, and a linear projection adds the result to the critic's hidden
     layer. The projection starts at zero, so a critic that gains this front end computes what it did before."""
@@ -300,14 +297,14 @@ class MuseCritic(nn.Module):
     """Piano rolls (B, tracks, bars, steps, pitches) -> a score (B, 1). LeakyReLU(0.3), no normalisation.
 
     Convolutions over the bars, then the 12 pitches of an octave, then the octaves, then the steps, then two
-    linear layers. With critic_onsets / critic_rests it reads, beside each voice's roll, where its notes start
-    and where it rests; with critic_voice_channels a VoiceFrontEnd hears each voice along time first."""
+    linear layers. With critic_onsets it reads, beside each voice's roll, where its notes start; with
+    critic_voice_channels a VoiceFrontEnd hears each voice along time first."""
 
     def __init__(self, config: MuseGANConfig):
         super().__init__()
         c, h = config, config.critic_hidden
         octaves = c.n_pitches // 12
-        self.onsets, self.rests = c.critic_onsets, c.critic_rests
+        self.onsets = c.critic_onsets
         layers = [  # (in, out, kernel, stride, padding), all on (bars, steps, pitches)
             (c.n_tracks * c.critic_streams, h, (2, 1, 1), 1, 0),
             (h, h, (c.n_bars - 1, 1, 1), 1, 0),
@@ -330,8 +327,6 @@ class MuseCritic(nn.Module):
         streams = [roll]
         if self.onsets:
             streams.append(onset_roll(roll))
-        if self.rests:
-            streams.append(rest_roll(roll))
         x = torch.cat(streams, dim=1)                          # (B, streams * tracks, bars, steps, pitches)
         for conv in self.convs:
             x = F.leaky_relu(conv(x), 0.3)
@@ -355,22 +350,16 @@ def onset_roll(roll: torch.Tensor) -> torch.Tensor:
     return (2 * on * (1 - before) - 1).reshape(roll.shape)
 
 
-def rest_roll(roll: torch.Tensor) -> torch.Tensor:
-    """A +1/-1 roll (B, tracks, bars, steps, pitches) -> +1 across every pitch of a 16th where the voice rests,
-    else -1 (smooth in between, for the gradient penalty's blends)."""
-    on = ((roll + 1) / 2).sum(dim=-1, keepdim=True).clamp(0, 1)
-    return (1 - 2 * on).expand_as(roll)
-
-
 # ---- the model ---------------------------------------------------------------------------------------------
 
 class MuseGAN(Model):
     """MuseGAN (Dong et al. 2018) as in the book: four-voice, two-bar piano rolls from four noise inputs."""
 
     arch = "musegan"
-    # 2: config.output (onehot, gumbel); 3: config.sample_temperature; 4: config.hold, critic_onsets, critic_rests;
-    # 5: critic_voice_channels and generator.safetensors (the trained weights; model.safetensors is their moving
-    # average). Older folders load unchanged; an older plugin refuses a newer folder with "upgrade the plugin".
+    # 2: config.output (onehot, gumbel); 3: config.sample_temperature; 4: config.critic_onsets (and hold,
+    # critic_rests, removed since); 5: critic_voice_channels and generator.safetensors (the trained weights;
+    # model.safetensors is their moving average). Older folders load unchanged; an older plugin refuses a newer
+    # folder with "upgrade the plugin".
     arch_version = 5
     min_arch_version = 1
     config_class = MuseGANConfig
@@ -445,8 +434,7 @@ class MuseGAN(Model):
 
     def forward(self, chords, style, melody, groove) -> torch.Tensor:
         """The playing generator's raw output (B, tracks, bars, steps, pitches), unbounded; positive means 'on'.
-        With output="onehot" or "gumbel" these are logits (B, tracks, bars, steps, pitches + 1), the last a rest
-        (pitches + 2 with hold: the rest, then hold)."""
+        With output="onehot" or "gumbel" these are logits (B, tracks, bars, steps, pitches + 1), the last a rest."""
         return self.generator_ema(chords, style, melody, groove)
 
     def fake_rolls(self, *noise) -> torch.Tensor:
@@ -455,8 +443,7 @@ class MuseGAN(Model):
         out = self.generator(*noise)
         if self.config.output != "linear":
             return categorical_roll(out, self.config.gumbel_tau, straight_through=True,
-                                    sample=self.config.output == "gumbel", noise=self.config.gumbel_noise,
-                                    temperature=self.config.sample_temperature, hold=self.config.hold)
+                                    sample=self.config.output == "gumbel", temperature=self.config.sample_temperature)
         return out
 
     @torch.no_grad()
@@ -480,10 +467,9 @@ class MuseGAN(Model):
             noise = [torch.cat(parts).to(dtype=dtype) for parts in zip(*pieces)]
             out = player(*noise).float()
             if self.config.output == "onehot":
-                out = categorical_roll(out, sample=False, hold=self.config.hold)
+                out = categorical_roll(out, sample=False)
             elif self.config.output == "gumbel":
-                out = torch.cat([categorical_roll(out[k:k + 1], generator=g, noise=self.config.gumbel_noise,
-                                                  temperature=self.config.sample_temperature, hold=self.config.hold)
+                out = torch.cat([categorical_roll(out[k:k + 1], generator=g, temperature=self.config.sample_temperature)
                                  for k, g in enumerate(gens)])
             return out
         finally:
