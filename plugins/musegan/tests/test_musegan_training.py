@@ -150,3 +150,11 @@ def test_the_gpu_script_refuses_a_missing_cuda_with_one_line(capsys):
     assert train_gpu.main(["--out", "unused", "--minutes", "1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--device cpu" in err
+
+
+def test_the_average_warms_up_from_scratch_but_not_when_fine_tuning():
+    from zoo_musegan.train import average_decay
+
+    assert [average_decay(0.999, s, fine_tuning=False) for s in (0, 1, 90)] == pytest.approx([0.1, 2 / 11, 0.91])
+    assert average_decay(0.2, 5, fine_tuning=False) == 0.2            # the warm-up never exceeds ema_decay
+    assert [average_decay(0.999, s, fine_tuning=True) for s in (0, 1, 90)] == [0.999, 0.999, 0.999]

@@ -121,6 +121,15 @@ def release_score(gen: dict, data: dict) -> float:
     return distance_to_data(gen, data) + REST_WEIGHT * max(rests, default=0.0) + PARALLELS_WEIGHT * parallels
 
 
+def average_decay(ema_decay: float, step: int, fine_tuning: bool) -> float:
+    """The moving average's decay at a step. From scratch it warms up as TensorFlow's
+    ExponentialMovingAverage(num_updates) does, min(ema_decay, (1 + step) / (10 + step)), so that a short run is
+    not dominated by the random init. A fine-tuning run (init=) starts its average at trained weights worth
+    keeping, so it decays by ema_decay from the first step (the warm-up let a branch's average follow the
+    drifting generator within a few dozen steps)."""
+    return ema_decay if fine_tuning else min(ema_decay, (1 + step) / (10 + step))
+
+
 class MuseGANTrainer(Trainer):
     """WGAN-GP: one step = n_critic critic updates + one generator update, on a batch of real windows."""
 
@@ -194,9 +203,7 @@ class MuseGANTrainer(Trainer):
             critic_opt=lambda loss: self.optimize("critic", loss),
             real=batch, sample_noise=lambda b: self.model.sample_noise(b),
             n_critic=self.config.n_critic, gp_weight=self.config.gp_weight)
-        # the average warms up as TensorFlow's ExponentialMovingAverage(num_updates) does, so that a short run
-        # is not dominated by the random init: decay min(ema_decay, (1 + step) / (10 + step))
-        self.model.update_average(min(self.config.ema_decay, (1 + step) / (10 + step)))
+        self.model.update_average(average_decay(self.config.ema_decay, step, fine_tuning=bool(self.config.init)))
         return logs
 
     def evaluate(self, dataset):
