@@ -44,17 +44,21 @@ class WindowDataset:
         return self.tok.grid_to_roll(g)[0]
 
 
-def build_dataset(source: str | None, split: str, model) -> WindowDataset:
-    """Registered (plugin.py): the untransposed windows of one split of `source` (None: the Bach chorales) as
-    rolls of `model`'s shape: what `zoo eval` reads without a Trainer (training adds its transposition)."""
+def build_dataset(source: str | None, split: str, model, *, transpose: int = 0, seed: int = 0,
+                  data=None) -> WindowDataset:
+    """Registered (plugin.py): the windows of one split of `source` (None: the Bach chorales) as rolls of
+    `model`'s shape, untransposed: what `zoo eval` reads without a Trainer. The trainer adds its
+    transposition (`transpose`, drawn from `seed`) and passes `data`, the windows of `source` it has loaded."""
     from zoo.errors import DataError
 
     c = model.config
-    data = load_data(source, n_bars=c.n_bars, steps_per_bar=c.steps_per_bar, n_pitches=c.n_pitches)
+    if data is None:
+        data = load_data(source, n_bars=c.n_bars, steps_per_bar=c.steps_per_bar, n_pitches=c.n_pitches)
     grids = data.splits[split]
     if len(grids) == 0:
         raise DataError(f"no {split} windows in {data.stats.get('source', source)}; {data.summary()}")
     if grids.shape[1] != c.n_tracks:
         raise DataError(f"the data has {grids.shape[1]} voices but the model n_tracks={c.n_tracks}")
     train = data.splits["train"]
-    return WindowDataset(grids, c.n_bars, c.steps_per_bar, c.n_pitches, ranges=voice_ranges(train) if len(train) else None)
+    return WindowDataset(grids, c.n_bars, c.steps_per_bar, c.n_pitches, transpose=transpose,
+                         ranges=voice_ranges(train) if len(train) else None, seed=seed)
