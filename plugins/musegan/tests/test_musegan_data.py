@@ -14,8 +14,7 @@ from zoo.registry import get_registry  # noqa: E402
 from zoo_chorales import data as mdata  # noqa: E402
 from zoo_musegan.model import MuseGAN, MuseGANConfig  # noqa: E402
 
-TINY = dict(z_dim=8, temporal_hidden=16, bar_hidden_features=32, bar_hidden_channels=16, critic_hidden=8,
-            critic_hidden_features=16)
+from musegan_tiny import TINY  # noqa: E402
 
 
 def test_the_registered_builder_serves_each_split_as_rolls_untransposed(monkeypatch):
