@@ -112,6 +112,12 @@ OVERWRITE_HELP = ("also replace an existing --out that holds only model files (c
                   "files are never deleted")
 
 
+# --device and --threads of generate, train and eval
+DEVICE_HELP = "auto (CUDA, then MPS, then CPU; the default), cpu, cuda, cuda:N, mps"
+THREADS_HELP = ("torch CPU threads (default: $ZOO_THREADS, else half the logical CPUs; 1 is best on a busy 2-core "
+                "machine)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (kept import-light: no torch)."""
     p = _Parser(prog="zoo", description="musezoo: a plugin model zoo for symbolic music generation")
@@ -144,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same music on the same "
                    "device (another device may round differently: see the model's docs); the shipped models make "
                    "piece k of --num N the piece --seed SEED+k-1 --num 1 would make (default: a random seed)")
-    s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.add_argument("--dtype", default=None, help="cast weights, e.g. bf16 or fp16 (default: as saved, fp32)")
     s.add_argument("--revision", default=None, help="Hub revision for hf:// names (default: the name's @rev, else main)")
     s.add_argument("--plot", default=None, metavar="OUT.png", help="also draw a piano roll (PNG/SVG/PDF; needs musezoo[render]; default: none)")
@@ -154,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "of fluid-soundfont-gm, or $ZOO_SOUNDFONT)")
     s.add_argument("--score", default=None, metavar="OUT.musicxml|OUT.pdf|OUT.png",
                    help="also write sheet music (needs musezoo[render]; PDF/PNG need LilyPond or MuseScore)")
-    s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $ZOO_THREADS, else half the logical CPUs; 1 is best on a busy 2-core machine)")
+    s.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     s.add_argument("--staves", default=None, metavar="LAYOUT", help="--score in one of the staff layouts the model "
                    "declares (zoo info NAME; default: its first, or one staff per track)")
 
@@ -178,10 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model or training config value (repeatable)")
     s.add_argument("--config", default=None, help="JSON file of config values (a preset)")
     s.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU; the default), cpu, cuda, cuda:N, mps")
+    s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.add_argument("--seed", type=int, default=None, help="random seed of the run (default 0)")
     s.add_argument("--log-every", dest="log_every", type=int, default=None, help="plain log line every N steps (stderr)")
-    s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $ZOO_THREADS, else half the logical CPUs; 1 is best on a busy 2-core machine)")
+    s.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
 
     s = sub.add_parser("release", help="turn a training run into a model folder to ship or push (best checkpoint, "
                        "test metrics, model card)")
@@ -202,12 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-h", "--help", action=_ModelHelp)
     s.add_argument("name")
     s.add_argument("--data", default=None, help="data source (default: the plugin's embedded test split)")
-    s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU; the default), cpu, cuda, cuda:N, mps")
+    s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.add_argument("--num", type=int, default=256, help="pieces to generate (default 256)")
     s.add_argument("--seed", type=int, default=0, help="seed of the first batch (default 0)")
     s.add_argument("--batch-size", dest="batch_size", type=int, default=32, help="pieces per generate() call")
     s.add_argument("--json", default=None, help="also write the results as JSON to this file")
-    s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $ZOO_THREADS, else half the logical CPUs; 1 is best on a busy 2-core machine)")
+    s.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
 
     s = sub.add_parser("push", help="publish a model folder or pretrained name to the Hugging Face Hub")
     s.add_argument("src", help="a saved model folder (a run's final/), a pretrained name or hf://org/repo")
@@ -495,10 +501,7 @@ def cmd_release(args) -> int:
 
 
 def cmd_push(args) -> int:
-    try:
-        from zoo import hub
-    except ImportError:
-        raise ZooError("Hub support is not available in this version of musezoo") from None
+    from zoo import hub
     result = hub.push_to_hub(args.src, args.repo_id, revision=args.revision, private=args.private, message=args.message,
                              metrics=args.metrics)
     print(result)
@@ -506,10 +509,7 @@ def cmd_push(args) -> int:
 
 
 def cmd_pull(args) -> int:
-    try:
-        from zoo import hub
-    except ImportError:
-        raise ZooError("Hub support is not available in this version of musezoo") from None
+    from zoo import hub
     from zoo.registry import get_registry
 
     registry = get_registry()
