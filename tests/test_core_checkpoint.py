@@ -19,6 +19,8 @@ from zoo.errors import CheckpointError
 from zoo.outputs import atomic_folder
 from zoo.testing import cli_in_process, one_error_line
 
+from tests.hostile.sentinel import Sentinel
+
 
 def _rewrite_manifest(folder: Path):
     """Simulate a consistent but wrong folder (the manifest agrees with the bad file)."""
@@ -228,18 +230,10 @@ def test_newer_arch_version_is_refused(tiny_model, tmp_path):
         zoo.load(str(folder), device="cpu")
 
 
-class _Sentinel:
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (Path.touch, (Path(self.path),))
-
-
 def test_pickle_in_weights_folder_is_refused_and_never_unpickled(tiny_model, tmp_path):
     folder = tiny_model.save_pretrained(tmp_path / "m")
     sentinel = tmp_path / "pwned"
-    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(_Sentinel(str(sentinel))))
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(Sentinel(str(sentinel))))
     with pytest.raises(CheckpointError, match="pickle weights are refused.*zoo convert"):
         zoo.load(str(folder), device="cpu")
     assert not sentinel.exists()
@@ -307,7 +301,7 @@ def test_convert_names_a_fifo_or_folder_for_what_it_is(tiny, tmp_path, capsys):
 
 def test_convert_refuses_a_pickle_with_code(tiny, tmp_path):
     sentinel = tmp_path / "pwned"
-    (tmp_path / "evil.pt").write_bytes(pickle.dumps(_Sentinel(str(sentinel))))
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps(Sentinel(str(sentinel))))
     from zoo.convert import convert
 
     with pytest.raises(CheckpointError, match="not a plain tensor state dict"):

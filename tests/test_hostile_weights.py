@@ -25,6 +25,8 @@ from zoo.checkpoint import write_manifest
 from zoo.errors import CheckpointError, ConfigError, UnknownNameError, ZooError
 from zoo.testing import cli_in_process, one_error_line
 
+from tests.hostile.sentinel import Sentinel
+
 
 @pytest.fixture
 def folder(tiny_model, tmp_path) -> Path:
@@ -82,19 +84,11 @@ def test_hostile_safetensors_headers_are_clear_errors(folder, tmp_path, name, da
         header = json.dumps({"head.bias": {"dtype": "F32", "shape": [129], "data_offsets": [0, 10**12]}}).encode()
         data = struct.pack("<Q", len(header)) + header
     elif data == "pickle":
-        data = pickle.dumps(_Sentinel(str(sentinel)))
+        data = pickle.dumps(Sentinel(str(sentinel)))
     _write(folder, "model.safetensors", data)
     with pytest.raises(CheckpointError, match=rf"model.safetensors: not a readable safetensors file.*{message}"):
         _load(folder)
     assert not sentinel.exists()
-
-
-class _Sentinel:
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (Path.touch, (Path(self.path),))
 
 
 def test_checkpoint_of_another_architecture_lists_a_bounded_line(tiny, tmp_path):
@@ -218,7 +212,7 @@ def test_a_file_added_after_saving_is_not_loaded_unchecked(folder, tmp_path):
 @pytest.mark.parametrize("suffix", [".bin", ".pt", ".pth", ".ckpt", ".pkl", ".PT"])
 def test_every_pickle_suffix_is_refused_without_unpickling(folder, tmp_path, suffix):
     sentinel = tmp_path / "pwned"
-    (folder / f"weights{suffix}").write_bytes(pickle.dumps(_Sentinel(str(sentinel))))
+    (folder / f"weights{suffix}").write_bytes(pickle.dumps(Sentinel(str(sentinel))))
     with pytest.raises(CheckpointError, match=f"weights{suffix}: pickle weights are refused"):
         _load(folder)
     assert not sentinel.exists()
@@ -245,7 +239,7 @@ def test_a_pickled_npz_for_musegan_data_cannot_run_code(tmp_path):
 
     sentinel = tmp_path / "pwned"
     evil = np.empty(1, dtype=object)
-    evil[0] = _Sentinel(str(sentinel))
+    evil[0] = Sentinel(str(sentinel))
     np.savez(tmp_path / "evil.npz", train=evil, valid=evil, test=evil)
     with pytest.raises(DataError, match=r"evil.npz: .*refusing pathlib.Path.touch"):
         load_jsb_npz(tmp_path / "evil.npz")

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import zoo
-from zoo import checkpoint, loader, registry
+from zoo import checkpoint, loader, registry, safeio
 from zoo.errors import CheckpointError
 from zoo.testing import cli_in_process
 
@@ -80,6 +80,7 @@ def counted(monkeypatch):
         return architecture(self, name)
 
     monkeypatch.setattr(loader, "read_bytes", counting_read)
+    monkeypatch.setattr(safeio, "read_bytes", counting_read)   # what the loader reads through safeio.read_json
     monkeypatch.setattr(loader, "file_digest", counting_hash)
     monkeypatch.setattr(checkpoint, "file_digest", counting_hash)
     monkeypatch.setattr(loader, "load_tensors", counting_load)

@@ -9,6 +9,7 @@ Only a config that passes both is built for real.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def check_against_weights(cls, config, tokenizer, folder, optional=()):
 
     folder = Path(folder)
     headers = {p.stem: safetensors_header(p) for p in sorted(folder.glob("*.safetensors"))}
-    saved = sum(_numel(shape) for h in headers.values() for _, shape in h.values())
+    saved = sum(math.prod(shape) for h in headers.values() for _, shape in h.values())
     probe = probe_build(cls, config, tokenizer, 2 * saved + BUFFER_ALLOWANCE, f"{folder / 'config.json'}",
                         f"its safetensors files hold {saved:,}, so the config does not match the weights "
                         f"(re-download or re-save the model)")
@@ -112,13 +113,6 @@ def check_against_weights(cls, config, tokenizer, folder, optional=()):
                 for name, (dtype, shape) in headers[stem].items()}
         check_state(module, fake, f"{stem}.safetensors")
     return probe
-
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def _torch_dtype(name: str):

@@ -112,6 +112,12 @@ OVERWRITE_HELP = ("also replace an existing --out that holds only model files (c
                   "files are never deleted")
 
 
+# --device and --threads of generate, train and eval
+DEVICE_HELP = "auto (CUDA, then MPS, then CPU; the default), cpu, cuda, cuda:N, mps"
+THREADS_HELP = ("torch CPU threads (default: $ZOO_THREADS, else half the logical CPUs; 1 is best on a busy 2-core "
+                "machine)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (kept import-light: no torch)."""
     p = _Parser(prog="zoo", description="musezoo: a plugin model zoo for symbolic music generation")
@@ -144,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same music on the same "
                    "device (another device may round differently: see the model's docs); the shipped models make "
                    "piece k of --num N the piece --seed SEED+k-1 --num 1 would make (default: a random seed)")
-    s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.add_argument("--dtype", default=None, help="cast weights, e.g. bf16 or fp16 (default: as saved, fp32)")
     s.add_argument("--revision", default=None, help="Hub revision for hf:// names (default: the name's @rev, else main)")
     s.add_argument("--plot", default=None, metavar="OUT.png", help="also draw a piano roll (PNG/SVG/PDF; needs musezoo[render]; default: none)")
@@ -154,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "of fluid-soundfont-gm, or $ZOO_SOUNDFONT)")
     s.add_argument("--score", default=None, metavar="OUT.musicxml|OUT.pdf|OUT.png",
                    help="also write sheet music (needs musezoo[render]; PDF/PNG need LilyPond or MuseScore)")
-    s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $ZOO_THREADS, else half the logical CPUs; 1 is best on a busy 2-core machine)")
+    s.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     s.add_argument("--staves", default=None, metavar="LAYOUT", help="--score in one of the staff layouts the model "
                    "declares (zoo info NAME; default: its first, or one staff per track)")
 
@@ -178,10 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model or training config value (repeatable)")
     s.add_argument("--config", default=None, help="JSON file of config values (a preset)")
     s.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU; the default), cpu, cuda, cuda:N, mps")
+    s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.add_argument("--seed", type=int, default=None, help="random seed of the run (default 0)")
     s.add_argument("--log-every", dest="log_every", type=int, default=None, help="plain log line every N steps (stderr)")
-    s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $ZOO_THREADS, else half the logical CPUs; 1 is best on a busy 2-core machine)")
+    s.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
 
     s = sub.add_parser("release", help="turn a training run into a model folder to ship or push (best checkpoint, "
                        "test metrics, model card)")
@@ -202,12 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-h", "--help", action=_ModelHelp)
     s.add_argument("name")
     s.add_argument("--data", default=None, help="data source (default: the plugin's embedded test split)")
-    s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU; the default), cpu, cuda, cuda:N, mps")
+    s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.add_argument("--num", type=int, default=256, help="pieces to generate (default 256)")
     s.add_argument("--seed", type=int, default=0, help="seed of the first batch (default 0)")
     s.add_argument("--batch-size", dest="batch_size", type=int, default=32, help="pieces per generate() call")
     s.add_argument("--json", default=None, help="also write the results as JSON to this file")
-    s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $ZOO_THREADS, else half the logical CPUs; 1 is best on a busy 2-core machine)")
+    s.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
 
     s = sub.add_parser("push", help="publish a model folder or pretrained name to the Hugging Face Hub")
     s.add_argument("src", help="a saved model folder (a run's final/), a pretrained name or hf://org/repo")
@@ -348,12 +354,10 @@ def cmd_plugins(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from zoo.loader import load_model, read_folder, resolve
-    from zoo.midi import check_output_path, output_paths, write_midi
-    from zoo.progress import status
-
     from zoo.limits import check_num, check_seed
-    from zoo.midi import check_midi_name
+    from zoo.loader import load_model, read_folder, resolve
+    from zoo.midi import check_midi_name, check_output_path, output_paths, write_midi
+    from zoo.progress import status
 
     # every number is in its range before a model is loaded (zoo.limits; docs/reliability.md "Limits")
     check_num(args.num, "--num")
@@ -361,16 +365,13 @@ def cmd_generate(args) -> int:
     for path in output_paths(args.output, args.num):  # a bad -o fails now, not after a long generation
         check_output_path(path)
     check_midi_name(args.output, "-o")   # MIDI data in x.wav is a file no program reads
-    _check_extras(args)
+    extras = _render_extras(args)        # --plot, --render, --score: checked now, written after the MIDI
     folder = resolve(args.name, revision=args.revision)
     saved = read_folder(folder)          # config.json and tokenizer.json: options are checked before any weight is read
     cls = saved.cls
     given = model_options(cls, args.model_options)
-    for key, value in given.items():     # --plot etc. see the model's options too (e.g. a prompt to mark)
-        if not hasattr(args, key):
-            setattr(args, key, value)
-    staves = score_layout(cls, args.staves) if args.score else None
-    args.prompt_continued = cls.prompt_role == "continued"
+    if extras:
+        extras.use_model(cls, given)     # the staves --score engraves, the prompt --plot shades
     from zoo.device import set_threads
 
     set_threads(args.threads)
@@ -380,7 +381,8 @@ def cmd_generate(args) -> int:
         pieces = model.generate(num=args.num, seed=args.seed, **given)
     for midi, path in zip(pieces, output_paths(args.output, len(pieces))):
         print(printable(write_midi(midi, path)))
-    _extras(args, pieces, staves)
+    if extras:
+        extras.write(pieces)
     return 0
 
 
@@ -401,99 +403,34 @@ def model_options(cls, argv: list[str]) -> dict:
     return cls.check_options(given, flags=True)   # the flag the user typed names a bad value
 
 
-def score_layout(cls, name: str | None):
-    """The staves --score engraves: a layout the model declares (Model.score_layouts), else None (a staff per track)."""
-    from zoo.errors import ConfigError
-
-    layouts = cls.score_layouts
-    if name is None:
-        return next(iter(layouts.values()), None)
-    if name not in layouts:
-        raise ConfigError(f"{cls.arch} has no staff layout {name!r}; "
-                          + (f"use --staves {' or '.join(layouts)}" if layouts else "leave out --staves"))
-    return layouts[name]
+# the flags of zoo generate that the render part handles (zoo_render.cli), in the order their errors name them
+RENDER_FLAGS = ("plot", "render", "score", "staves", "soundfont")
 
 
-def _check_extras(args) -> None:
-    """Fail before any work when FluidSynth, the soundfont or the engraver is missing, or an output path is bad."""
-    from zoo.errors import ConfigError
-    from zoo.midi import check_output_path, output_paths
-
-    for opt in ("plot", "render", "score"):
-        for path in output_paths(getattr(args, opt), args.num) if getattr(args, opt) else []:
-            check_output_path(path, example={"plot": "roll.png", "render": "out.wav", "score": "out.musicxml"}[opt])
-
-    if args.plot:   # a bad --plot path or format fails now, not after the generation
-        render = render_part("--plot")
-        for path in output_paths(args.plot, args.num):
-            render.check_plot_target(path)
-    if args.staves is not None and not args.score:   # it was silently ignored
-        raise ConfigError("--staves is for --score OUT.musicxml|OUT.pdf|OUT.png")
-    if args.soundfont and not args.render:
-        raise ConfigError("--soundfont is for --render OUT.wav")
-    if args.render or args.score:
-        render = render_part("--render" if args.render else "--score")
-        if args.render:
-            render.fluidsynth_path(), render.find_soundfont(args.soundfont)
-        if args.score:
-            for path in output_paths(args.score, args.num):
-                render.check_score_target(path)
-
-
-def _extras(args, pieces, staves=None) -> None:
-    """--plot / --render / --score for each generated piece (OUT-1.png … like the MIDI files)."""
-    from zoo.midi import output_paths
-
-    if not (args.plot or args.render or args.score):
-        return
-    render = render_part("--plot")   # already checked by _check_extras
-
-    prompt_end = None   # a continuation's plot shades the prompt and marks where the new music starts
-    # only for --plot: a prompt the model's own reader took may be one pretty_midi refuses, after the MIDI is written
-    if args.plot and getattr(args, "prompt", None) is not None and getattr(args, "include_prompt", None) is not False \
-            and getattr(args, "prompt_continued", True):
-        from zoo.midi import last_note_end, read_midi
-
-        prompt_end = last_note_end(read_midi(args.prompt))   # not get_end_time(): trailing pedal and meta events
-    for opt, fn in (("plot", lambda m, p: render.plot_pianoroll(m, p, title=printable(p.stem), prompt_end=prompt_end)),
-                    ("render", lambda m, p: render.render_audio(m, p, soundfont=args.soundfont)),
-                    ("score", lambda m, p: render.write_score(m, p, title=printable(p.stem), staves=staves))):
-        target = getattr(args, opt)
-        if target:
-            for midi, path in zip(pieces, output_paths(target, len(pieces))):
-                print(printable(fn(midi, path)))
+def _render_extras(args):
+    """zoo_render's handling of generate's --plot/--render/--score (their checks done when it is made), or
+    None when none of its flags is given."""
+    given = [flag for flag in RENDER_FLAGS if getattr(args, flag) is not None]
+    return render_part("--" + given[0]).GenerateExtras(args) if given else None
 
 
 def render_part(flag: str):
-    """musezoo's render part (zoo_render: matplotlib, music21), imported only for the flags that need it."""
+    """The command-line part of musezoo's render part (zoo_render.cli: matplotlib, music21), imported only
+    for the flags that need it; one line that says how to install it when it is not."""
     from zoo.errors import ConfigError
 
     try:
-        import zoo_render
+        from zoo_render import cli
     except ImportError as exc:
         if exc.name not in ("zoo_render", "matplotlib", "music21"):
             raise
         raise ConfigError(f"{flag} needs musezoo's render part, which is not installed: "
                           f"pip install 'musezoo[render]'") from None
-    return zoo_render
+    return cli
 
 
 def cmd_plot(args) -> int:
-    from pathlib import Path
-
-    from zoo.midi import check_output_path
-
-    plot_pianoroll = render_part("zoo plot").plot_pianoroll
-
-    check_output_path(args.output, example="roll.png")
-    title = args.title or printable(Path(args.midi).name)
-    prompt_end = None
-    if args.prompt is not None:
-        from zoo.midi import last_note_end, read_midi
-
-        prompt_end = last_note_end(read_midi(args.prompt))
-    print(printable(plot_pianoroll(args.midi, args.output, time=args.time, title=title, prompt_end=prompt_end)))
-    return 0
+    return render_part("zoo plot").plot_command(args)
 
 
 def printable(text) -> str:
@@ -564,10 +501,7 @@ def cmd_release(args) -> int:
 
 
 def cmd_push(args) -> int:
-    try:
-        from zoo import hub
-    except ImportError:
-        raise ZooError("Hub support is not available in this version of musezoo") from None
+    from zoo import hub
     result = hub.push_to_hub(args.src, args.repo_id, revision=args.revision, private=args.private, message=args.message,
                              metrics=args.metrics)
     print(result)
@@ -575,10 +509,7 @@ def cmd_push(args) -> int:
 
 
 def cmd_pull(args) -> int:
-    try:
-        from zoo import hub
-    except ImportError:
-        raise ZooError("Hub support is not available in this version of musezoo") from None
+    from zoo import hub
     from zoo.registry import get_registry
 
     registry = get_registry()

@@ -27,7 +27,7 @@ from zoo.errors import CheckpointError, ConfigError, UnknownNameError, ZooError
 from zoo.hub import resolve
 from zoo.outputs import atomic_folder, check_folder_target
 from zoo.registry import get_registry
-from zoo.safeio import MAX_JSON_BYTES, read_bytes
+from zoo.safeio import MAX_JSON_BYTES, parse_json, read_bytes, read_json
 from zoo.version import __version__
 
 __all__ = ["ModelFolder", "resolve", "read_folder", "load_model", "load", "create", "save_model", "load_tokenizer"]
@@ -88,7 +88,7 @@ def _manifest(folder: Path, names: list[str]) -> dict[str, str]:
     if MANIFEST not in names:
         raise CheckpointError(f"{folder}: no {MANIFEST}; this folder was not saved by musezoo (re-save it with "
                               f"save_pretrained)")
-    expected = manifest_digests(_parse(read_bytes(path, MAX_JSON_BYTES, MANIFEST, CheckpointError), path, MANIFEST), path)
+    expected = manifest_digests(read_json(path, MANIFEST, CheckpointError), path)
     bad = [n for n in expected if "/" in n or "\\" in n or n.startswith(".")]
     if bad:
         raise CheckpointError(f"{path}: bad file name {bad[0]!r}")
@@ -110,14 +110,7 @@ def _json(folder: Path, name: str, manifest: dict[str, str]):
     data = read_bytes(path, MAX_JSON_BYTES, name, CheckpointError)   # bounded, regular files only
     if hashlib.sha256(data).hexdigest() != manifest[name]:
         raise CheckpointError(f"{path}: sha256 does not match the manifest (corrupt or modified); re-download the model")
-    return _parse(data, path, name)
-
-
-def _parse(data: bytes, path: Path, what: str):
-    try:
-        return json.loads(data.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:   # deep nesting is a RecursionError
-        raise CheckpointError(f"{path}: not valid JSON ({str(exc)[:200]}); fix or re-create the {what}") from None
+    return parse_json(data, path, name, CheckpointError)
 
 
 def _architecture(folder: Path, data: dict):
@@ -148,8 +141,7 @@ def _tokenizer(data, path: Path):
 def load_tokenizer(path):
     """Read a tokenizer.json on its own (no manifest): the registered Tokenizer class it names."""
     path = Path(path)
-    return _tokenizer(_parse(read_bytes(path, MAX_JSON_BYTES, "tokenizer.json", CheckpointError), path,
-                             "tokenizer.json"), path)
+    return _tokenizer(read_json(path, "tokenizer.json", CheckpointError), path)
 
 
 def load_model(folder, device="auto", dtype=None, generate_only: bool = False):

@@ -3,6 +3,7 @@ metrics, the generate options (what a timm or Hugging Face user looks for on a m
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -23,7 +24,7 @@ def folder_facts(folder) -> dict:
         if path.is_file() and any(path.match(p) for p in MODEL_FILE_PATTERNS):
             files[path.name] = path.stat().st_size
             if path.suffix == ".safetensors":
-                parameters[path.stem] = sum(_numel(shape) for _, shape in safetensors_header(path).values())
+                parameters[path.stem] = sum(math.prod(shape) for _, shape in safetensors_header(path).values())
     parameters = _parameters_by_file(folder) or parameters
     total = sum(files.values())
     card = folder / "README.md"
@@ -167,10 +168,3 @@ def human_bytes(n: int) -> str:
 
 def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
-
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n

@@ -60,7 +60,11 @@ def read_bytes(path, max_bytes: int, what: str = "file", error=ZooError, prefix:
 
 def read_json(path, what: str = "JSON file", error=ZooError, max_bytes: int = MAX_JSON_BYTES):
     """Parse a bounded regular JSON file; any failure is one `error` that names the file."""
-    data = read_bytes(path, max_bytes, what, error)
+    return parse_json(read_bytes(path, max_bytes, what, error), path, what, error)
+
+
+def parse_json(data: bytes, path, what: str = "JSON file", error=ZooError):
+    """Parse the bytes of a JSON file already read (e.g. to hash the same bytes first); a failure is one `error`."""
     try:
         return json.loads(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:   # deep nesting is a RecursionError

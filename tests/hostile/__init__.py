@@ -1,1 +1,1 @@
-"""Hostile-input helpers: the bad-MIDI corpus builder and the bounded in-process probe."""
+"""Hostile-input helpers: the bad-MIDI corpus builder, the bounded in-process probe, and a pickle sentinel."""

@@ -130,10 +130,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         self.hub.requests.append(("GET", self.path))
         m = _REPO_ROUTE.match(urlparse(self.path).path)
-        if m and m.group(3) == "revision":
-            return self._repo_info(m.group(1), m.group(2), unquote(m.group(4)))
-        if m and m.group(3) == "tree":   # the whole tree of a revision (upload_folder lists it recursively)
-            return self._tree(m.group(1), m.group(2), unquote(m.group(4)))
+        if m and m.group(3) in ("revision", "tree"):
+            return self._revision(m.group(1), m.group(2), unquote(m.group(4)), m.group(3))
         self._send(404, {"error": "not implemented by the stand-in"})
 
     def do_POST(self):
@@ -227,23 +225,18 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(200, {"success": True, "commitOid": sha,
                                 "commitUrl": f"{self.hub.url}/{org}/{name}/commit/{sha}"})
 
-    def _tree(self, org, name, rev):
+    def _revision(self, org, name, rev, view):
+        """GET .../revision/REV: the repo's info and file names at REV; GET .../tree/REV: the whole tree of REV
+        with each file's blob and size (upload_folder lists it recursively)."""
         path = self._repo(org, name)
         if path is None:
             return None
         sha = gitrepo.resolve(path, rev)
         if sha is None:
             return self._send(404, {"error": f"Invalid rev id: {rev}"}, "RevisionNotFound")
-        return self._send(200, [{"type": "file", "path": f, "oid": blob, "size": len(gitrepo.read_file(path, sha, f))}
-                                for f, blob in gitrepo.files_at(path, sha).items()])
-
-    def _repo_info(self, org, name, rev):
-        path = self._repo(org, name)
-        if path is None:
-            return None
-        sha = gitrepo.resolve(path, rev)
-        if sha is None:
-            return self._send(404, {"error": f"Invalid rev id: {rev}"}, "RevisionNotFound")
-        siblings = [{"rfilename": f} for f in gitrepo.files_at(path, sha)]
-        return self._send(200, {"id": f"{org}/{name}", "sha": sha, "siblings": siblings,
+        files = gitrepo.files_at(path, sha)
+        if view == "tree":
+            return self._send(200, [{"type": "file", "path": f, "oid": blob, "size": len(gitrepo.read_file(path, sha, f))}
+                                    for f, blob in files.items()])
+        return self._send(200, {"id": f"{org}/{name}", "sha": sha, "siblings": [{"rfilename": f} for f in files],
                                 "private": self.hub.visibility.get(f"{org}/{name}") == "private"})

@@ -607,3 +607,30 @@ def transposition(grid: np.ndarray, ranges, transpose: int, seed: int, epoch: in
                       for notes, (lo, hi) in zip(sounding, ranges))]
     rng = np.random.default_rng([seed, epoch, index])
     return int(allowed[rng.integers(len(allowed))]) if allowed else 0
+
+
+class TransposedWindows:
+    """A map-style dataset of chorale windows (voices, T), each transposed this epoch by transposition():
+    a shift in [-transpose, transpose] drawn from (seed, epoch, index) that keeps every voice inside
+    `ranges`. What every chorale plugin's training data shares; a plugin's subclass makes its own item
+    from window(index) in __getitem__ (a piano roll, a pitch tensor)."""
+
+    def __init__(self, grids: np.ndarray, ranges, transpose: int = 0, seed: int = 0):
+        self.grids, self.ranges = grids, ranges
+        self.transpose, self.seed, self.epoch = int(transpose), int(seed), 0
+
+    def __len__(self) -> int:
+        return len(self.grids)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def shift_for(self, index: int) -> int:
+        """The transposition of one item this epoch (0 without augmentation)."""
+        return transposition(self.grids[index], self.ranges, self.transpose, self.seed, self.epoch, index)
+
+    def window(self, index: int) -> np.ndarray:
+        """Window `index` as int64 pitches, transposed by shift_for(index); rests stay rests."""
+        g = np.asarray(self.grids[index], dtype=np.int64)
+        s = self.shift_for(index)
+        return np.where(g != REST, g + s, REST) if s else g

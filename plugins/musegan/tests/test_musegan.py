@@ -23,19 +23,13 @@ from zoo_musegan.tokenizer import REST, PianoRollTokenizer, grid_to_notes  # noq
 from zoo_musegan.train import gradient_penalty  # noqa: E402
 
 from musegan_reference import copy_weights, reference_from_config, reference_name, split_voices  # noqa: E402
+from musegan_tiny import TINY, write_jsb  # noqa: E402
 
-TINY = dict(z_dim=8, temporal_hidden=16, bar_hidden_features=32, bar_hidden_channels=16, critic_hidden=8,
-            critic_hidden_features=16)
 REPO = Path(__file__).resolve().parents[3]   # the checkout: plugins/musegan/tests/
 SHIPPED = Path(__file__).resolve().parents[1] / "zoo_musegan" / "weights" / "musegan-bach"   # inside the package
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def noise(config, b, seed=0):
@@ -636,27 +630,6 @@ def test_cache_round_trip(tmp_path, monkeypatch):
     files[0].write_bytes(b"garbage")                             # a damaged cache is rebuilt, not fatal
     mdata.load_chorales()
     assert len(calls) == 2
-
-
-def write_jsb(path, pickled=True):
-    """A small file in the book's Jsb16thSeparated.npz layout: object arrays of (T, 4) pitches, NaN rests."""
-    rng = np.random.default_rng(0)
-
-    def piece(t):
-        a = (np.array([72.0, 65, 57, 48]) + rng.integers(-3, 4, size=(t, 4))).astype(float)
-        a[rng.random((t, 4)) < 0.1] = np.nan
-        return a
-
-    arrays = {}
-    for split, n in (("train", 4), ("valid", 2), ("test", 2)):
-        arr = np.empty(n, dtype=object)
-        for i in range(n):
-            arr[i] = piece(48 + 16 * i)
-        arr[0] = arr[0] if pickled else arr[0]
-        arrays[split] = arr
-    arrays["train"][1] = np.zeros((10, 4))        # shorter than a window: skipped, counted
-    np.savez(path, **arrays)
-    return path
 
 
 def test_jsb_npz_format(tmp_path):

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import ZOO
-from test_musegan import write_jsb
+from musegan_tiny import write_jsb
 from zoo.train import checkpoint_dirs
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", "0", "--standalone",

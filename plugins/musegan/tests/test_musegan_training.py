@@ -12,17 +12,12 @@ pytest.importorskip("zoo_musegan")
 
 from safetensors.torch import load_file  # noqa: E402
 
-from test_musegan import TINY, write_jsb  # noqa: E402
+from musegan_tiny import TINY, write_jsb  # noqa: E402
 from zoo.errors import ConfigError  # noqa: E402
 from zoo_musegan.model import MuseGAN, MuseGANConfig  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_the_average_follows_the_trained_generator_by_its_decay():

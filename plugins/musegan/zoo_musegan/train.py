@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from zoo.errors import ConfigError, DataError
+from zoo.errors import ConfigError
 from zoo.limits import MAX_EVAL_NUM
 from zoo.train import TrainConfig, Trainer
 
@@ -159,20 +159,12 @@ class MuseGANTrainer(Trainer):
         return self._windows
 
     def build_dataset(self, source, split):
-        """Windows of the split as rolls; the train split may be transposed (config.transpose)."""
-        from .data import WindowDataset, voice_ranges
+        """The registered builder's windows of the split, from the windows loaded once per source; the train
+        split transposed (config.transpose)."""
+        from .data import build_dataset
 
-        c = self.model.config
-        data = self._data(source)
-        grids = data.splits[split]
-        if len(grids) == 0:
-            raise DataError(f"no {split} windows in {data.stats.get('source', source)}; {data.summary()}")
-        if grids.shape[1] != c.n_tracks:
-            raise DataError(f"the data has {grids.shape[1]} voices but the model n_tracks={c.n_tracks}")
-        train = data.splits["train"]
-        return WindowDataset(grids, c.n_bars, c.steps_per_bar, c.n_pitches,
-                             transpose=self.config.transpose if split == "train" else 0,
-                             ranges=voice_ranges(train) if len(train) else None, seed=self.config.seed)
+        return build_dataset(source, split, self.model, transpose=self.config.transpose if split == "train" else 0,
+                             seed=self.config.seed, data=self._data(source))
 
     def configure_optimizers(self):
         betas = (self.config.beta1, self.config.beta2)

@@ -16,20 +16,11 @@ from zoo.device import cpu_bf16_pays
 from zoo_music_transformer import decode
 from zoo_music_transformer.model import KVCache, MusicTransformer, MusicTransformerConfig
 
+from music_transformer_tiny import tiny
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ATTENTION = ["absolute", "relative"]
 needs_bf16 = pytest.mark.skipif(not cpu_bf16_pays()[0], reason="bf16 decoding is used only on CPUs with AMX")
-
-
-def tiny(attention: str, block_size: int = 32, n_embd: int = 32) -> MusicTransformer:
-    torch.manual_seed(0)
-    cfg = MusicTransformerConfig(block_size=block_size, n_layer=2, n_head=2, n_embd=n_embd, dropout=0.0,
-                                 attention=attention)
-    model = MusicTransformer(cfg).eval()
-    # logits spread like a trained model's (std ~1.6 rather than ~0.2): greedy choices and top-1 agreement
-    # are then decided by real margins, not by near-ties of an untrained head
-    torch.nn.init.normal_(model.lm_head.weight, std=0.2)
-    return model
 
 
 @pytest.fixture

@@ -98,12 +98,18 @@ def test_cli_generate_with_prompt_and_eval(trained, midi_folder, zoo_cli, tmp_pa
     assert f"--data {midi_folder} (the data this run was trained on)" in r.stderr
 
 
-def test_book_preset_is_a_valid_config():
-    values = read_config_file(ROOT / "configs" / "music_transformer_book.json")
+def preset(name: str):
+    """A configs/ preset as `zoo train --config` reads it: (model config, training config)."""
+    values = read_config_file(ROOT / "configs" / name)
     model_values, train_values = split_overrides(values, MusicTransformer, MusicTransformerTrainer)
     model_cfg = config_from_dict(MusicTransformer.config_class, model_values)
     train_cfg = config_from_dict(MusicTransformerTrainer.config_class, {**MusicTransformerTrainer.defaults,
                                                                        **train_values})
+    return model_cfg, train_cfg
+
+
+def test_book_preset_is_a_valid_config():
+    model_cfg, train_cfg = preset("music_transformer_book.json")
     assert model_cfg == MusicTransformer.config_class()  # the book's model is the default
     assert (train_cfg.optimizer, train_cfg.lr, train_cfg.batch_size, train_cfg.schedule) == ("adam", 1e-4, 2, "constant")
     trainer = MusicTransformerTrainer(MusicTransformer(model_cfg), train_cfg)
@@ -112,11 +118,7 @@ def test_book_preset_is_a_valid_config():
 
 
 def test_cpu_preset_is_a_small_valid_config():
-    values = read_config_file(ROOT / "configs" / "music_transformer_cpu.json")
-    model_values, train_values = split_overrides(values, MusicTransformer, MusicTransformerTrainer)
-    model_cfg = config_from_dict(MusicTransformer.config_class, model_values)
-    train_cfg = config_from_dict(MusicTransformerTrainer.config_class, {**MusicTransformerTrainer.defaults,
-                                                                       **train_values})
+    model_cfg, train_cfg = preset("music_transformer_cpu.json")
     params = MusicTransformer(model_cfg).num_params()
     tokens = train_cfg.steps * train_cfg.batch_size * model_cfg.block_size
     assert params < 2_000_000 and tokens < 1_000_000      # minutes on one CPU core, not hours

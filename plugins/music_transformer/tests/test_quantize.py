@@ -7,19 +7,16 @@ import torch
 
 from zoo.errors import ConfigError
 from zoo_music_transformer import quantize as Q
-from zoo_music_transformer.model import CachedDecoder, MusicTransformer, MusicTransformerConfig
+from zoo_music_transformer.model import CachedDecoder, MusicTransformer
+
+import music_transformer_tiny
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 needs_int8 = pytest.mark.skipif(not Q.int8_kernels(), reason="int8 decoding runs on x86 CPUs (fbgemm)")
 
 
 def tiny(attention: str = "relative") -> MusicTransformer:
-    torch.manual_seed(0)
-    cfg = MusicTransformerConfig(block_size=64, n_layer=2, n_head=2, n_embd=64, dropout=0.0, attention=attention)
-    model = MusicTransformer(cfg).eval()
-    # logits spread like a trained model's (std ~1.6, not ~0.2): top-1 is decided by real margins, not by near-ties
-    torch.nn.init.normal_(model.lm_head.weight, std=0.2)
-    return model
+    return music_transformer_tiny.tiny(attention, block_size=64, n_embd=64)
 
 
 @pytest.fixture
