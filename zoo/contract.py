@@ -16,10 +16,12 @@ from zoo.train import Trainer
 
 TRAINER_REQUIRED = Trainer.REQUIRED
 TRAINER_OPTIONAL = Trainer.OPTIONAL
-# what a plugin that ships weights to generate from implements, and what training adds
-HOOKS_WEIGHTS = ("register_architectures", "register_tokenizers", "register_pretrained")
+# what a plugin that ships weights to generate from implements, what a tokenizer adds, and what training adds
+HOOKS_WEIGHTS = ("register_architectures", "register_pretrained")
+HOOKS_TOKENIZER = ("register_tokenizers",)
 HOOKS_TRAINING = ("register_trainers", "register_datasets")
-CLASSES_WEIGHTS = ("config dataclass", "Model", "Tokenizer")
+CLASSES_WEIGHTS = ("config dataclass", "Model")
+CLASSES_TOKENIZER = ("Tokenizer",)
 CLASSES_TRAINING = ("Trainer", "build_dataset")   # the class and the registered build_dataset(source, split, model)
 
 _BASES = {"architectures": Model, "tokenizers": Tokenizer, "trainers": Trainer}
@@ -28,11 +30,16 @@ _WHAT = {"architectures": "architecture", "tokenizers": "tokenizer", "trainers":
 
 def required(trainable: bool) -> list[str]:
     """Every thing a plugin must write: its hooks, its classes and their required members."""
-    out = [*HOOKS_WEIGHTS, *CLASSES_WEIGHTS, *(f"Model.{m}" for m in Model.REQUIRED),
-           *(f"Tokenizer.{m}" for m in Tokenizer.REQUIRED)]
+    out = [*HOOKS_WEIGHTS, *CLASSES_WEIGHTS, *(f"Model.{m}" for m in Model.REQUIRED)]
     if trainable:
         out += [*HOOKS_TRAINING, *CLASSES_TRAINING, *(f"Trainer.{m}" for m in TRAINER_REQUIRED)]
     return out
+
+
+def tokenizer() -> list[str]:
+    """What a plugin whose models read or write tokens adds: the hook, the class, its required members and
+    Model.tokenizer_name naming it (counted among the optional members too)."""
+    return [*HOOKS_TOKENIZER, *CLASSES_TOKENIZER, *(f"Tokenizer.{m}" for m in Tokenizer.REQUIRED), "Model.tokenizer_name"]
 
 
 def optional() -> list[str]:

@@ -60,12 +60,14 @@ def generate_pieces(model, num: int, seed: int = 0, batch_size: int = 32, **opti
 
 
 def held_out_pieces(model, dataset, num: int) -> list:
-    """Up to `num` items of the test split, evenly spaced, decoded to PrettyMIDI by the model's tokenizer."""
+    """Up to `num` items of the test split, evenly spaced, decoded to PrettyMIDI by the model's tokenizer (a model
+    without one has a dataset builder whose items are PrettyMIDI already)."""
     n = len(dataset)
     if n == 0:
         return []
     idx = np.unique(np.linspace(0, n - 1, min(num, n)).round().astype(int))
-    return [model.tokenizer.decode(dataset[int(i)]) for i in idx]
+    decode = model.tokenizer.decode if model.tokenizer is not None else (lambda item: item)
+    return [decode(dataset[int(i)]) for i in idx]
 
 
 def run_data(name: str) -> str | None:

@@ -40,7 +40,7 @@ class ModelFolder:
     path: Path
     cls: type                      # the installed Model class of config.json's arch
     config: object                 # cls.config_class, parsed from config.json
-    tokenizer: object              # built from tokenizer.json by the registered Tokenizer class
+    tokenizer: object              # built from tokenizer.json by the registered Tokenizer class; None without one
     manifest: dict[str, str]       # file name -> sha256
     state_stems: frozenset[str]    # the <stem>.safetensors files present
 
@@ -74,10 +74,11 @@ def read_folder(folder) -> ModelFolder:
         config = config_from_dict(cls.config_class, data["config"], what=f"{data['arch']} config")
     except ConfigError as exc:
         raise ConfigError(f"{folder / 'config.json'}: {exc}") from None
-    tok_path = folder / "tokenizer.json"
-    if "tokenizer.json" not in names:
+    tok_path, tokenizer = folder / "tokenizer.json", None
+    if "tokenizer.json" in names:
+        tokenizer = _tokenizer(_json(folder, "tokenizer.json", manifest), tok_path)
+    elif cls.tokenizer_name:   # an architecture without a tokenizer (tokenizer_name "") saves no tokenizer.json
         raise CheckpointError(f"{tok_path}: missing; re-download or re-save the model")
-    tokenizer = _tokenizer(_json(folder, "tokenizer.json", manifest), tok_path)
     stems = frozenset(Path(n).stem for n in names if n.endswith(".safetensors"))
     return ModelFolder(folder, cls, config, tokenizer, manifest, stems)
 
@@ -212,7 +213,8 @@ def save_model(model, dest, card: str | None = None, extra_files: dict | None = 
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         for stem, module in model.state_files().items():
             save_tensors(module.state_dict(), tmp / f"{stem}.safetensors", metadata={"format": "pt"})
-        model.tokenizer.save(tmp / "tokenizer.json")
+        if model.tokenizer is not None:
+            model.tokenizer.save(tmp / "tokenizer.json")
         (tmp / "README.md").write_text(text, encoding="utf-8")
         for name, content in (extra_files or {}).items():
             (tmp / name).write_bytes(content if isinstance(content, bytes) else str(content).encode())

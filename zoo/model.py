@@ -83,8 +83,8 @@ class Model(nn.Module):
     ones, each declared below with its default; nothing else is read from it (docs/plugins.md counts them,
     `zoo plugins --check` checks them)."""
 
-    REQUIRED: ClassVar[tuple[str, ...]] = ("arch", "config_class", "tokenizer_name", "generate")
-    OPTIONAL: ClassVar[tuple[str, ...]] = ("arch_version", "min_arch_version", "generate_options", "state_files",
+    REQUIRED: ClassVar[tuple[str, ...]] = ("arch", "config_class", "generate")
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("tokenizer_name", "arch_version", "min_arch_version", "generate_options", "state_files",
                                            "optional_state_files", "score_layouts", "prompt_role", "card_metadata", "music_metrics",
                                            "test_split")
 
@@ -92,7 +92,9 @@ class Model(nn.Module):
     arch_version: ClassVar[int] = 1          # bump when the tensor layout or config meaning changes
     min_arch_version: ClassVar[int] = 1      # oldest saved version this code still loads
     config_class: ClassVar[type] = None      # a frozen dataclass of JSON types: config.json's "config"
-    tokenizer_name: ClassVar[str] = ""       # the registered tokenizer zoo.create / zoo train build for it
+    # the registered tokenizer zoo.create / zoo train build for it, saved as tokenizer.json; "" (the default): the
+    # model needs none (it writes its MIDI itself), and its folders have no tokenizer.json
+    tokenizer_name: ClassVar[str] = ""
     # state_files() stems that may be absent (a GAN's critic): loaded when present, never by zoo generate
     optional_state_files: ClassVar[tuple[str, ...]] = ()
     generate_options: ClassVar[tuple[GenerateOption, ...]] = ()  # generate()'s keywords besides num and seed
