@@ -944,7 +944,8 @@ def test_generating_neither_reads_nor_allocates_the_critic():
 
 def test_the_shipped_weights_play_the_music_they_played_before_the_rewrite():
     """musegan-bach through zoo.load and the rewritten layers (modules, bars folded, patch matmuls) plays, for seed 11,
-    the notes that the fused code before it played (musegan_bach_seed11.json, recorded from that code at 81e1e51).
+    the notes that the fused code before it played (musegan_bach_seed11.json, recorded from that code at 81e1e51;
+    the release of 2026-12-02, 100 steps further, plays the same notes, and its logit sums were recorded again).
     The logits are compared to fp32 rounding: four sums of 10,880 logits each (|logit| <= 30) move by about
     sqrt(10,880) * 30 * 2**-24 ~ 2e-4 when only the order of the products changes; 0.05 leaves 250x room, while a
     wrong layout or a missed batch-norm moves them by hundreds."""
