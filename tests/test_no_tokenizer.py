@@ -92,3 +92,14 @@ def test_a_model_that_names_a_tokenizer_still_needs_tokenizer_json(tiny, tmp_pat
     checkpoint.write_manifest(folder)   # a manifest without it: only the architecture's tokenizer_name can tell
     with pytest.raises(CheckpointError, match="tokenizer.json: missing"):
         zoo.load(folder, device="cpu")
+
+
+def test_test_items_without_a_tokenizer_must_be_midi(drone):
+    from zoo.errors import PluginError
+    from zoo.evaluation import held_out_pieces
+
+    model = zoo.create("drone")
+    midi = model.generate(num=2, seed=0)
+    assert held_out_pieces(model, midi, 2) == midi
+    with pytest.raises(PluginError, match="drone: its test items are Tensor, not PrettyMIDI, and it has no tokenizer"):
+        held_out_pieces(model, [torch.zeros(3), torch.zeros(3)], 2)

@@ -52,7 +52,8 @@ def drop_removed_keys(cls, data: dict, what: str = "config") -> dict:
             value = coerce(data[key], type(off), key)   # "false" from --set is false
         except ConfigError:
             value = data[key]
-        if value != off:
+        value = tuple(value) if isinstance(value, list) else value   # config.json writes tuples as lists
+        if type(value) is not type(off) or value != off:   # 0 is not False, as for an ordinary bool field
             raise ConfigError(f"{what} key {key!r} was removed, so {key}={json.dumps(value, default=repr)} is no "
                               f"longer possible; {advice}")
     return {k: v for k, v in data.items() if k not in removed}

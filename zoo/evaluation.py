@@ -17,9 +17,10 @@ from collections.abc import Mapping
 from dataclasses import fields
 
 import numpy as np
+import pretty_midi
 
 from zoo import metrics as M
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, PluginError
 
 
 def _evaluating_trainer(model, data, num: int):
@@ -66,8 +67,15 @@ def held_out_pieces(model, dataset, num: int) -> list:
     if n == 0:
         return []
     idx = np.unique(np.linspace(0, n - 1, min(num, n)).round().astype(int))
-    decode = model.tokenizer.decode if model.tokenizer is not None else (lambda item: item)
-    return [decode(dataset[int(i)]) for i in idx]
+    if model.tokenizer is not None:
+        return [model.tokenizer.decode(dataset[int(i)]) for i in idx]
+    items = [dataset[int(i)] for i in idx]
+    odd = next((item for item in items if not isinstance(item, pretty_midi.PrettyMIDI)), None)
+    if odd is not None:
+        raise PluginError(f"{model.arch}: its test items are {type(odd).__name__}, not PrettyMIDI, and it has no "
+                          f"tokenizer to decode them; give the architecture a tokenizer (tokenizer_name) or a dataset "
+                          f"builder whose items are PrettyMIDI")
+    return items
 
 
 def run_data(name: str) -> str | None:

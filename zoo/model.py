@@ -182,7 +182,7 @@ class Model(nn.Module):
 
     def save_pretrained(self, folder, card: str | None = None, extra_files: dict | None = None,
                         overwrite: bool = False):
-        """Save atomically in the Hub layout (config.json, safetensors, tokenizer.json, README.md, manifest).
+        """Save atomically in the Hub layout (config.json, safetensors, tokenizer.json if any, README.md, manifest).
 
         A new folder is created; an existing one is replaced only if it is empty or a model folder musezoo
         wrote, or, with overwrite=True, holds nothing but model files; see zoo.outputs."""

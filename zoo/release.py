@@ -11,6 +11,7 @@ is the dataset builder the plugin registers (register_datasets) fed the run's mo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -103,7 +104,9 @@ def release(run, out, step: int | None = None, notes: str | None = None, values:
         module.load_state_dict(load_tensors(ckpt / f"{stem}.safetensors", device))
     model.to(device).eval()
     data = info.get("data")
-    trainer = trainer_cls(model, train_config, source=data, device=device)
+    # the trainer only evaluates a checkpoint here: built with the run's init= it would act as if a fine-tune were
+    # starting (MuseGAN's copies its average over the trained generator), so the release would not be the checkpoint
+    trainer = trainer_cls(model, dataclasses.replace(train_config, init=None), source=data, device=device)
     test = {}
     if trainer_cls.evaluate is not Trainer.evaluate:   # without its own evaluate(), the test split is not read
         print(f"zoo: releasing {ckpt.name} of {run}; measuring it on the test split", file=sys.stderr)

@@ -82,8 +82,9 @@ def split_overrides(values: dict, model_cls, trainer_cls) -> tuple[dict, dict]:
     refuses it (zoo.config.drop_removed_keys)."""
     model_keys = set(valid_keys(model_cls.config_class))
     train_keys = set(valid_keys(trainer_cls.config_class))
-    to_model = model_keys | set(removed_keys(model_cls.config_class))
-    to_train = train_keys | set(removed_keys(trainer_cls.config_class))
+    # a key one class removed but the other still has goes to the one that has it
+    to_model = model_keys | (set(removed_keys(model_cls.config_class)) - train_keys)
+    to_train = train_keys | (set(removed_keys(trainer_cls.config_class)) - model_keys)
     unknown = sorted(set(values) - to_model - to_train)
     if unknown:
         raise ConfigError(f"unknown key(s) {', '.join(unknown)}; valid model keys: {', '.join(sorted(model_keys))}; "

@@ -153,3 +153,24 @@ def test_the_average_warms_up_from_scratch_but_not_when_fine_tuning():
     assert [average_decay(0.999, s, fine_tuning=False) for s in (0, 1, 90)] == pytest.approx([0.1, 2 / 11, 0.91])
     assert average_decay(0.2, 5, fine_tuning=False) == 0.2            # the warm-up never exceeds ema_decay
     assert [average_decay(0.999, s, fine_tuning=True) for s in (0, 1, 90)] == [0.999, 0.999, 0.999]
+
+
+def test_release_of_a_fine_tuning_run_keeps_the_checkpoints_trained_generator(tmp_path):
+    """zoo release builds the trainer to evaluate a checkpoint; built with the run's init= it copied the average
+    over the trained generator, as a fine-tune's start does, so generator.safetensors and the card's trained_*
+    rows were the average's."""
+    from zoo.checkpoint import load_tensors
+    from zoo.cli import main
+
+    data = str(write_jsb(tmp_path / "jsb.npz"))
+    sets = [x for k, v in TINY.items() for x in ("--set", f"{k}={v}")]
+    common = ["--device", "cpu", "--set", "eval_samples=2", "--set", "batch_size=2", "--data", data]
+    assert main(["train", "musegan", "--out", str(tmp_path / "base"), "--steps", "2", *sets, *common]) == 0
+    assert main(["train", "musegan", "--out", str(tmp_path / "ft"), "--steps", "2", "--set",
+                 f"init={tmp_path / 'base' / 'final'}", "--set", "ckpt_every=1", "--set", "eval_every=1", *common]) == 0
+    assert main(["release", str(tmp_path / "ft"), "--out", str(tmp_path / "rel"), "--step", "2"]) == 0
+    ckpt = tmp_path / "ft" / "checkpoints" / "step-000002"
+    trained, average = load_tensors(ckpt / "generator.safetensors", "cpu"), load_tensors(ckpt / "model.safetensors", "cpu")
+    released = load_tensors(tmp_path / "rel" / "generator.safetensors", "cpu")
+    assert any(not torch.equal(trained[k], average[k]) for k in trained)   # two steps apart: they differ
+    assert all(torch.equal(released[k], trained[k]) for k in trained)
