@@ -30,7 +30,9 @@ def test_docs_count_what_the_base_classes_declare():
     weights = re.search(r"ships weights to generate from implements \*\*(\d+) things\*\*", text)
     trainable = re.search(r"A plugin that also trains implements \*\*(\d+)\*\*", text)
     optional = re.search(r"\*\*(\d+) optional members\*\*", text)
-    assert weights and trainable and optional, "docs/plugins.md lost its counted contract"
+    tokenizer = re.search(r"A model that reads or writes tokens adds \*\*(\d+)\*\*", text)
+    assert weights and trainable and optional and tokenizer, "docs/plugins.md lost its counted contract"
+    assert int(tokenizer.group(1)) == len(contract.tokenizer())
     assert int(weights.group(1)) == len(contract.required(trainable=False))
     assert int(trainable.group(1)) == len(contract.required(trainable=True))
     assert int(optional.group(1)) == len(contract.optional())

@@ -12,27 +12,10 @@ is the dataset builder the plugin registers (register_datasets) fed the run's mo
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
 from zoo.errors import ConfigError
-
-
-def _metric_lines(run: Path) -> list[dict]:
-    from zoo.safeio import read_bytes
-
-    lines = []
-    raw = read_bytes(run / "metrics.jsonl", 256 * 2**20, what="metrics log").decode("utf-8", "replace")
-    for line in raw.splitlines():
-        try:
-            entry = json.loads(line)
-        except (ValueError, RecursionError):
-            continue   # a line cut short by a kill
-        step = entry.get("step") if isinstance(entry, dict) else None
-        if isinstance(step, int) and not isinstance(step, bool):   # a number, a string, a line without a step:
-            lines.append(entry)                                     # not a log line, skipped
-    return lines
 
 
 def pick_checkpoint(run: Path, select_by: tuple[str, str] | None, step: int | None = None,
@@ -42,7 +25,7 @@ def pick_checkpoint(run: Path, select_by: tuple[str, str] | None, step: int | No
     step given: that checkpoint. Otherwise the checkpoint whose logged `select_by` metric is best
     ("min" or "max"); without one, the newest checkpoint.
     """
-    from zoo.train import checkpoint_dirs
+    from zoo.train import checkpoint_dirs, read_metrics
 
     ckpts = {int(p.name[5:]): p for p in checkpoint_dirs(run)}   # step-NNNNNN only: strays are not listed
     if not ckpts:
@@ -54,7 +37,7 @@ def pick_checkpoint(run: Path, select_by: tuple[str, str] | None, step: int | No
     curve = []
     if select_by:
         key, mode = select_by
-        curve = [(m["step"], m[key]) for m in (logged if logged is not None else _metric_lines(run)) if key in m and isinstance(m[key], (int, float))]
+        curve = [(m["step"], m[key]) for m in (logged if logged is not None else read_metrics(run)) if key in m and isinstance(m[key], (int, float))]
         kept = [(s, v) for s, v in curve if s in ckpts]
         if kept:
             best = (min if mode == "min" else max)(kept, key=lambda sv: sv[1])
@@ -78,7 +61,8 @@ def release(run, out, step: int | None = None, notes: str | None = None, values:
     from zoo.outputs import check_folder_target
     from zoo.registry import get_registry
     from zoo.safeio import read_json
-    from zoo.train import Trainer, check_trainer_state, data_name, hardware, read_run_json, split_overrides
+    from zoo.train import (Trainer, check_trainer_state, data_name, hardware, read_metrics, read_run_json,
+                           split_overrides)
 
     run = Path(run)
     check_folder_target(out, sources=((run, "run"),), overwrite=overwrite, hint="--overwrite")
@@ -90,7 +74,7 @@ def release(run, out, step: int | None = None, notes: str | None = None, values:
     model_values, train_values = split_overrides(merged, model_cls, trainer_cls)
     model_config = config_from_dict(model_cls.config_class, model_values, what=f"{arch} config")
     train_config = config_from_dict(trainer_cls.config_class, train_values, what="training config")
-    lines = _metric_lines(run)
+    lines = read_metrics(run)
     ckpt, curve = pick_checkpoint(run, trainer_cls.select_by, step, lines)
     verify(ckpt)
     state = check_trainer_state(read_json(ckpt / "trainer_state.json", "trainer_state.json", CheckpointError),

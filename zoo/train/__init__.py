@@ -21,9 +21,9 @@ from .config import TrainConfig, lr_factor, read_config_file, split_overrides
 from .data import DataLoop, GlobalBatches
 from .launch import train, train_from_args
 from .loop import check_protocol, evaluate_split, fit, train_step
-from .run import data_name, hardware, read_run_json, truncate_metrics
+from .run import data_name, hardware, read_metrics, read_run_json, truncate_metrics
 
 __all__ = ["Trainer", "TrainConfig", "DataLoop", "GlobalBatches", "train", "train_from_args", "fit", "train_step",
            "check_protocol", "check_loss", "evaluate_split", "checkpoint_dirs", "save_checkpoint", "load_checkpoint",
            "check_trainer_state", "lr_factor", "read_config_file", "split_overrides", "hardware", "data_name",
-           "read_run_json", "truncate_metrics"]
+           "read_metrics", "read_run_json", "truncate_metrics"]

@@ -82,6 +82,23 @@ def append_metrics(run: Path, line: dict) -> None:
         f.write(json.dumps(line) + "\n")
 
 
+def read_metrics(run: Path) -> list[dict]:
+    """The lines of a run's metrics.jsonl that hold a step, in order (bounded; a line cut short by a kill is skipped)."""
+    from zoo.safeio import read_bytes
+
+    lines = []
+    raw = read_bytes(run / "metrics.jsonl", 256 * 2**20, what="metrics log").decode("utf-8", "replace")
+    for line in raw.splitlines():
+        try:
+            entry = json.loads(line)
+        except (ValueError, RecursionError):
+            continue   # a line cut short by a kill
+        step = entry.get("step") if isinstance(entry, dict) else None
+        if isinstance(step, int) and not isinstance(step, bool):   # a number, a string, a line without a step:
+            lines.append(entry)                                     # not a log line, skipped
+    return lines
+
+
 def truncate_metrics(path: Path, step: int) -> None:
     """After a resume, drop log lines from steps that are about to be redone."""
     if not path.exists():

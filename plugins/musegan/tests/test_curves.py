@@ -21,7 +21,8 @@ def write_run(folder: Path) -> Path:
     rows = [{"step": 200, "valid_release_score": 2.5, "valid_gen_rest_rate_B": 0.4, "valid_gen_parallels_per_100": 5.0},
             {"step": 150, "critic_loss": -3.0},   # a training log row: no validation, not in the table
             {"step": 100, "valid_release_score": 1.5, "valid_gen_rest_rate_B": 0.2, "valid_gen_parallels_per_100": 6.0}]
-    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # the last line cut short, as a killed run leaves it
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 300, "valid_rel')
     return folder
 
 

@@ -906,8 +906,8 @@ def test_the_split_of_every_piece_is_what_musegan_bach_was_trained_with():
 
 
 def test_zoo_eval_gets_the_chorale_rows_and_the_test_split_from_the_model(monkeypatch):
-    """music_metrics of decoded pieces are all_metrics of their grids (the rows `zoo eval` adds), and
-    test_split serves the test windows without a Trainer."""
+    """music_metrics of decoded pieces are all_metrics of their grids (the rows `zoo eval` adds), and the
+    registered dataset builder serves the test windows without a Trainer."""
     model = MuseGAN(MuseGANConfig(**TINY))
     rolls = model.sample(3, seed=0)
     grids = model.tokenizer.roll_to_grid(rolls).reshape(4, 3, -1).transpose(1, 0, 2)
@@ -921,12 +921,12 @@ def test_zoo_eval_gets_the_chorale_rows_and_the_test_split_from_the_model(monkey
     fake = mdata.WindowData({"train": windows, "valid": windows[:0], "test": windows}, stats={"source": "fake"})
     import zoo_musegan.data
 
-    monkeypatch.setattr(zoo_musegan.data, "load_data", lambda source, **grid: fake)   # what the model reads
-    split = model.test_split(None)
+    monkeypatch.setattr(zoo_musegan.data, "load_data", lambda source, **grid: fake)   # what the builder reads
+    split = zoo_musegan.data.build_dataset(None, "test", model)
     assert len(split) == 2 and np.array_equal(split.grids, windows)
     fake.splits["test"] = windows[:0]
     with pytest.raises(DataError, match="no test windows"):
-        model.test_split(None)
+        zoo_musegan.data.build_dataset(None, "test", model)
 
 
 def test_generating_neither_reads_nor_allocates_the_critic():

@@ -10,7 +10,6 @@ the parallel fifths and octaves per 100 16ths. The picture needs matplotlib (mus
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 COLUMNS = {"score": "valid_release_score", "score (trained)": "valid_trained_release_score",
@@ -20,8 +19,9 @@ COLUMNS = {"score": "valid_release_score", "score (trained)": "valid_trained_rel
 
 def evaluations(run: Path) -> list[dict]:
     """The rows of a run's metrics.jsonl that hold a validation, in step order."""
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return sorted((r for r in rows if "valid_release_score" in r), key=lambda r: r["step"])
+    from zoo.train import read_metrics
+
+    return sorted((r for r in read_metrics(run) if "valid_release_score" in r), key=lambda r: r["step"])
 
 
 def table(runs: dict[str, list[dict]]) -> str:

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.errors import ConfigError, DataError
+from zoo.errors import ConfigError
 from zoo.model import Model
 
 from .categorical import categorical_roll
@@ -488,16 +488,6 @@ class MuseGAN(Model):
         for i, g in enumerate(grids):
             padded[i, :, :g.shape[1]] = g
         return all_metrics(padded, self.config.steps_per_bar)
-
-    def test_split(self, source):
-        """The test windows of `source` (None: the Bach chorales), unaugmented, for `zoo eval`."""
-        from .data import WindowDataset, load_data
-
-        c = self.config
-        data = load_data(source, n_bars=c.n_bars, steps_per_bar=c.steps_per_bar, n_pitches=c.n_pitches)
-        if len(data.splits["test"]) == 0:
-            raise DataError(f"no test windows in {data.stats.get('source', source)}; {data.summary()}")
-        return WindowDataset(data.splits["test"], c.n_bars, c.steps_per_bar, c.n_pitches)
 
     def generate(self, num: int = 1, seed: int | None = None, **options):
         """`num` 2-bar, 4-voice pieces: a list of one PrettyMIDI each."""
