@@ -151,34 +151,6 @@ def last_note_end(midi) -> float:
     return max((note.end for inst in midi.instruments for note in inst.notes), default=0.0)
 
 
-def copy_timing(source, target, at: float | None = None) -> None:
-    """Give `target` (a PrettyMIDI whose note times are seconds) the tempo map, resolution, time signatures and
-    key signatures of `source`, so a continuation plays and reads like its prompt (pretty_midi starts every new
-    file at 120 bpm in 4/4). Note times stay where they are in seconds; only their ticks and beats change.
-    at: `target` starts where `source` is at `at` seconds (a continuation without its prompt): it gets the
-    tempo, time signature and key in effect there, from time 0."""
-    import copy
-
-    import numpy as np
-    import pretty_midi
-
-    target.resolution = source.resolution
-    if at is None:
-        # pretty_midi has no public setter for tempo changes: its tick scales are the tempo map it writes
-        target._tick_scales = list(source._tick_scales)
-        target.time_signature_changes = copy.deepcopy(source.time_signature_changes)
-        target.key_signature_changes = copy.deepcopy(source.key_signature_changes)
-    else:
-        times, tempi = source.get_tempo_changes()
-        bpm = tempi[max(int(np.searchsorted(times, at, side="right")) - 1, 0)] if len(tempi) else 120.0
-        target._tick_scales = [(0, 60.0 / (float(bpm) * source.resolution))]
-        metre = [t for t in source.time_signature_changes if t.time <= at][-1:]
-        key = [k for k in source.key_signature_changes if k.time <= at][-1:]
-        target.time_signature_changes = [pretty_midi.TimeSignature(t.numerator, t.denominator, 0.0) for t in metre]
-        target.key_signature_changes = [pretty_midi.KeySignature(k.key_number, 0.0) for k in key]
-    target._update_tick_to_time(target._tick_scales[-1][0])   # later times extrapolate the last tempo
-
-
 def write_midi(midi, path) -> Path:
     """Write atomically: a temp file in the same folder, then one rename. No half-written MIDI.
 

@@ -8,27 +8,24 @@ Q·Er^T into the relative logits without an L x L x D tensor. Unlike the book, g
 uses a KV cache (one token per forward instead of the whole prefix), and batches `num`
 sequences together; generate(compile=True) runs a compiled static-cache step (decode.py), and
 generate(quantize="int8"), the default on CPUs without AMX, decodes with int8 weights (quantize.py).
+MIDI prompts, the stuck-note guard and progress live in prompt.py, which generate() calls.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
-import pretty_midi
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
 from zoo.errors import ConfigError
-from zoo.limits import check_sampling
-from zoo.progress import bar
 from zoo.limits import MAX_LENGTH, MAX_TOP_K, MIN_TOP_P, TEMPERATURE
 from zoo.model import GenerateOption, Model
 
 from .quantize import CHOICES as QUANTIZE_CHOICES
-from .tokenizer import EOS, PAD, VELOCITY, VOCAB_SIZE, PerformanceTokenizer
+from .tokenizer import EOS, PAD, VOCAB_SIZE, PerformanceTokenizer
 
 
 MAX_LAYERS = 1_024   # far above any music model (the book's has 6), far below what takes minutes to build
@@ -305,35 +302,11 @@ class MusicTransformer(Model):
 
     # ------------------------------------------------------------------ sampling
 
-    def _prompt_ids(self, prompt) -> torch.Tensor:
-        """A prompt (MIDI path, PrettyMIDI, or token ids) -> 1-D ids without PAD/EOS."""
-        if prompt is None:
-            # No BOS in the book's vocabulary: start as nearly every piece starts, with a velocity (mf).
-            return torch.tensor([VELOCITY + 20], dtype=torch.long)
-        if isinstance(prompt, (str, os.PathLike, pretty_midi.PrettyMIDI)):
-            ids = self.tokenizer.encode(prompt)
-        else:
-            try:
-                ids = torch.as_tensor(prompt).reshape(-1).cpu()
-            except (TypeError, ValueError, RuntimeError):
-                ids = None
-            # token ids are whole numbers: a float tensor was cut to integers without a word
-            if ids is None or ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
-                raise ConfigError(f"prompt must be a MIDI file, a PrettyMIDI or integer token ids, got "
-                                  f"{type(prompt).__name__}{f' of {ids.dtype}' if ids is not None else ''}")
-            ids = ids.long()
-            if len(ids) and (ids.min() < 0 or ids.max() >= self.config.vocab_size):
-                raise ConfigError(f"prompt token ids must lie in 0..{self.config.vocab_size - 1}")
-        ids = ids[(ids != self.config.pad_id) & (ids != self.config.eos_id)]
-        if len(ids) == 0:
-            raise ConfigError("the prompt has no notes or events; give a MIDI file with notes, or no prompt")
-        return ids
-
     @torch.no_grad()
     def generate_tokens(self, prompt_ids: torch.Tensor, length: int, temperature: float = 1.0,
                         top_k: int | None = None, top_p: float | None = None, generator=None,
                         allow_eos: bool = False, use_cache: bool = True, compile: bool = False,
-                        quantize: str = "none") -> torch.Tensor:
+                        quantize: str = "none", on_token=None) -> torch.Tensor:
         """Sample `length` new tokens after prompt_ids (B, T0); returns (B, length).
 
         PAD is never sampled; EOS only when allow_eos, and a sequence that ends is padded.
@@ -362,10 +335,9 @@ class MusicTransformer(Model):
             decoder = CompiledDecoder(self, B, needed=needed)
         elif use_cache:
             decoder = CachedDecoder(net, B, size=min(needed, cfg.block_size))
-        # a thousand tokens take a while on a CPU: a bar on a terminal, nothing in a pipe or a log
-        progress = bar(total=length, desc="tokens", unit="token")
         for i in range(length):
-            progress.update(1)
+            if on_token is not None:   # generate() shows progress with it
+                on_token()
             if not use_cache:
                 logits = net(seq[:, -cfg.block_size:])[:, -1]
             elif decoder.length is None or decoder.length >= cfg.block_size:
@@ -384,35 +356,7 @@ class MusicTransformer(Model):
             seq = torch.cat([seq, nxt[:, None]], dim=1)
             if use_cache and i + 1 < length and decoder.length < cfg.block_size:   # the last token is never fed back
                 logits = decoder.step(nxt)
-        progress.close()
         return out
-
-    def _decoding(self, batch: int, length: int, compile: bool | None, quantize: str) -> tuple[bool, str]:
-        """generate()'s compile and quantize made definite: None / "auto" are decided here from the CPU, the
-        batch and the length (decode.compile_pays, quantize.choose), and what was decided is said in one line."""
-        from .decode import compile_pays, decode_dtype
-        from .quantize import choose, say_once
-
-        weights = next(self.parameters()).dtype
-        reasons = []
-        if compile is None:   # int8 (asked for, or auto's choice without compiling) decodes eagerly
-            int8 = quantize != "none" and choose(quantize, self.device, weights, False)[0] == "int8"
-            compile, why = compile_pays(self, batch, length, int8)
-            reasons.append(why)
-        precision, why = choose(quantize, self.device, weights, compile)
-        if quantize == "auto":
-            reasons.append(why)
-        reasons = [r for r in reasons if r]
-        if reasons:
-            hints = [h for h, on in (("--quantize none: exact fp32", quantize == "auto" and precision == "int8"),
-                                     ("--compile: compile anyway", not compile and precision != "int8"),
-                                     ("--no-compile: never", compile)) if on]
-            dtype = "int8" if precision == "int8" else "fp32"
-            if compile and decode_dtype(self.device) == torch.bfloat16:
-                dtype = "bf16"
-            say_once(f"music-transformer: decoding {dtype}, {'compiled' if compile else 'not compiled'}: "
-                     f"{'; '.join(reasons)} ({', '.join(hints)})")
-        return compile, precision
 
     @torch.no_grad()
     def generate(self, num: int = 1, seed: int | None = None, prompt=None, length: int = 1024,
@@ -429,71 +373,10 @@ class MusicTransformer(Model):
         compile=None compiles only where the run pays the compile back (decode.compile_pays).
         quantize: "auto" (int8 weights on a CPU without AMX, fp32 elsewhere), "int8" or "none" (exact
         fp32); see quantize.py. What auto chose is said in one line on stderr, once per process."""
-        if not isinstance(num, int) or num < 1:
-            raise ConfigError(f"num must be a positive integer, got {num!r}")
-        from zoo.limits import MAX_LENGTH
+        from .prompt import pieces
 
-        if not isinstance(length, int) or not 1 <= length <= MAX_LENGTH:
-            raise ConfigError(f"length must be a whole number from 1 to {MAX_LENGTH:,}, got {length!r}")
-        check_sampling(temperature, top_k, top_p)   # the zoo's documented ranges (1e-40 overflowed the logits)
-        for name, value in (("allow_eos", allow_eos), ("include_prompt", include_prompt), ("compile", compile)):
-            if not isinstance(value, bool) and not (name == "compile" and value is None):   # "x" is true: a typo was taken silently
-                raise ConfigError(f"{name} must be True or False{' or None (decide per run)' if name == 'compile' else ''}, "
-                                  f"got {value!r}")
-        if max_note_s is not None and (isinstance(max_note_s, bool) or not isinstance(max_note_s, (int, float))
-                                       or not 0 < max_note_s < math.inf):   # nan passed every comparison
-            raise ConfigError(f"max_note_s must be a positive number of seconds or None, got {max_note_s!r}")
-        prompt_ids = self._prompt_ids(prompt)
-        ids = prompt_ids[-(self.config.block_size - 1):]  # the context the model sees
-        compile, quantize = self._decoding(num, length, compile, quantize)
-        generator = None
-        if seed is not None:   # piece k draws from its own CPU generator seeded seed + k: it can be re-made alone
-            generator = [torch.Generator().manual_seed(int(seed) + k) for k in range(num)]
-        was_training = self.training
-        self.eval()
-        try:
-            new = self.generate_tokens(ids[None].expand(num, -1), length, temperature, top_k, top_p,
-                                       generator, allow_eos=allow_eos, compile=compile, quantize=quantize)
-        finally:
-            self.train(was_training)
-        full = torch.cat([prompt_ids[None].expand(num, -1).to(new.device), new], 1) if include_prompt else new
-        midis = [self.tokenizer.decode(row.cpu()) for row in full]
-        if max_note_s is not None:  # stuck-note guard
-            for midi in midis:
-                for note in midi.instruments[0].notes:
-                    note.end = min(note.end, note.start + max_note_s)
-        timing = _prompt_midi(prompt)
-        if timing is not None:   # the events are in seconds: the prompt's tempo and metre are kept as metadata
-            from zoo.midi import copy_timing, last_note_end
-
-            at = None if include_prompt else last_note_end(timing)   # continuation-only: as the prompt ends
-            for midi in midis:
-                copy_timing(timing, midi, at=at)
-        return midis
-
-
-def _prompt_midi(prompt) -> pretty_midi.PrettyMIDI | None:
-    """The prompt as a PrettyMIDI for its tempo and time signatures (None for token ids or no prompt); says on
-    stderr, in one line, when several tracks were merged into one piano track (the tokenizer knows one)."""
-    import sys
-
-    if isinstance(prompt, (str, os.PathLike)):
-        from zoo.midi import read_midi
-
-        prompt_midi = read_midi(prompt)
-    elif isinstance(prompt, pretty_midi.PrettyMIDI):
-        prompt_midi = prompt
-    else:
-        return None
-    pitched = [i for i in prompt_midi.instruments if i.notes and not i.is_drum]
-    drums = [i for i in prompt_midi.instruments if i.notes and i.is_drum]
-    if len(pitched) > 1 or drums:
-        merged = f"its {len(pitched)} pitched tracks were merged into one piano track" if len(pitched) > 1 else ""
-        dropped = f"{len(drums)} drum track{'s' if len(drums) > 1 else ''} dropped" if drums else ""
-        print(f"zoo: the prompt has {len(pitched) + len(drums)} tracks: "
-              f"{'; '.join(filter(None, [merged, dropped]))} (the Music Transformer plays one piano part)",
-              file=sys.stderr)
-    return prompt_midi
+        return pieces(self, num, seed, prompt, length, temperature, top_k, top_p, allow_eos, include_prompt,
+                      max_note_s, compile, quantize)
 
 
 def sample(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
