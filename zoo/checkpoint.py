@@ -74,27 +74,37 @@ def write_manifest(folder) -> None:
 def verify(folder) -> None:
     """Refuse pickles, then check every file against the manifest; errors name the file."""
     folder = Path(folder)
-    refuse_pickles(folder)
-    manifest = folder / MANIFEST
-    if not manifest.is_file():
-        raise CheckpointError(f"{folder}: no {MANIFEST}; this folder was not saved by musezoo (re-save it with save_pretrained)")
-    expected = manifest_digests(read_json(manifest, "manifest.json", CheckpointError), manifest)
-    # every file a load reads must be covered: an empty or partial manifest would check nothing. Symlinks, FIFOs
-    # and devices count too (is_file() alone missed a tokenizer.json linked to /dev/zero).
-    unlisted = sorted(p.name for p in folder.iterdir() if p.name not in expected and p.name != MANIFEST
-                      and (p.name in CHECKPOINT_FILES or p.suffix == ".safetensors"))
-    if unlisted:
-        raise CheckpointError(f"{manifest}: does not list {', '.join(unlisted)}; the folder was modified after saving "
-                              f"(re-download or re-save the model)")
-    for name, digest in expected.items():
+    names = sorted(os.listdir(folder))
+    refuse_pickles(folder, names)
+    for name, digest in check_manifest(folder, names).items():
         path = folder / name
-        if "/" in name or "\\" in name or name.startswith("."):
-            raise CheckpointError(f"{manifest}: bad file name {name!r}")
         if not path.is_file():   # a FIFO never ends, a device never matches: only regular files (or links to them)
-            raise CheckpointError(f"{path}: listed in the manifest but missing or not a regular file; "
-                                  f"re-download the model")
+            raise CheckpointError(f"{path}: listed in the manifest but not a regular file; re-download the model")
         if file_digest(path) != digest:
             raise CheckpointError(f"{path}: sha256 does not match the manifest (corrupt or modified); re-download the model")
+
+
+def check_manifest(folder: Path, names: list[str]) -> dict[str, str]:
+    """manifest.json's file -> sha256 map, checked against the folder's listing: plain names, every listed file
+    present, and every file a load or a resume reads listed (an empty or partial manifest would check nothing)."""
+    path = folder / MANIFEST
+    if MANIFEST not in names:
+        raise CheckpointError(f"{folder}: no {MANIFEST}; this folder was not saved by musezoo (re-save it with "
+                              f"save_pretrained)")
+    expected = manifest_digests(read_json(path, MANIFEST, CheckpointError), path)
+    bad = [n for n in expected if "/" in n or "\\" in n or n.startswith(".")]
+    if bad:
+        raise CheckpointError(f"{path}: bad file name {bad[0]!r}")
+    missing = [n for n in expected if n not in names]   # an incomplete copy, even of a file this load skips
+    if missing:
+        raise CheckpointError(f"{folder / missing[0]}: listed in the manifest but missing; re-download the model")
+    # symlinks, FIFOs and devices count too (is_file() alone missed a tokenizer.json linked to /dev/zero)
+    unlisted = [n for n in names if n not in expected and n != MANIFEST
+                and (n in CHECKPOINT_FILES or n.endswith(".safetensors"))]
+    if unlisted:
+        raise CheckpointError(f"{path}: does not list {', '.join(unlisted)}; the folder was modified after saving "
+                              f"(re-download or re-save the model)")
+    return expected
 
 
 def manifest_digests(data, path) -> dict[str, str]:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from zoo.build import check_against_weights, check_buildable
 from zoo.card import build_card
-from zoo.checkpoint import (CHECKPOINT_FILES, MANIFEST, check_config, check_not_training_folder, check_state,
-                            file_digest, load_tensors, manifest_digests, refuse_pickles, save_tensors, write_manifest)
+from zoo.checkpoint import (check_config, check_manifest, check_not_training_folder, check_state, file_digest,
+                            load_tensors, refuse_pickles, save_tensors, write_manifest)
 from zoo.config import config_from_dict, to_dict
 from zoo.device import resolve_device, resolve_dtype
 from zoo.errors import CheckpointError, ConfigError, UnknownNameError, ZooError
@@ -67,7 +67,7 @@ def read_folder(folder) -> ModelFolder:
     refuse_pickles(folder, names)   # before any file is read: say how to convert, not "no config.json"
     if "config.json" not in names:
         raise CheckpointError(f"{folder}: no config.json; give a folder saved by musezoo")
-    manifest = _manifest(folder, names)
+    manifest = check_manifest(folder, names)
     data = check_config(_json(folder, "config.json", manifest), folder / "config.json")
     cls = _architecture(folder, data)
     try:
@@ -81,28 +81,6 @@ def read_folder(folder) -> ModelFolder:
         raise CheckpointError(f"{tok_path}: missing; re-download or re-save the model")
     stems = frozenset(Path(n).stem for n in names if n.endswith(".safetensors"))
     return ModelFolder(folder, cls, config, tokenizer, manifest, stems)
-
-
-def _manifest(folder: Path, names: list[str]) -> dict[str, str]:
-    """manifest.json's file -> sha256 map; every file a load or resume reads must be listed in it."""
-    path = folder / MANIFEST
-    if MANIFEST not in names:
-        raise CheckpointError(f"{folder}: no {MANIFEST}; this folder was not saved by musezoo (re-save it with "
-                              f"save_pretrained)")
-    expected = manifest_digests(read_json(path, MANIFEST, CheckpointError), path)
-    bad = [n for n in expected if "/" in n or "\\" in n or n.startswith(".")]
-    if bad:
-        raise CheckpointError(f"{path}: bad file name {bad[0]!r}")
-    missing = [n for n in expected if n not in names]   # an incomplete copy, even of a file this load skips
-    if missing:
-        raise CheckpointError(f"{folder / missing[0]}: listed in the manifest but missing; re-download the model")
-    # an empty or partial manifest would check nothing: symlinks, FIFOs and devices count too
-    unlisted = [n for n in names if n not in expected and n != MANIFEST
-                and (n in CHECKPOINT_FILES or n.endswith(".safetensors"))]
-    if unlisted:
-        raise CheckpointError(f"{path}: does not list {', '.join(unlisted)}; the folder was modified after saving "
-                              f"(re-download or re-save the model)")
-    return expected
 
 
 def _json(folder: Path, name: str, manifest: dict[str, str]):
