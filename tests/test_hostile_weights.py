@@ -112,30 +112,6 @@ def test_config_for_an_arch_that_is_not_installed(folder):
         _load(folder)
 
 
-def test_config_for_another_installed_arch(monkeypatch, tiny_path, tmp_path):
-    """A music-transformer config.json over tiny-lm files, with every plugin installed."""
-    from zoo import registry
-
-    monkeypatch.syspath_prepend(str(tiny_path))
-    monkeypatch.delenv("ZOO_PLUGINS", raising=False)
-    registry.reset()
-    try:
-        folder = zoo.create("tiny-lm").save_pretrained(tmp_path / "m")
-        _edit_config(folder, lambda c: {**c, "arch": "music-transformer"})
-        with pytest.raises(ConfigError, match=r"config.json: unknown music-transformer config key\(s\) context"):
-            _load(folder)
-        # the config fits the other arch, but the tensors do not: named, on one line
-        mt = zoo.create("music-transformer", block_size=8, n_layer=1, n_head=1, n_embd=8)
-        mt_folder = mt.save_pretrained(tmp_path / "mt")
-        (mt_folder / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes())
-        write_manifest(mt_folder)
-        with pytest.raises(CheckpointError, match=r"model.safetensors does not fit the model \(missing: .*unexpected: "
-                                                  r"embed.weight, head.bias, head.weight"):
-            _load(mt_folder)
-    finally:
-        registry.reset()
-
-
 @pytest.mark.parametrize("edit, error, message", [
     (lambda c: {**c, "config": {**c["config"], "width": 3}}, ConfigError,
      r"config.json: unknown tiny-lm config key\(s\) width; valid keys: n_embd, context"),
@@ -225,40 +201,6 @@ def test_every_weights_error_is_one_line_through_the_cli(tiny, zoo_cli, folder, 
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
     assert "config.json: 'config' must be an object" in done.stderr and not (tmp_path / "x.mid").exists()
     assert issubclass(CheckpointError, ZooError)
-
-
-# ---- data files that embed pickles ----------------------------------------------------------------------
-
-def test_a_pickled_npz_for_musegan_data_cannot_run_code(tmp_path):
-    """The book's Jsb16thSeparated.npz stores pickled object arrays; one built to create a sentinel is refused
-    (it ran code through np.load(allow_pickle=True) before), while real object arrays of pitches still load."""
-    import numpy as np
-    from zoo_chorales.data import load_jsb_npz
-
-    from zoo.errors import DataError
-
-    sentinel = tmp_path / "pwned"
-    evil = np.empty(1, dtype=object)
-    evil[0] = Sentinel(str(sentinel))
-    np.savez(tmp_path / "evil.npz", train=evil, valid=evil, test=evil)
-    with pytest.raises(DataError, match=r"evil.npz: .*refusing pathlib.Path.touch"):
-        load_jsb_npz(tmp_path / "evil.npz")
-    assert not sentinel.exists()
-
-    good = np.empty(2, dtype=object)
-    good[0], good[1] = np.full((64, 4), 60.0), np.full((48, 4), np.nan)
-    for protocol in (2, 5):  # the book's file dates from Python 2
-        with open(tmp_path / "member.npy", "wb") as f:
-            np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(good))
-            pickle.dump(good, f, protocol=protocol)
-        import zipfile
-
-        with zipfile.ZipFile(tmp_path / "good.npz", "w") as z:
-            for split in ("train", "valid", "test"):
-                z.write(tmp_path / "member.npy", f"{split}.npy")
-        data = load_jsb_npz(tmp_path / "good.npz")
-        assert data.stats["used"] == 3 and len(data.splits["train"]) == 3
-
 
 
 # ---- item 2: config.json against the safetensors header, before building ---------------------------

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import io
+
+import pretty_midi
 import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from zoo.errors import DataError
 from zoo.testing import cli_in_process
@@ -43,3 +49,23 @@ def test_music_transformer_trains_with_a_cache_it_cannot_write(tmp_path, one_tor
     assert code == 0, err
     assert err.count("cannot cache the tokenised data") == 1, err
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
+
+
+def _reads_back(midi: pretty_midi.PrettyMIDI) -> pretty_midi.PrettyMIDI:
+    """The MIDI as another program would read it: written to bytes and parsed again."""
+    buf = io.BytesIO()
+    midi.write(buf)
+    buf.seek(0)
+    return pretty_midi.PrettyMIDI(buf)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(min_value=0, max_value=389), max_size=400))
+def test_any_performance_id_sequence_decodes_to_midi_that_reads_back(ids):
+    from zoo_music_transformer.tokenizer import PerformanceTokenizer
+
+    midi = PerformanceTokenizer().decode(torch.tensor(ids, dtype=torch.long))
+    back = _reads_back(midi)
+    notes = [n for i in midi.instruments for n in i.notes]
+    assert sum(len(i.notes) for i in back.instruments) == len(notes)
+    assert all(0 <= n.pitch < 128 and 0 < n.velocity < 128 and n.end > n.start >= 0 for n in notes)

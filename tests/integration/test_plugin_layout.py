@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 TEMPLATE = ROOT / "templates" / "zoo-plugin"
 PACKAGES = sorted(p.parent for p in (ROOT / "plugins").glob("*/pyproject.toml"))
 LEFTOVERS = ("__pycache__", ".pytest_cache", "build", "dist")

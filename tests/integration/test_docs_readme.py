@@ -26,7 +26,7 @@ try:
 except ImportError:  # tests/ imported as top-level modules
     from test_docs_plugins import parse
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 README = ROOT / "README.md"
 BIN = Path(sys.executable).parent
 MT_PROMPT = (ROOT / "plugins" / "music_transformer" / "zoo_music_transformer" / "weights" / "music-transformer-classical"
@@ -56,12 +56,12 @@ COMMANDS: dict[str, str | None] = {
         "zoo generate musegan-bach -o c.mid --plot c.png --render c.wav --score c.pdf",
     "zoo push runs/mt/final myname/my-mt --revision v1": f"skip: {HUB}",
     "zoo generate hf://myname/my-mt@v1 -o x.mid": f"skip: {HUB}",
-    "make wheels": "skip: builds wheels (slow); tests/test_distribution.py builds and installs the same wheels, "
+    "make wheels": "skip: builds wheels (slow); tests/integration/test_distribution.py builds and installs the same wheels, "
                    "and test_the_wheel_line_keeps_torch_out checks this target",
     "python3 -m venv ~/zoo-env": "skip: the lines of the wheel install need the wheels and a torch download",
     "~/zoo-env/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu":
         "skip: downloads torch (test_the_wheel_line_keeps_torch_out checks the pin is the Makefile's)",
-    "~/zoo-env/bin/pip install dist/*.whl": "skip: needs make wheels (tests/test_distribution.py installs them)",
+    "~/zoo-env/bin/pip install dist/*.whl": "skip: needs make wheels (tests/integration/test_distribution.py installs them)",
 }
 # what each command must leave behind (checked after it ran)
 WRITES = {

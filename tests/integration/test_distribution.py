@@ -24,8 +24,8 @@ try:
 except ImportError:  # tests/ imported as top-level modules
     from venvtools import clean_env, copy_package, deps_venv
 
-ROOT = Path(__file__).parents[1]
-TINY = Path(__file__).parent / "fixtures" / "zoo_tiny"
+ROOT = Path(__file__).parents[2]
+TINY = ROOT / "tests" / "fixtures" / "zoo_tiny"
 # Each shipped model: its plugin's source folder and its package (which holds it at weights/NAME/).
 SHIPPED = {"musegan-bach": ("plugins/musegan", "zoo_musegan"),
            "music-transformer-classical": ("plugins/music_transformer", "zoo_music_transformer"),

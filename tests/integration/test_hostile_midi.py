@@ -10,14 +10,12 @@ the cases and what each path does with them.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pretty_midi
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -26,7 +24,7 @@ from hypothesis import strategies as st
 from tests.conftest import ZOO
 from tests.hostile import midi_corpus
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PER_FILE_S = 20        # any one file on any one path
 PROBE_TIMEOUT_S = 240  # the whole probe: a native hang is killed here
 MEM_MB = 2048          # RLIMIT_AS of the probe beyond what it maps after importing torch
@@ -260,54 +258,8 @@ def test_eval_data_on_the_hostile_corpus_skips_bad_files(probe, corpus):
     assert f"skipped {skipped} of {len(corpus[1])} MIDI files" in res["stderr"] and "nll" in res["stdout"]
 
 
-# ---- property-based: decoding never crashes and always gives MIDI that reads back ----------------------
-
-def _reads_back(midi: pretty_midi.PrettyMIDI) -> pretty_midi.PrettyMIDI:
-    buf = io.BytesIO()
-    midi.write(buf)
-    buf.seek(0)
-    return pretty_midi.PrettyMIDI(buf)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.integers(min_value=0, max_value=389), max_size=400))
-def test_any_performance_id_sequence_decodes_to_midi_that_reads_back(ids):
-    from zoo_music_transformer.tokenizer import PerformanceTokenizer
-
-    midi = PerformanceTokenizer().decode(torch.tensor(ids, dtype=torch.long))
-    back = _reads_back(midi)
-    notes = [n for i in midi.instruments for n in i.notes]
-    assert sum(len(i.notes) for i in back.instruments) == len(notes)
-    assert all(0 <= n.pitch < 128 and 0 < n.velocity < 128 and n.end > n.start >= 0 for n in notes)
-
-
-_ROLL_VALUES = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=32),
-                         st.sampled_from([-1.0, 1.0, 0.0]))
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(pieces=st.integers(1, 3), data=st.data())
-def test_any_piano_roll_of_the_right_shape_decodes_to_midi_that_reads_back(pieces, data):
-    from zoo_musegan.tokenizer import PianoRollTokenizer
-
-    tok = PianoRollTokenizer()
-    shape = (pieces, tok.n_tracks, tok.n_bars, tok.steps_per_bar, tok.n_pitches)
-    kind = data.draw(st.sampled_from(["random", "sparse", "special"]))
-    g = torch.Generator().manual_seed(data.draw(st.integers(0, 2**31 - 1)))
-    if kind == "random":
-        roll = torch.randn(shape, generator=g) * 10
-    elif kind == "sparse":
-        roll = torch.where(torch.rand(shape, generator=g) < 0.02, 1.0, -1.0)
-    else:  # NaN, inf, -inf, ties and constants scattered over a roll
-        values = data.draw(st.lists(_ROLL_VALUES, min_size=1, max_size=8))
-        idx = torch.randint(len(values), shape, generator=g)
-        roll = torch.tensor(values, dtype=torch.float32)[idx]
-    midi = tok.decode(roll)
-    back = _reads_back(midi)
-    assert len(midi.instruments) == tok.n_tracks
-    assert sum(len(i.notes) for i in back.instruments) == sum(len(i.notes) for i in midi.instruments)
-    assert all(n.end > n.start >= 0 for i in midi.instruments for n in i.notes)
-
+# ---- property-based: any mutation of a real file reads or is one clean error ---------------------------
+# (each tokenizer's own decoding properties are in its plugin's tests)
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(seed=st.sampled_from(["GOOD", "FOUR_VOICES"]),

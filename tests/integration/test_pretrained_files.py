@@ -2,7 +2,7 @@
 
 The search order for a registered name is: $ZOO_WEIGHTS_DIR/<name>, then the folder its spec's
 `files` names inside the plugin's own package (importlib.resources), then its spec's `hub_repo`
-at `revision` (the Hugging Face cache, then the Hub, here the loopback olah of tests/hubserver). tests/test_distribution.py proves the same from wheels.
+at `revision` (the Hugging Face cache, then the Hub, here the loopback olah of tests/hubserver). tests/integration/test_distribution.py proves the same from wheels.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ try:
 except ImportError:  # tests/ imported as top-level modules
     from test_hub import hub_env, olah  # noqa: F401
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture

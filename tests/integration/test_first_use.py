@@ -17,7 +17,7 @@ import pytest
 
 import zoo_render as render
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ZOO = str(Path(sys.executable).with_name("zoo"))
 MUSEGAN_BACH = ROOT / "plugins" / "musegan" / "zoo_musegan" / "weights" / "musegan-bach"
 PROMPT = ROOT / "plugins" / "music_transformer" / "zoo_music_transformer" / "weights" / "music-transformer-classical" / "prompt.mid"
