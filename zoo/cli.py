@@ -8,7 +8,7 @@ import json
 import sys
 import warnings
 
-from zoo.errors import ZooError
+from zoo.errors import ConfigError, ZooError
 
 # OSErrors a user fixes (full disk, quota, read-only or forbidden folder, a bad path): one line and exit 2, no
 # traceback. This one table is the CLI's whole OSError mapping, whichever command or library raised it.
@@ -48,8 +48,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _ModelHelp(argparse.Action):
-    """-h/--help of generate and eval: after NAME (`zoo generate NAME --help`) the help also lists the options
-    that NAME's model declares, read from its config.json and its plugin's class (no weight is read)."""
+    """-h/--help of generate and eval: after NAME, also the options NAME's model declares (no weight is read)."""
 
     def __init__(self, option_strings, dest, **kwargs):
         super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0,
@@ -58,30 +57,26 @@ class _ModelHelp(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         name = getattr(namespace, "name", None)
         if name:   # argparse has read the positional NAME when it comes before --help
+            from zoo.loader import read_folder, resolve
+
             try:
-                cls = _architecture_of_name(name)
+                cls = read_folder(resolve(name)).cls   # from its config.json only
             except ZooError as exc:
                 parser.exit(2, f"zoo: error: {one_line(exc)}\n")
-            group = parser.add_argument_group(f"options of {name} (architecture {cls.arch}, declared by its plugin)")
+            group = parser.add_argument_group(f"options of {name} (architecture {cls.arch}, declared by its plugin)",
+                                              None if cls.generate_options else "none besides --num and --seed")
             _declare_options(group, cls.generate_options, with_help=True)
-            if not cls.generate_options:
-                group.description = "none besides --num and --seed"
         parser.print_help()
         parser.exit(0)
 
 
-def _architecture_of_name(name: str):
-    """The Model class of a pretrained name, folder or hf:// repo, from its config.json only."""
-    from zoo.loader import read_folder, resolve
-
-    return read_folder(resolve(name)).cls
-
-
 def _declare_options(parser, options, with_help: bool = False) -> None:
     """The flags of a model's GenerateOptions on a parser (or an argument group of one)."""
+    from zoo.modelinfo import option_help
+
     for o in options:
         flag = "--" + o.name.replace("_", "-")
-        text = _option_help(o) if with_help else None
+        text = option_help(o.to_dict()).replace("%", "%%") if with_help else None   # argparse formats help with %
         if o.type is bool:
             parser.add_argument(flag, dest=o.name, action=argparse.BooleanOptionalAction, default=None, help=text)
             if o.flag:
@@ -93,18 +88,6 @@ def _declare_options(parser, options, with_help: bool = False) -> None:
                                 metavar={int: "N", float: "X", str: "FILE" if o.midi_file else "TEXT"}[o.type])
 
 
-def _option_help(o) -> str:
-    """An option's help with its default and range, as `zoo info` shows them."""
-    text = o.help
-    if o.default is not None and "default" not in text:
-        text += f" (default {('on' if o.default else 'off') if o.type is bool else o.default})"
-    if o.min is not None or o.max is not None:
-        lo = "" if o.min is None else f"{o.min:g}"
-        hi = "" if o.max is None else f"{o.max:g}"
-        text += f"; range {lo}..{hi}"
-    return text.replace("%", "%%")   # argparse formats help with %
-
-
 # --out of release and convert: what zoo.outputs allows (docs/reliability.md, "Fourth round (issue 26), part A")
 OVERWRITE_HELP = ("also replace an existing --out that holds only model files (config.json, *.safetensors, "
                   "tokenizer.json, README.md, manifest.json and what its manifest lists), even if changed; without "
@@ -112,10 +95,11 @@ OVERWRITE_HELP = ("also replace an existing --out that holds only model files (c
                   "files are never deleted")
 
 
-# --device and --threads of generate, train and eval
-DEVICE_HELP = "auto (CUDA, then MPS, then CPU; the default), cpu, cuda, cuda:N, mps"
-THREADS_HELP = ("torch CPU threads (default: $ZOO_THREADS, else half the logical CPUs; 1 is best on a busy 2-core "
-                "machine)")
+def _device_and_threads(s) -> None:
+    """--device and --threads of generate, train and eval."""
+    s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU; the default), cpu, cuda, cuda:N, mps")
+    s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $ZOO_THREADS, else half the "
+                   "logical CPUs; 1 is best on a busy 2-core machine)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same music on the same "
                    "device (another device may round differently: see the model's docs); the shipped models make "
                    "piece k of --num N the piece --seed SEED+k-1 --num 1 would make (default: a random seed)")
-    s.add_argument("--device", default="auto", help=DEVICE_HELP)
+    _device_and_threads(s)
     s.add_argument("--dtype", default=None, help="cast weights, e.g. bf16 or fp16 (default: as saved, fp32)")
     s.add_argument("--revision", default=None, help="Hub revision for hf:// names (default: the name's @rev, else main)")
     s.add_argument("--plot", default=None, metavar="OUT.png", help="also draw a piano roll (PNG/SVG/PDF; needs musezoo[render]; default: none)")
@@ -160,7 +144,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "of fluid-soundfont-gm, or $ZOO_SOUNDFONT)")
     s.add_argument("--score", default=None, metavar="OUT.musicxml|OUT.pdf|OUT.png",
                    help="also write sheet music (needs musezoo[render]; PDF/PNG need LilyPond or MuseScore)")
-    s.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     s.add_argument("--staves", default=None, metavar="LAYOUT", help="--score in one of the staff layouts the model "
                    "declares (zoo info NAME; default: its first, or one staff per track)")
 
@@ -184,10 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model or training config value (repeatable)")
     s.add_argument("--config", default=None, help="JSON file of config values (a preset)")
     s.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    s.add_argument("--device", default="auto", help=DEVICE_HELP)
+    _device_and_threads(s)
     s.add_argument("--seed", type=int, default=None, help="random seed of the run (default 0)")
     s.add_argument("--log-every", dest="log_every", type=int, default=None, help="plain log line every N steps (stderr)")
-    s.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
 
     s = sub.add_parser("release", help="turn a training run into a model folder to ship or push (best checkpoint, "
                        "test metrics, model card)")
@@ -208,12 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-h", "--help", action=_ModelHelp)
     s.add_argument("name")
     s.add_argument("--data", default=None, help="data source (default: the plugin's embedded test split)")
-    s.add_argument("--device", default="auto", help=DEVICE_HELP)
+    _device_and_threads(s)
     s.add_argument("--num", type=int, default=256, help="pieces to generate (default 256)")
     s.add_argument("--seed", type=int, default=0, help="seed of the first batch (default 0)")
     s.add_argument("--batch-size", dest="batch_size", type=int, default=32, help="pieces per generate() call")
     s.add_argument("--json", default=None, help="also write the results as JSON to this file")
-    s.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
 
     s = sub.add_parser("push", help="publish a model folder or pretrained name to the Hugging Face Hub")
     s.add_argument("src", help="a saved model folder (a run's final/), a pretrained name or hf://org/repo")
@@ -286,15 +267,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _first_rank() -> bool:
-    """False in the processes torchrun starts besides rank 0: a user error (a bad --set, a missing folder) is
-    the same in every rank, and was printed once per rank. (A bug's traceback is printed by every rank.)"""
+    """False in torchrun's processes besides rank 0, which would repeat the same user error (a bug's traceback
+    is printed by every rank)."""
     import os
 
     rank = os.environ.get("RANK", "0").strip()
     return not rank.isdigit() or int(rank) == 0
 
 
-def cmd_list(args) -> int:
+def cmd_list(args) -> None:
     from zoo.registry import get_registry
 
     registry = get_registry()
@@ -312,7 +293,6 @@ def cmd_list(args) -> int:
     if not names and not archs:
         print(f"nothing matches {args.pattern!r}" if args.pattern != "*" else "no plugins installed")
     _warn_broken(registry)
-    return 0
 
 
 def _warn_broken(registry) -> None:
@@ -323,13 +303,12 @@ def _warn_broken(registry) -> None:
         print(f"zoo: warning: plugin {plugin!r}: {one_line(message)}", file=sys.stderr)
 
 
-def cmd_info(args) -> int:
+def cmd_info(args) -> None:
     import zoo
     from zoo.modelinfo import format_info
 
     facts = zoo.info(args.name)
     print(json.dumps(facts, indent=2) if args.json else format_info(facts))
-    return 0
 
 
 def cmd_plugins(args) -> int:
@@ -353,7 +332,8 @@ def cmd_plugins(args) -> int:
     return 2 if args.check and (problems or any(info.error for info in registry.plugins)) else 0
 
 
-def cmd_generate(args) -> int:
+def cmd_generate(args) -> None:
+    from zoo.device import set_threads
     from zoo.limits import check_num, check_seed
     from zoo.loader import load_model, read_folder, resolve
     from zoo.midi import check_midi_name, check_output_path, output_paths, write_midi
@@ -365,15 +345,15 @@ def cmd_generate(args) -> int:
     for path in output_paths(args.output, args.num):  # a bad -o fails now, not after a long generation
         check_output_path(path)
     check_midi_name(args.output, "-o")   # MIDI data in x.wav is a file no program reads
-    extras = _render_extras(args)        # --plot, --render, --score: checked now, written after the MIDI
+    # --plot, --render, --score (zoo_render): checked now, written after the MIDI; the first given names the part
+    given = [flag for flag in ("plot", "render", "score", "staves", "soundfont") if getattr(args, flag) is not None]
+    extras = render_part("--" + given[0]).GenerateExtras(args) if given else None
     folder = resolve(args.name, revision=args.revision)
     saved = read_folder(folder)          # config.json and tokenizer.json: options are checked before any weight is read
     cls = saved.cls
     given = model_options(cls, args.model_options)
     if extras:
         extras.use_model(cls, given)     # the staves --score engraves, the prompt --plot shades
-    from zoo.device import set_threads
-
     set_threads(args.threads)
     with status(f"loading {args.name}"):
         model = load_model(saved, device=args.device, dtype=args.dtype, generate_only=True)
@@ -383,14 +363,10 @@ def cmd_generate(args) -> int:
         print(printable(write_midi(midi, path)))
     if extras:
         extras.write(pieces)
-    return 0
 
 
 def model_options(cls, argv: list[str]) -> dict:
-    """The model's own options from the command line, as its class declares them (GenerateOption): each
-    converted to its type and checked against its range, before the model is loaded."""
-    from zoo.errors import ConfigError
-
+    """The model's own options from the command line (its GenerateOptions), typed and range-checked."""
     options = cls.generate_options
     parser = _Parser(prog=f"zoo generate ({cls.arch})", add_help=False)
     _declare_options(parser, options)
@@ -403,22 +379,8 @@ def model_options(cls, argv: list[str]) -> dict:
     return cls.check_options(given, flags=True)   # the flag the user typed names a bad value
 
 
-# the flags of zoo generate that the render part handles (zoo_render.cli), in the order their errors name them
-RENDER_FLAGS = ("plot", "render", "score", "staves", "soundfont")
-
-
-def _render_extras(args):
-    """zoo_render's handling of generate's --plot/--render/--score (their checks done when it is made), or
-    None when none of its flags is given."""
-    given = [flag for flag in RENDER_FLAGS if getattr(args, flag) is not None]
-    return render_part("--" + given[0]).GenerateExtras(args) if given else None
-
-
 def render_part(flag: str):
-    """The command-line part of musezoo's render part (zoo_render.cli: matplotlib, music21), imported only
-    for the flags that need it; one line that says how to install it when it is not."""
-    from zoo.errors import ConfigError
-
+    """zoo_render.cli (matplotlib, music21), imported only for `flag`; a ConfigError that says how to install it."""
     try:
         from zoo_render import cli
     except ImportError as exc:
@@ -434,9 +396,8 @@ def cmd_plot(args) -> int:
 
 
 def printable(text) -> str:
-    """A path for stdout or a title: bytes of a non-UTF-8 file name (surrogate-escaped by Python) as \\xNN,
-    where print() or matplotlib would raise UnicodeEncodeError/TypeError; characters the terminal's encoding
-    cannot show (PYTHONIOENCODING=ascii) as \\uNNNN, because the file is already written by then."""
+    """A path for stdout or a title, undecodable bytes as \\xNN and what the terminal cannot show as \\uNNNN."""
+    # print() or matplotlib would raise on a non-UTF-8 file name or PYTHONIOENCODING=ascii after the file is written
     text = str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
     try:
@@ -447,26 +408,23 @@ def printable(text) -> str:
 
 
 def one_line(text) -> str:
-    """An error message as one printable line: newlines, ANSI escapes and other control characters (a crafted
-    manifest name or config key can carry them) shown as \\n, \\x1b ... instead of driving the terminal."""
-    text = printable(text)
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    """An error message as one printable line: control characters (a crafted name can carry them) as \\n, \\x1b."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in printable(text))
 
 
-def cmd_train(args) -> int:
+def cmd_train(args) -> None:
     from zoo.train import train_from_args
 
     train_from_args(args)
-    return 0
 
 
-def cmd_eval(args) -> int:
+def cmd_eval(args) -> None:
     from zoo.device import set_threads
     from zoo.evaluation import evaluate, flat, format_table
-
-    from zoo.loader import read_folder, resolve
-
     from zoo.limits import MAX_BATCH, MAX_EVAL_NUM, check_int, check_num, check_seed
+    from zoo.loader import read_folder, resolve
+    from zoo.midi import check_output_path
+    from zoo.safeio import write_text_atomic
 
     check_num(args.num, "--num", MAX_EVAL_NUM)
     check_seed(args.seed, "--seed")
@@ -474,21 +432,16 @@ def cmd_eval(args) -> int:
     folder = resolve(args.name)   # runs/nope fails here, before anything is printed or loaded
     options = model_options(read_folder(folder).cls, args.model_options) if args.model_options else {}
     if args.json:   # a bad --json path fails now, not after the evaluation
-        from zoo.midi import check_output_path
-
         check_output_path(args.json, example="results.json")
     set_threads(args.threads)
     results = evaluate(args.name, num=args.num, data=args.data, device=args.device, seed=args.seed,
                        batch_size=args.batch_size, **options)
     print(format_table(results))
     if args.json:
-        from zoo.safeio import write_text_atomic
-
         write_text_atomic(args.json, json.dumps(flat(results), indent=2) + "\n")
-    return 0
 
 
-def cmd_release(args) -> int:
+def cmd_release(args) -> None:
     from zoo.config import parse_overrides
     from zoo.device import resolve_device
     from zoo.release import release
@@ -497,39 +450,36 @@ def cmd_release(args) -> int:
     notes = read_bytes(args.notes, 1 << 20, what="notes file").decode("utf-8", "replace") if args.notes else None
     print(printable(release(args.run, args.out, step=args.step, notes=notes, values=parse_overrides(args.overrides),
                             device=resolve_device(args.device), overwrite=args.overwrite)))
-    return 0
 
 
-def cmd_push(args) -> int:
+def cmd_push(args) -> None:
     from zoo import hub
-    result = hub.push_to_hub(args.src, args.repo_id, revision=args.revision, private=args.private, message=args.message,
-                             metrics=args.metrics)
-    print(result)
-    return 0
+
+    print(hub.push_to_hub(args.src, args.repo_id, revision=args.revision, private=args.private, message=args.message,
+                          metrics=args.metrics))
 
 
-def cmd_pull(args) -> int:
+def cmd_pull(args) -> None:
     from zoo import hub
     from zoo.registry import get_registry
 
     registry = get_registry()
     if args.repo in registry.entries["pretrained"] or ("pretrained", args.repo) in registry.conflicts:
         print(hub.resolve(args.repo))  # its packaged copy if installed, else its spec's Hub repo at the pinned revision
-        return 0
-    repo, _, rev = args.repo.partition("@")
-    print(hub.pull(repo, rev or None))
-    return 0
+    else:
+        repo, _, rev = args.repo.partition("@")
+        print(hub.pull(repo, rev or None))
 
 
-def cmd_convert(args) -> int:
+def cmd_convert(args) -> None:
     from zoo.convert import convert
 
     print(convert(args.src, args.arch, args.out, args.overrides, overwrite=args.overwrite))
-    return 0
 
 
 COMMANDS = {"plot": cmd_plot, "list": cmd_list, "info": cmd_info, "plugins": cmd_plugins, "generate": cmd_generate,
-            "train": cmd_train, "release": cmd_release, "eval": cmd_eval, "push": cmd_push, "pull": cmd_pull, "convert": cmd_convert}
+            "train": cmd_train, "release": cmd_release, "eval": cmd_eval, "push": cmd_push, "pull": cmd_pull,
+            "convert": cmd_convert}
 
 
 if __name__ == "__main__":

@@ -40,8 +40,7 @@ def folder_facts(folder) -> dict:
 
 
 def _parameters_by_file(folder: Path) -> dict[str, int] | None:
-    """Parameters per state file, counted as Model.num_parameters() counts them (buffers such as batch-norm
-    statistics are in the files but are not parameters): the model built on the meta device, no tensor read.
+    """Parameters per state file as Model.num_parameters() counts them (no buffers), built on the meta device;
     None when the folder cannot be built (a plugin missing): then the files' tensors are counted instead."""
     from zoo.build import check_against_weights
     from zoo.errors import ZooError
@@ -102,19 +101,14 @@ def format_info(facts: dict) -> str:
     lines += [f"  {key:<12} {value}" for key, value in rows if value not in (None, "")]
     options = facts.get("generate_options")
     lines.append("generate options (besides --num, default 1, and --seed, default random):")
-    if isinstance(options, str):
-        lines.append(f"  {options}")
+    if isinstance(options, str) or not options:   # the plugin's import error, or no option declared
+        lines.append(f"  {options or 'none'}")
     for o in options if isinstance(options, list) else []:
-        flag, default = o.get("flag", o["name"]), o.get("default")
+        flag = o.get("flag", o["name"])
         if o.get("type") == "bool":   # --[no-]include-prompt, and the plugin's own switch
             switch = f"--[no-]{o['name'].replace('_', '-')}"
             flag = switch if flag.startswith("--" + o["name"].replace("_", "-")) else f"{switch}, {flag}"
-            default = None if default is None else ("on" if default else "off")
-        default = "" if default is None or "default" in o.get("help", "") else f" (default {default})"
-        span = _span(o.get("min"), o.get("max"))
-        lines.append(f"  {flag:<20} {o.get('help', '')}{default}{span}")
-    if isinstance(options, list) and not options:
-        lines.append("  none")
+        lines.append(f"  {flag:<20} {option_help(o)}")
     for section, defaults in (("model config defaults", facts.get("config_defaults")),
                               ("training defaults (zoo train; --set KEY=VALUE changes one)", facts.get("train_defaults"))):
         if defaults:
@@ -128,23 +122,24 @@ def format_info(facts: dict) -> str:
         shown = dict(list(shown.items())[:MAX_TABLE_ROWS])
         columns = [c for c in dict.fromkeys(c for cells in shown.values() for c in cells)
                    if any(cells.get(c) for cells in shown.values())]
-        widths = [max(len(r) for r in shown)] + [max(len(c), *(len(cells.get(c, "")) for cells in shown.values()))
-                                                for c in columns]
+        grid = [["", *columns], *([row, *(cells.get(c, "") for c in columns)] for row, cells in shown.items())]
+        widths = [max(len(r[i]) for r in grid) for i in range(len(columns) + 1)]
         lines.append(f"{heading} (from the model card):")
-        lines.append("  " + " | ".join(f"{c:>{w}}" for c, w in zip(["", *columns], widths)))
-        for row, cells in shown.items():
-            lines.append("  " + " | ".join([f"{row:<{widths[0]}}",
-                                            *(f"{cells.get(c, ''):>{w}}" for c, w in zip(columns, widths[1:]))]))
+        lines += ["  " + " | ".join([f"{r[0]:<{widths[0]}}", *(f"{v:>{w}}" for v, w in zip(r[1:], widths[1:]))])
+                  for r in grid]
         if hidden:
             lines.append(f"  ({hidden} more rows, the training log's among them: zoo info {facts['name']} --json)")
     return "\n".join(lines)
 
 
-def _span(lo, hi) -> str:
-    """'; range 0..1000' for an option with bounds, '' without."""
-    if lo is None and hi is None:
-        return ""
-    return f"; range {'' if lo is None else f'{lo:g}'}..{'' if hi is None else f'{hi:g}'}"
+def option_help(o: dict) -> str:
+    """A generate option's help (GenerateOption.to_dict()) with its default and range, for zoo info and --help."""
+    text, default, lo, hi = o.get("help", ""), o.get("default"), o.get("min"), o.get("max")
+    if default is not None and "default" not in text:
+        text += f" (default {('on' if default else 'off') if o.get('type') == 'bool' else default})"
+    if lo is not None or hi is not None:
+        text += f"; range {'' if lo is None else f'{lo:g}'}..{'' if hi is None else f'{hi:g}'}"
+    return text
 
 
 def _parameters(facts: dict) -> str:
@@ -159,11 +154,11 @@ def _parameters(facts: dict) -> str:
 
 def human_bytes(n: int) -> str:
     """1234567 -> '1.2 MB'."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
+    for unit in ("B", "kB", "MB"):
+        if n < 1000:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
-    return f"{n} B"
+    return f"{n:.1f} GB"
 
 
 def _cells(line: str) -> list[str]:
