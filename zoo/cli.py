@@ -97,7 +97,8 @@ OVERWRITE_HELP = ("also replace an existing --out that holds only model files (c
 
 def _device_and_threads(s) -> None:
     """--device and --threads of generate, train and eval."""
-    s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU; the default), cpu, cuda, cuda:N, mps")
+    s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU; the default), cpu, cuda, "
+                   "cuda:N, mps")
     s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $ZOO_THREADS, else half the "
                    "logical CPUs; 1 is best on a busy 2-core machine)")
 
