@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
 import sys
 import warnings
 
@@ -93,14 +94,26 @@ OVERWRITE_HELP = ("also replace an existing --out that holds only model files (c
                   "tokenizer.json, README.md, manifest.json and what its manifest lists), even if changed; without "
                   "it, only a new or empty folder or an unchanged model folder musezoo wrote is replaced. Other "
                   "files are never deleted")
+SET = {"dest": "overrides", "action": "append", "default": [], "metavar": "KEY=VALUE"}   # train, release, convert
 
 
 def _device_and_threads(s) -> None:
     """--device and --threads of generate, train and eval."""
     s.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU; the default), cpu, cuda, "
                    "cuda:N, mps")
-    s.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $ZOO_THREADS, else half the "
-                   "logical CPUs; 1 is best on a busy 2-core machine)")
+    s.add_argument("--threads", type=int, help="torch CPU threads (default: $ZOO_THREADS, else half the logical "
+                   "CPUs; 1 is best on a busy 2-core machine)")
+
+
+def _model_command(sub, command: str, help: str, example: str):
+    """generate or eval: NAME, after which come the options NAME's model declares (see _ModelHelp)."""
+    s = sub.add_parser(command, help=help, add_help=False,
+                       epilog=f"After NAME come the model's own options (e.g. {example}), as its plugin declares "
+                              f"them: `zoo {command} NAME --help` lists them with their defaults and ranges.")
+    s.add_argument("-h", "--help", action=_ModelHelp)
+    s.add_argument("name")
+    _device_and_threads(s)
+    return s
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,88 +135,76 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--check", action="store_true",
                    help="also import every class each plugin registers (imports torch); exit 2 on a problem")
 
-    s = sub.add_parser("generate", help="generate MIDI from a pretrained name, folder or hf://org/repo[@rev]",
-                       add_help=False,
-                       epilog="After NAME come the model's own options (e.g. --length 512 --temperature 0.9 for a "
-                              "sequence model), as its plugin declares them: `zoo generate NAME --help` lists them "
-                              "with their defaults and ranges.")
-    s.add_argument("-h", "--help", action=_ModelHelp)
-    s.add_argument("name")
+    s = _model_command(sub, "generate", "generate MIDI from a pretrained name, folder or hf://org/repo[@rev]",
+                       "--length 512 --temperature 0.9 for a sequence model")
     s.add_argument("-o", "--output", required=True, help="output .mid or .midi in an existing folder (several pieces: "
                    "OUT-1.mid … OUT-N.mid)")
     s.add_argument("--num", type=int, default=1, help="number of pieces (default 1)")
-    s.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same music on the same "
-                   "device (another device may round differently: see the model's docs); the shipped models make "
-                   "piece k of --num N the piece --seed SEED+k-1 --num 1 would make (default: a random seed)")
-    _device_and_threads(s)
-    s.add_argument("--dtype", default=None, help="cast weights, e.g. bf16 or fp16 (default: as saved, fp32)")
-    s.add_argument("--revision", default=None, help="Hub revision for hf:// names (default: the name's @rev, else main)")
-    s.add_argument("--plot", default=None, metavar="OUT.png", help="also draw a piano roll (PNG/SVG/PDF; needs musezoo[render]; default: none)")
-    s.add_argument("--render", default=None, metavar="OUT.wav", help="also render audio (needs musezoo[render] and FluidSynth: "
+    s.add_argument("--seed", type=int, help="random seed: the same seed gives the same music on the same device "
+                   "(another device may round differently: see the model's docs); the shipped models make piece k "
+                   "of --num N the piece --seed SEED+k-1 --num 1 would make (default: a random seed)")
+    s.add_argument("--dtype", help="cast weights, e.g. bf16 or fp16 (default: as saved, fp32)")
+    s.add_argument("--revision", help="Hub revision for hf:// names (default: the name's @rev, else main)")
+    s.add_argument("--plot", metavar="OUT.png", help="also draw a piano roll (PNG/SVG/PDF; needs musezoo[render]; "
+                   "default: none)")
+    s.add_argument("--render", metavar="OUT.wav", help="also render audio (needs musezoo[render] and FluidSynth: "
                    "apt-get install fluidsynth fluid-soundfont-gm; default: none)")
-    s.add_argument("--soundfont", default=None, metavar="SF2", help="soundfont for --render (default: the GM soundfont "
-                   "of fluid-soundfont-gm, or $ZOO_SOUNDFONT)")
-    s.add_argument("--score", default=None, metavar="OUT.musicxml|OUT.pdf|OUT.png",
+    s.add_argument("--soundfont", metavar="SF2", help="soundfont for --render (default: the GM soundfont of "
+                   "fluid-soundfont-gm, or $ZOO_SOUNDFONT)")
+    s.add_argument("--score", metavar="OUT.musicxml|OUT.pdf|OUT.png",
                    help="also write sheet music (needs musezoo[render]; PDF/PNG need LilyPond or MuseScore)")
-    s.add_argument("--staves", default=None, metavar="LAYOUT", help="--score in one of the staff layouts the model "
-                   "declares (zoo info NAME; default: its first, or one staff per track)")
+    s.add_argument("--staves", metavar="LAYOUT", help="--score in one of the staff layouts the model declares "
+                   "(zoo info NAME; default: its first, or one staff per track)")
 
     s = sub.add_parser("plot", help="draw a piano roll of a MIDI file (needs musezoo[render])")
     s.add_argument("midi", help="a .mid file")
     s.add_argument("-o", "--output", required=True, help="picture to write (.png, .svg or .pdf)")
     s.add_argument("--time", choices=("beats", "seconds"), default="beats", help="time axis (default beats)")
-    s.add_argument("--title", default=None, help="title (default: the file name)")
-    s.add_argument("--prompt", default=None, metavar="PROMPT.mid", help="the prompt the piece continues (the "
-                   "--prompt of zoo generate): shade it and mark where the new music starts (default: no mark)")
+    s.add_argument("--title", help="title (default: the file name)")
+    s.add_argument("--prompt", metavar="PROMPT.mid", help="the prompt the piece continues (the --prompt of zoo "
+                   "generate): shade it and mark where the new music starts (default: no mark)")
 
     s = sub.add_parser("train", help="train an architecture (resumable; runs under torchrun)")
     s.add_argument("arch")
-    s.add_argument("--data", default=None, help="data source (default: the plugin's embedded corpus)")
+    s.add_argument("--data", help="data source (default: the plugin's embedded corpus)")
     s.add_argument("--out", required=True, help="run folder")
-    s.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the plugin's, see zoo info ARCH)")
-    s.add_argument("--batch-size", dest="batch_size", type=int, default=None,
-                   help="global batch size (default: the plugin's)")
-    s.add_argument("--lr", type=finite_float, default=None, help="learning rate (default: the plugin's)")
-    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="model or training config value (repeatable)")
-    s.add_argument("--config", default=None, help="JSON file of config values (a preset)")
+    s.add_argument("--steps", type=int, help="optimizer steps (default: the plugin's, see zoo info ARCH)")
+    s.add_argument("--batch-size", type=int, help="global batch size (default: the plugin's)")
+    s.add_argument("--lr", type=finite_float, help="learning rate (default: the plugin's)")
+    s.add_argument("--set", **SET, help="model or training config value (repeatable)")
+    s.add_argument("--config", help="JSON file of config values (a preset)")
     s.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     _device_and_threads(s)
-    s.add_argument("--seed", type=int, default=None, help="random seed of the run (default 0)")
-    s.add_argument("--log-every", dest="log_every", type=int, default=None, help="plain log line every N steps (stderr)")
+    s.add_argument("--seed", type=int, help="random seed of the run (default 0)")
+    s.add_argument("--log-every", type=int, help="plain log line every N steps (stderr)")
 
     s = sub.add_parser("release", help="turn a training run into a model folder to ship or push (best checkpoint, "
                        "test metrics, model card)")
     s.add_argument("run", help="a run folder (zoo train --out)")
     s.add_argument("--out", required=True, help="folder to write (Hub layout: weights, config, tokenizer, card)")
-    s.add_argument("--step", type=int, default=None, help="release this checkpoint (default: the best by the "
-                   "plugin's validation metric, else the newest)")
-    s.add_argument("--notes", default=None, metavar="FILE.md", help="markdown appended to the model card (default: none)")
-    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="training-config value for the release's evaluation, e.g. eval_samples=16 (repeatable)")
+    s.add_argument("--step", type=int, help="release this checkpoint (default: the best by the plugin's validation "
+                   "metric, else the newest)")
+    s.add_argument("--notes", metavar="FILE.md", help="markdown appended to the model card (default: none)")
+    s.add_argument("--set", **SET, help="training-config value for the release's evaluation, e.g. eval_samples=16 "
+                   "(repeatable)")
     s.add_argument("--device", default="cpu", help="device for the evaluation (default cpu)")
     s.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
-    s = sub.add_parser("eval", help="metrics of generated pieces beside the held-out test data (and NLL)",
-                       add_help=False,
-                       epilog="After NAME come the model's own generate options (e.g. --length 256), as with "
-                              "zoo generate; `zoo eval NAME --help` lists them.")
-    s.add_argument("-h", "--help", action=_ModelHelp)
-    s.add_argument("name")
-    s.add_argument("--data", default=None, help="data source (default: the plugin's embedded test split)")
-    _device_and_threads(s)
+    s = _model_command(sub, "eval", "metrics of generated pieces beside the held-out test data (and NLL)",
+                       "--length 256, as with zoo generate")
+    s.add_argument("--data", help="data source (default: the plugin's embedded test split)")
     s.add_argument("--num", type=int, default=256, help="pieces to generate (default 256)")
     s.add_argument("--seed", type=int, default=0, help="seed of the first batch (default 0)")
-    s.add_argument("--batch-size", dest="batch_size", type=int, default=32, help="pieces per generate() call")
-    s.add_argument("--json", default=None, help="also write the results as JSON to this file")
+    s.add_argument("--batch-size", type=int, default=32, help="pieces per generate() call")
+    s.add_argument("--json", help="also write the results as JSON to this file")
 
     s = sub.add_parser("push", help="publish a model folder or pretrained name to the Hugging Face Hub")
     s.add_argument("src", help="a saved model folder (a run's final/), a pretrained name or hf://org/repo")
     s.add_argument("repo_id", help="org/name on the Hub (created if needed)")
-    s.add_argument("--revision", default=None, help="branch to push to (created from main if needed)")
+    s.add_argument("--revision", help="branch to push to (created from main if needed)")
     s.add_argument("--private", action="store_true", help="create the repo as private")
-    s.add_argument("--message", default=None, help="commit message")
-    s.add_argument("--metrics", default=None, metavar="JSON", help="metrics for the model card (the file `zoo eval --json` writes)")
+    s.add_argument("--message", help="commit message")
+    s.add_argument("--metrics", metavar="JSON", help="metrics for the model card (the file `zoo eval --json` writes)")
 
     s = sub.add_parser("pull", help="download a model from the Hugging Face Hub into its cache")
     s.add_argument("repo", help="a pretrained name, or org/repo[@revision]: a branch, a tag or a commit id "
@@ -213,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("src", help="the .pt/.bin/.ckpt state dict file (only ever loaded with weights_only=True)")
     s.add_argument("--arch", required=True)
     s.add_argument("--out", required=True)
-    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument("--set", **SET)
     s.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     return p
 
@@ -242,38 +243,31 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return COMMANDS[args.command](args) or 0
-    except ZooError as exc:
-        if _first_rank():
-            print(f"zoo: error: {one_line(exc)}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
     except Exception as exc:
-        if args.debug:
-            raise
-        if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:  # the machine, not a bug: say so in one line
+        if isinstance(exc, ZooError):
+            message = one_line(exc)
+        elif isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS and not args.debug:   # the machine, not a bug
             where = f" ({printable(exc.filename)})" if exc.filename else ""
-            if _first_rank():
-                print(f"zoo: error: {one_line(exc.strerror or exc)}{one_line(where)}; {_DISK_ERRNOS[exc.errno]}, "
-                      f"then run the command again", file=sys.stderr)
-            return 2
-        import traceback
+            message = (f"{one_line(exc.strerror or exc)}{one_line(where)}; {_DISK_ERRNOS[exc.errno]}, then run the "
+                       f"command again")
+        elif args.debug:
+            raise
+        else:
+            import traceback
 
-        traceback.print_exc()
-        print("zoo: this is a bug in musezoo or a plugin; please report it with the traceback above", file=sys.stderr)
-        return 1
-
-
-def _first_rank() -> bool:
-    """False in torchrun's processes besides rank 0, which would repeat the same user error (a bug's traceback
-    is printed by every rank)."""
-    import os
-
-    rank = os.environ.get("RANK", "0").strip()
-    return not rank.isdigit() or int(rank) == 0
+            traceback.print_exc()
+            print("zoo: this is a bug in musezoo or a plugin; please report it with the traceback above",
+                  file=sys.stderr)
+            return 1
+        rank = os.environ.get("RANK", "0").strip()
+        if not rank.isdigit() or int(rank) == 0:   # torchrun's other ranks would repeat it (a bug: every rank)
+            print(f"zoo: error: {message}", file=sys.stderr)
+        return 2
 
 
 def cmd_list(args) -> None:
@@ -349,17 +343,16 @@ def cmd_generate(args) -> None:
     # --plot, --render, --score (zoo_render): checked now, written after the MIDI; the first given names the part
     given = [flag for flag in ("plot", "render", "score", "staves", "soundfont") if getattr(args, flag) is not None]
     extras = render_part("--" + given[0]).GenerateExtras(args) if given else None
-    folder = resolve(args.name, revision=args.revision)
-    saved = read_folder(folder)          # config.json and tokenizer.json: options are checked before any weight is read
-    cls = saved.cls
-    given = model_options(cls, args.model_options)
+    # config.json and tokenizer.json: options are checked before any weight is read
+    saved = read_folder(resolve(args.name, revision=args.revision))
+    options = model_options(saved.cls, args.model_options)
     if extras:
-        extras.use_model(cls, given)     # the staves --score engraves, the prompt --plot shades
+        extras.use_model(saved.cls, options)   # the staves --score engraves, the prompt --plot shades
     set_threads(args.threads)
     with status(f"loading {args.name}"):
         model = load_model(saved, device=args.device, dtype=args.dtype, generate_only=True)
     with status(f"generating {args.num} piece(s)"):
-        pieces = model.generate(num=args.num, seed=args.seed, **given)
+        pieces = model.generate(num=args.num, seed=args.seed, **options)
     for midi, path in zip(pieces, output_paths(args.output, len(pieces))):
         print(printable(write_midi(midi, path)))
     if extras:
