@@ -190,8 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", help="device for the evaluation (default cpu)")
     s.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
-    s = _model_command(sub, "eval", "metrics of generated pieces beside the held-out test data (and NLL)",
-                       "--length 256, as with zoo generate")
+    s = _model_command(sub, "eval", "metrics of generated pieces beside held-out test data (and NLL)", "--length 256")
     s.add_argument("--data", help="data source (default: the plugin's embedded test split)")
     s.add_argument("--num", type=int, default=256, help="pieces to generate (default 256)")
     s.add_argument("--seed", type=int, default=0, help="seed of the first batch (default 0)")
@@ -265,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 1
         rank = os.environ.get("RANK", "0").strip()
-        if not rank.isdigit() or int(rank) == 0:   # torchrun's other ranks would repeat it (a bug: every rank)
+        if not rank.isdigit() or int(rank) == 0:   # torchrun's other ranks would repeat the same user error
             print(f"zoo: error: {message}", file=sys.stderr)
         return 2
 
@@ -287,13 +286,10 @@ def cmd_list(args) -> None:
             print(f"  {name:<36} plugin {registry.get('architectures', name).plugin}")
     if not names and not archs:
         print(f"nothing matches {args.pattern!r}" if args.pattern != "*" else "no plugins installed")
-    _warn_broken(registry)
-
-
-def _warn_broken(registry) -> None:
     for info in registry.plugins:
         if info.error:
-            print(f"zoo: warning: plugin {info.distribution!r} skipped: {info.error} (see zoo plugins)", file=sys.stderr)
+            print(f"zoo: warning: plugin {info.distribution!r} skipped: {info.error} (see zoo plugins)",
+                  file=sys.stderr)
     for plugin, message in registry.warnings:
         print(f"zoo: warning: plugin {plugin!r}: {one_line(message)}", file=sys.stderr)
 
