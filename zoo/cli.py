@@ -190,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", help="device for the evaluation (default cpu)")
     s.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
-    s = _model_command(sub, "eval", "metrics of generated pieces beside held-out test data (and NLL)", "--length 256")
+    s = _model_command(sub, "eval", "metrics of generated pieces beside the held-out test data (and NLL)",
+                       "--length 256")
     s.add_argument("--data", help="data source (default: the plugin's embedded test split)")
     s.add_argument("--num", type=int, default=256, help="pieces to generate (default 256)")
     s.add_argument("--seed", type=int, default=0, help="seed of the first batch (default 0)")

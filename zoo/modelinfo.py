@@ -9,23 +9,22 @@ from pathlib import Path
 
 from zoo.checkpoint import MODEL_FILE_PATTERNS
 
-# card sections whose tables are metrics: "## Metrics: generated vs test", "## Results (NLL per token ...)"
 MAX_CARD_BYTES = 1 << 20   # real cards are a few kB; the metric tables come early
+# card sections whose tables are metrics: "## Metrics: generated vs test", "## Results (NLL per token ...)"
 _METRIC_HEADINGS = re.compile(r"^#{2,4}\s*(metrics|results|evaluation)\b", re.IGNORECASE)
 
 
 def folder_facts(folder) -> dict:
-    """Parameters per safetensors file (from its header: no tensor is read), file sizes and the card's metrics."""
+    """Parameters per state file (no tensor is read), file sizes and the card's metrics."""
     from zoo.build import safetensors_header
 
     folder = Path(folder)
-    files, parameters = {}, {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and any(path.match(p) for p in MODEL_FILE_PATTERNS):
-            files[path.name] = path.stat().st_size
-            if path.suffix == ".safetensors":
-                parameters[path.stem] = sum(math.prod(shape) for _, shape in safetensors_header(path).values())
-    parameters = _parameters_by_file(folder) or parameters
+    files = {path.name: path.stat().st_size for path in sorted(folder.iterdir())
+             if path.is_file() and any(path.match(p) for p in MODEL_FILE_PATTERNS)}
+    parameters = _parameters_by_file(folder)
+    if not parameters:   # not buildable (a plugin missing): the tensors in the files' headers are counted
+        parameters = {Path(name).stem: sum(math.prod(shape) for _, shape in safetensors_header(folder / name).values())
+                      for name in files if name.endswith(".safetensors")}
     total = sum(files.values())
     card = folder / "README.md"
     metrics = {}
@@ -41,7 +40,7 @@ def folder_facts(folder) -> dict:
 
 def _parameters_by_file(folder: Path) -> dict[str, int] | None:
     """Parameters per state file as Model.num_parameters() counts them (no buffers), built on the meta device;
-    None when the folder cannot be built (a plugin missing): then the files' tensors are counted instead."""
+    None when the folder cannot be built."""
     from zoo.build import check_against_weights
     from zoo.errors import ZooError
     from zoo.loader import read_folder
@@ -96,8 +95,8 @@ def format_info(facts: dict) -> str:
     if facts.get("hub_repo"):
         rows.append(("hub", facts["hub_repo"] + (f" @ {facts['revision']}" if facts.get("revision") else "")))
     if "parameters" in facts:
-        rows.append(("parameters", _parameters(facts)))
-        rows.append(("size", f"{facts['size']} ({', '.join(f'{k} {human_bytes(v)}' for k, v in facts['file_sizes'].items())})"))
+        sizes = ", ".join(f"{k} {human_bytes(v)}" for k, v in facts["file_sizes"].items())
+        rows += [("parameters", _parameters(facts)), ("size", f"{facts['size']} ({sizes})")]
     lines += [f"  {key:<12} {value}" for key, value in rows if value not in (None, "")]
     options = facts.get("generate_options")
     lines.append("generate options (besides --num, default 1, and --seed, default random):")
@@ -109,8 +108,8 @@ def format_info(facts: dict) -> str:
             switch = f"--[no-]{o['name'].replace('_', '-')}"
             flag = switch if flag.startswith("--" + o["name"].replace("_", "-")) else f"{switch}, {flag}"
         lines.append(f"  {flag:<20} {option_help(o)}")
-    for section, defaults in (("model config defaults", facts.get("config_defaults")),
-                              ("training defaults (zoo train; --set KEY=VALUE changes one)", facts.get("train_defaults"))):
+    for section, defaults in (("model config defaults", facts.get("config_defaults")), ("training defaults (zoo "
+                              "train; --set KEY=VALUE changes one)", facts.get("train_defaults"))):
         if defaults:
             lines.append(f"{section}:")
             lines += [f"  {k:<20} {v}" for k, v in defaults.items()]
