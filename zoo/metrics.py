@@ -105,13 +105,8 @@ def polyphony(midi) -> float:
     events = np.concatenate([np.stack([notes[:, 0], np.ones(len(notes))], 1),
                              np.stack([notes[:, 1], -np.ones(len(notes))], 1)])
     events = events[np.lexsort((events[:, 1], events[:, 0]))]   # ends before starts at the same time
-    count, area, busy, last = 0, 0.0, 0.0, events[0, 0]
-    for t, delta in events:
-        if count > 0:
-            area += count * (t - last)
-            busy += t - last
-        count += int(delta)
-        last = t
+    counts, gaps = np.cumsum(events[:-1, 1]), np.diff(events[:, 0])   # notes sounding between successive events
+    area, busy = (counts * gaps)[counts > 0].sum(), gaps[counts > 0].sum()
     return float(area / busy) if busy > 0 else float("nan")
 
 
