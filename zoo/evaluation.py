@@ -38,22 +38,6 @@ def _evaluating_trainer(model, data, num: int):
     return cls(model, config_from_dict(cls.config_class, values), source=data, device=model.device)
 
 
-def held_out_split(model, data: str | None):
-    """The test split of --data `data` (None: the plugin's own) from its dataset builder, else Model.test_split."""
-    from zoo.registry import get_registry
-
-    builder = get_registry().dataset_builder(model.arch)
-    return model.test_split(data) if builder is None else builder(data, "test", model)
-
-
-def generate_pieces(model, num: int, seed: int = 0, batch_size: int = 32, **options) -> list:
-    """`num` pieces in batches (seeds seed, seed+1, … per batch), as a flat list of PrettyMIDI."""
-    pieces = []
-    for b, start in enumerate(range(0, num, batch_size)):
-        pieces.extend(model.generate(num=min(batch_size, num - start), seed=seed + b, **options))
-    return pieces
-
-
 def held_out_pieces(model, dataset, num: int) -> list:
     """Up to `num` evenly spaced items of the test split as PrettyMIDI (decoded by the model's tokenizer, if any)."""
     n = len(dataset)
@@ -92,6 +76,7 @@ def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", 
     from zoo.limits import MAX_BATCH, MAX_EVAL_NUM, check_int, check_num
     from zoo.loader import load
     from zoo.progress import status
+    from zoo.registry import get_registry
 
     check_num(num, "--num", MAX_EVAL_NUM)
     check_int(batch_size, "--batch-size", 1, MAX_BATCH)
@@ -105,8 +90,9 @@ def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", 
     trainer = _evaluating_trainer(model, data, num)
     if trainer is not None:
         trainer.generate_options = dict(options)   # a trainer's evaluate() that generates decodes as asked
-    with status("loading the test split"):
-        dataset = held_out_split(model, data)
+    with status("loading the test split"):   # --data's (None: the plugin's own)
+        builder = get_registry().dataset_builder(model.arch)
+        dataset = model.test_split(data) if builder is None else builder(data, "test", model)
         if dataset is None and trainer is not None:   # an older plugin whose data is only in its trainer
             dataset = trainer.build_dataset(data, "test")
     if dataset is None:   # no test split: the generated column only
@@ -117,9 +103,15 @@ def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", 
     plugin = M.Metrics()
     if trainer is not None:
         with status("the plugin's evaluation"), torch.no_grad():
-            plugin = _as_metrics(trainer.evaluate(dataset))
-    with status(f"generating {num} piece(s)"):
-        generated = generate_pieces(model, num, seed=seed, batch_size=batch_size, **options)
+            plugin = trainer.evaluate(dataset)
+        if not isinstance(plugin, Mapping):
+            raise PluginError(f"Trainer.evaluate() returned {type(plugin).__name__}; it must return a "
+                              f"zoo.metrics.Metrics")
+        if not isinstance(plugin, M.Metrics):   # an older plugin's plain mapping of scores
+            plugin = M.Metrics(scores=dict(plugin))
+    with status(f"generating {num} piece(s)"):   # in batches, seeds seed, seed+1, … per batch
+        generated = [piece for b, start in enumerate(range(0, num, batch_size))
+                     for piece in model.generate(num=min(batch_size, num - start), seed=seed + b, **options)]
     with status("decoding the test split"):
         real = held_out_pieces(model, dataset, num)
     gen_m = {**M.midi_metrics(generated), **model.music_metrics(generated)}
@@ -132,15 +124,6 @@ def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", 
         scores["nll_bits"] = M.nll_to_bits(plugin.nll)
     return {"model": name, "arch": model.arch, "samples": len(generated), "test_pieces": len(real),
             "table": table, "scores": scores}
-
-
-def _as_metrics(value) -> M.Metrics:
-    """A Trainer.evaluate() result: a Metrics, or (an older plugin) a plain mapping of scores."""
-    if isinstance(value, M.Metrics):
-        return value
-    if not isinstance(value, Mapping):
-        raise PluginError(f"Trainer.evaluate() returned {type(value).__name__}; it must return a zoo.metrics.Metrics")
-    return M.Metrics(scores=dict(value))
 
 
 def flat(results: dict) -> dict:
