@@ -1,12 +1,6 @@
-"""Model cards (README.md): the one builder behind every card the zoo writes.
-
-A card is YAML metadata (huggingface_hub's ModelCardData: library_name, license, tags,
-datasets, model-index) over the standard sections: what the model is, Data, Training,
-Metrics, Limitations, Config. A plugin never writes a whole card: its Trainer adds
-sections (`card_sections(summary)`: title -> markdown) and metadata (`card_metadata`).
-`zoo train`, `zoo release`, `save_pretrained` without a card, `zoo convert` and
-`zoo push` (which merges into an existing card) all come here.
-"""
+"""Model cards (README.md): the one builder behind every card the zoo writes (train, release, save_pretrained,
+convert, push). YAML metadata (huggingface_hub's ModelCardData) over the standard sections; a plugin only adds
+sections (Trainer.card_sections) and metadata (Model.card_metadata)."""
 
 from __future__ import annotations
 
@@ -66,31 +60,32 @@ def render(data, body: str) -> str:
 
 def build_card(model, summary: dict | None = None, sections: dict[str, str] | None = None,
                meta: dict | None = None, notes: str | None = None) -> str:
-    """The README.md of a saved model.
-
-    summary: what training measured (zoo.train's summary: steps, data, hardware, last logs, test metrics);
-    None when nothing was recorded (a fresh or converted model). sections: title -> markdown, from the plugin
-    (Trainer.card_sections) or the core (zoo release's checkpoint selection); a standard title (Data, Training,
-    Metrics, Limitations) adds to that section, others follow Metrics in order. meta: the plugin's metadata
-    (Model.card_metadata: tags, datasets, and the license of models trained on its embedded data, which is
-    stated only for those: a model trained on --data is under whatever that data allows). notes: the
-    maintainer's markdown, last."""
+    """The README.md of a saved model from training's `summary` (None: nothing recorded), `sections` (title ->
+    markdown; a standard title adds to that section), the plugin's `meta` and the maintainer's `notes`."""
     summary, sections, meta = summary or {}, dict(sections or {}), dict(meta or {})
     arch = model.arch
     test = Metrics.from_flat(summary.get("test_metrics") or {})
     scores = {f"test_{k}": v for k, v in _unpaired(test).items() if _finite(v)}
+    # the plugin's license holds for models trained on its embedded data only; --data is under what that data allows
     embedded = bool(summary) and summary.get("data") in (None, "", "embedded default")
     data = metadata(arch, license=meta.get("license") if embedded else None, tags=meta.get("tags", ()),
                     datasets=meta.get("datasets", ()), scores=scores)
-
+    if summary:
+        texts = ["The plugin's embedded default data." if embedded
+                 else f"`{summary['data']}` (the folder or file given to `zoo train --data`).",
+                 _training_text(summary), _metrics_text(summary, test),
+                 "It knows only the music of its training data, and it was judged by the metrics above, not by "
+                 "listeners. Generated pieces may repeat passages of that data."]
+    else:
+        texts = ["Not recorded with this checkpoint.", "No training details were recorded with this checkpoint.",
+                 "Nothing was measured.", "Its training is unknown: judge its output before relying on it."]
     extra = {title: sections.pop(title) for title in STANDARD if title in sections}
     title = f"# {arch} trained with musezoo" if summary else f"# {arch} model"
     parts = [title, _description(model), _model_facts(model)]
-    parts += [f"## Data\n\n{_data_text(summary)}", extra.get("Data")]
-    parts += [f"## Training\n\n{_training_text(summary)}", extra.get("Training")]
-    parts += [f"## Metrics\n\n{_metrics_text(summary, test)}", extra.get("Metrics")]
-    parts += [f"## {t}\n\n{text.strip()}" for t, text in sections.items()]
-    parts += [f"## Limitations\n\n{_limitations(summary)}", extra.get("Limitations")]
+    for heading, text in zip(STANDARD, texts):
+        if heading == "Limitations":   # the plugin's own sections come between Metrics and Limitations
+            parts += [f"## {t}\n\n{own.strip()}" for t, own in sections.items()]
+        parts += [f"## {heading}\n\n{text}", extra.get(heading)]
     parts += [_config_text(model, summary), notes]
     body = "\n\n".join(p.strip() for p in parts if p and p.strip()) + "\n"
     return render(data, body)
@@ -114,18 +109,7 @@ def _model_facts(model) -> str:
             f"- Saved with musezoo {__version__}")
 
 
-def _data_text(summary: dict) -> str:
-    if not summary:
-        return "Not recorded with this checkpoint."
-    data = summary.get("data")
-    if data in (None, "", "embedded default"):
-        return "The plugin's embedded default data."
-    return f"`{data}` (the folder or file given to `zoo train --data`)."
-
-
 def _training_text(summary: dict) -> str:
-    if not summary:
-        return "No training details were recorded with this checkpoint."
     tc = summary.get("train_config", {})
     return "\n".join([
         f"- Steps: {summary['steps']} (batch {tc.get('batch_size', '?')}, {summary.get('world_size', 1)} process(es))",
@@ -140,10 +124,8 @@ def _unpaired(test: Metrics) -> dict[str, float]:
 
 
 def _metrics_text(summary: dict, test: Metrics) -> str:
-    """Generated vs test data for evaluate()'s pairs (as in `zoo eval`), then every other number: the last
-    training step's logs (train_X, valid_X) and the test split's (test_X)."""
-    if not summary:
-        return "Nothing was measured."
+    """Generated vs test data for evaluate()'s pairs (as in `zoo eval`), then the last training step's logs
+    (train_X, valid_X) and the test split's other numbers (test_X)."""
     out = []
     if test.paired:
         rows = "\n".join(f"| {p} | {_fmt(g)} | {_fmt(d)} |" for p, (g, d) in test.paired.items())
@@ -156,13 +138,6 @@ def _metrics_text(summary: dict, test: Metrics) -> str:
         rows = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in values.items())
         out.append(f"| metric | value |\n| --- | ---: |\n{rows}")
     return "\n\n".join(out) or "No metrics were logged."
-
-
-def _limitations(summary: dict) -> str:
-    if not summary:
-        return "Its training is unknown: judge its output before relying on it."
-    return ("It knows only the music of its training data, and it was judged by the metrics above, not by "
-            "listeners. Generated pieces may repeat passages of that data.")
 
 
 def _config_text(model, summary: dict) -> str:

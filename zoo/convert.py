@@ -12,40 +12,31 @@ _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (s
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
-def _check_regular_file(src: Path) -> None:
-    """The source must be a regular file; anything else is named for what it is (a FIFO or /dev/zero was
-    reported as "no such file"), and nothing is opened before this check (a FIFO would wait for a writer)."""
-    try:
-        mode = src.stat().st_mode
-    except FileNotFoundError:
-        raise CheckpointError(f"{src}: no such file") from None
-    except OSError as exc:
-        raise CheckpointError(f"{src}: cannot read it ({exc.strerror})") from None
-    if not stat.S_ISREG(mode):
-        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
-        raise CheckpointError(f"{src}: is {kind}, not a saved state dict; give the .pt file torch.save wrote")
-
-
 def convert(src, arch: str, out, overrides: list[str] | None = None, overwrite: bool = False) -> Path:
-    """Load with torch.load(weights_only=True) (tensors only, no code), then save in the Hub layout.
-
-    `out` follows zoo.outputs (a new folder, or one musezoo wrote; never the folder holding `src`), checked
-    before the file is read."""
+    """Load with torch.load(weights_only=True) (tensors only, no code), then save in the Hub layout at `out`
+    (checked first, as zoo.outputs says)."""
     import pickle
 
     import torch
 
+    from zoo.card import build_card
     from zoo.checkpoint import check_state
     from zoo.config import parse_overrides
     from zoo.loader import create
-
-    src = Path(src)
-    _check_regular_file(src)
-    if src.stat().st_size == 0:
-        raise CheckpointError(f"{src}: an empty file, not a saved state dict; give the .pt file torch.save wrote")
-
     from zoo.outputs import check_folder_target
 
+    src = Path(src)
+    try:   # named for what it is (a FIFO was "no such file"), and not opened first: a FIFO would wait for a writer
+        st = src.stat()
+    except FileNotFoundError:
+        raise CheckpointError(f"{src}: no such file") from None
+    except OSError as exc:
+        raise CheckpointError(f"{src}: cannot read it ({exc.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
+        raise CheckpointError(f"{src}: is {kind}, not a saved state dict; give the .pt file torch.save wrote")
+    if st.st_size == 0:
+        raise CheckpointError(f"{src}: an empty file, not a saved state dict; give the .pt file torch.save wrote")
     check_folder_target(out, sources=((src, "state dict file"),), overwrite=overwrite, hint="--overwrite")
     try:
         # weights_only: tensors, containers and numbers only, never arbitrary objects; whatever a damaged or
@@ -61,30 +52,26 @@ def convert(src, arch: str, out, overrides: list[str] | None = None, overwrite: 
                               f"state_dict(), or a dict of them per part")
     model = create(arch, **parse_overrides(overrides or []))
     files = model.state_files()
-    if isinstance(state, dict) and set(files) <= set(state) and all(isinstance(state[k], dict) for k in files):
+    if set(files) <= set(state) and all(isinstance(state[k], dict) for k in files):
         parts = {k: state[k] for k in files}  # {"model": {...}, "critic": {...}}
     elif len(files) == 1 or set(state) & set(next(iter(files.values())).state_dict()):
         parts = {next(iter(files)): state}
     else:
         raise CheckpointError(f"{src}: expected a state dict, or a dict with keys {', '.join(files)}")
-    optional = set(model.optional_state_files)
-    for stem, module in files.items():
-        if stem not in parts:
-            if stem in optional:
-                continue
-            raise CheckpointError(f"{src}: no tensors for {stem!r}")
-        _check_tensors(parts[stem], f"{src} [{stem}]")
-        check_state(module, parts[stem], f"{src.name} [{stem}]")
-        module.load_state_dict(parts[stem])
-    from zoo.card import build_card
-
+    missing = [stem for stem in files if stem not in parts and stem not in model.optional_state_files]
+    if missing:
+        raise CheckpointError(f"{src}: no tensors for {missing[0]!r}")
+    for stem, part in parts.items():
+        _check_tensors(part, f"{src} [{stem}]")
+        check_state(files[stem], part, f"{src.name} [{stem}]")
+        files[stem].load_state_dict(part)
     card = build_card(model, sections={"Training": f"Converted by `zoo convert` from `{src.name}`."})
     return model.save_pretrained(out, card=card)
 
 
 def _check_tensors(part: dict, where: str) -> None:
-    """Every entry of a state dict is a name -> dense CPU tensor; an int, a list, a sparse, quantized or
-    nested tensor is one line naming the entry, not a traceback inside load_state_dict."""
+    """Every entry of a state dict is a name -> dense CPU tensor, else one line naming the entry (not a traceback
+    inside load_state_dict)."""
     import torch
 
     for key, value in part.items():

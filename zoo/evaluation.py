@@ -1,18 +1,14 @@
 """`zoo eval NAME`: generated music against held-out test data, side by side, plus the plugin's own numbers.
 
-Architecture-free: the test split comes from the dataset builder the plugin registers for the architecture
-(hook register_datasets: build_dataset(data, "test", model)), else from Model.test_split; no Trainer is built
-for data, so a plugin that only ships weights gets a test column too. The tokenizer decodes the split's items
-to MIDI, and zoo.metrics measures both sides the same way, as do the model's own Model.music_metrics.
-A Trainer is built only when the plugin's trainer has its own evaluate(), which adds its own numbers as a
-zoo.metrics.Metrics: each pair X becomes row X of the table (its generated / test columns; it wins over
-music_metrics of the same name), the NLL and every other score a row of its own. A trainer config field
-`eval_samples`, where a plugin has one, is set to --num.
+The test split comes from the plugin's registered dataset builder (else Model.test_split), not from a Trainer,
+so a plugin that only ships weights gets a test column too; zoo.metrics and Model.music_metrics measure both
+sides the same way. A Trainer is built only when it has its own evaluate(), whose Metrics add rows.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import fields
 
@@ -42,34 +38,12 @@ def _evaluating_trainer(model, data, num: int):
     return cls(model, config_from_dict(cls.config_class, values), source=data, device=model.device)
 
 
-def held_out_split(model, data: str | None):
-    """The test split of --data `data` (None: the plugin's own data): the registered dataset builder's, else
-    Model.test_split's; None when the plugin has neither."""
-    from zoo.registry import get_registry
-
-    builder = get_registry().dataset_builder(model.arch)
-    return model.test_split(data) if builder is None else builder(data, "test", model)
-
-
-def generate_pieces(model, num: int, seed: int = 0, batch_size: int = 32, **options) -> list:
-    """`num` pieces in batches (seeds seed, seed+1, … per batch), as a flat list of PrettyMIDI."""
-    pieces = []
-    for b, start in enumerate(range(0, num, batch_size)):
-        n = min(batch_size, num - start)
-        pieces.extend(model.generate(num=n, seed=seed + b, **options))
-    return pieces
-
-
 def held_out_pieces(model, dataset, num: int) -> list:
-    """Up to `num` items of the test split, evenly spaced, decoded to PrettyMIDI by the model's tokenizer (a model
-    without one has a dataset builder whose items are PrettyMIDI already)."""
+    """Up to `num` evenly spaced items of the test split as PrettyMIDI (decoded by the model's tokenizer, if any)."""
     n = len(dataset)
-    if n == 0:
-        return []
-    idx = np.unique(np.linspace(0, n - 1, min(num, n)).round().astype(int))
+    items = [dataset[int(i)] for i in np.unique(np.linspace(0, n - 1, min(num, n)).round().astype(int))]
     if model.tokenizer is not None:
-        return [model.tokenizer.decode(dataset[int(i)]) for i in idx]
-    items = [dataset[int(i)] for i in idx]
+        return [model.tokenizer.decode(item) for item in items]
     odd = next((item for item in items if not isinstance(item, pretty_midi.PrettyMIDI)), None)
     if odd is not None:
         raise PluginError(f"{model.arch}: its test items are {type(odd).__name__}, not PrettyMIDI, and it has no "
@@ -95,23 +69,17 @@ def run_data(name: str) -> str | None:
 
 def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", seed: int = 0,
              batch_size: int = 32, **options) -> dict:
-    """Metrics of `num` generated pieces beside the same metrics of the test split, and the plugin's own numbers.
-    `options` are the model's generate options (e.g. length for a sequence model).
-
-    Returns {"model", "arch", "samples", "test_pieces", "table": {metric: {"generated", "test"}},
-    "scores": {name: value}} (scores: e.g. nll, ppl for language models).
-    """
+    """{"model", "arch", "samples", "test_pieces", "table": {metric: {"generated", "test"}}, "scores": {name: value}}
+    for `num` pieces generated with the model's generate `options`, beside its test split."""
     import torch
 
+    from zoo.limits import MAX_BATCH, MAX_EVAL_NUM, check_int, check_num
     from zoo.loader import load
     from zoo.progress import status
+    from zoo.registry import get_registry
 
-    if num < 1:
-        raise ConfigError("--num must be at least 1")
-    if batch_size < 1:
-        raise ConfigError("--batch-size must be at least 1")
-    import sys
-
+    check_num(num, "--num", MAX_EVAL_NUM)
+    check_int(batch_size, "--batch-size", 1, MAX_BATCH)
     if data is None:
         data = run_data(name)
     print(f"zoo: evaluating on {'--data ' + data if data else 'the plugin’s embedded test split'}"
@@ -122,8 +90,9 @@ def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", 
     trainer = _evaluating_trainer(model, data, num)
     if trainer is not None:
         trainer.generate_options = dict(options)   # a trainer's evaluate() that generates decodes as asked
-    with status("loading the test split"):
-        dataset = held_out_split(model, data)
+    with status("loading the test split"):   # --data's (None: the plugin's own)
+        builder = get_registry().dataset_builder(model.arch)
+        dataset = model.test_split(data) if builder is None else builder(data, "test", model)
         if dataset is None and trainer is not None:   # an older plugin whose data is only in its trainer
             dataset = trainer.build_dataset(data, "test")
     if dataset is None:   # no test split: the generated column only
@@ -134,34 +103,27 @@ def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", 
     plugin = M.Metrics()
     if trainer is not None:
         with status("the plugin's evaluation"), torch.no_grad():
-            plugin = _as_metrics(trainer.evaluate(dataset))
-    with status(f"generating {num} piece(s)"):
-        generated = generate_pieces(model, num, seed=seed, batch_size=batch_size, **options)
+            plugin = trainer.evaluate(dataset)
+        if not isinstance(plugin, Mapping):
+            raise PluginError(f"Trainer.evaluate() returned {type(plugin).__name__}; it must return a "
+                              f"zoo.metrics.Metrics")
+        if not isinstance(plugin, M.Metrics):   # an older plugin's plain mapping of scores
+            plugin = M.Metrics(scores=dict(plugin))
+    with status(f"generating {num} piece(s)"):   # in batches, seeds seed, seed+1, … per batch
+        generated = [piece for b, start in enumerate(range(0, num, batch_size))
+                     for piece in model.generate(num=min(batch_size, num - start), seed=seed + b, **options)]
     with status("decoding the test split"):
         real = held_out_pieces(model, dataset, num)
-    gen_m, test_m = M.midi_metrics(generated), M.midi_metrics(real) if real else {}
-    gen_m.update(model.music_metrics(generated))
-    test_m.update(model.music_metrics(real) if real else {})
+    gen_m = {**M.midi_metrics(generated), **model.music_metrics(generated)}
+    test_m = {**M.midi_metrics(real), **model.music_metrics(real)} if real else {}
     table = {k: {"generated": gen_m[k], "test": test_m.get(k, float("nan"))} for k in gen_m}
-    for key, (generated_value, test_value) in plugin.paired.items():
-        table[key] = {"generated": float(generated_value), "test": float(test_value)}
+    table.update({k: {"generated": float(g), "test": float(t)} for k, (g, t) in plugin.paired.items()})
     scores = {} if plugin.nll is None else {"nll": float(plugin.nll)}
     scores.update({key: float(value) for key, value in plugin.scores.items()})
     if plugin.nll is not None:
         scores["nll_bits"] = M.nll_to_bits(plugin.nll)
     return {"model": name, "arch": model.arch, "samples": len(generated), "test_pieces": len(real),
             "table": table, "scores": scores}
-
-
-def _as_metrics(value) -> M.Metrics:
-    """A Trainer.evaluate() result: a Metrics, or (an older plugin) a plain mapping of scores."""
-    if isinstance(value, M.Metrics):
-        return value
-    from zoo.errors import PluginError
-
-    if not isinstance(value, Mapping):
-        raise PluginError(f"Trainer.evaluate() returned {type(value).__name__}; it must return a zoo.metrics.Metrics")
-    return M.Metrics(scores=dict(value))
 
 
 def flat(results: dict) -> dict:

@@ -1,11 +1,5 @@
-"""Musical metrics of any MIDI, one definition each, shared by every plugin and by `zoo eval`.
-
-`midi_metrics` takes PrettyMIDI objects (polyphonic or not; plain numpy, no torch) and computes the
-architecture-free set that `zoo eval` reports for every model, on generated pieces and on held-out
-data alike, so the two columns of an eval table are comparable. Metrics particular to one kind of
-music come from its plugin (Model.music_metrics). Every function's docstring gives its definition
-and where it comes from.
-"""
+"""Musical metrics of any MIDI (PrettyMIDI, plain numpy), one definition each with its source, that `zoo eval`
+measures generated and held-out pieces with alike; a plugin adds its own (Model.music_metrics)."""
 
 from __future__ import annotations
 
@@ -46,16 +40,12 @@ def scale_fit(pitch_classes, weights=None) -> float:
 def _note_array(midi) -> np.ndarray:
     """(start_s, end_s, pitch) of every pitched note of a PrettyMIDI, sorted by start."""
     rows = [(n.start, n.end, n.pitch) for inst in midi.instruments if not inst.is_drum for n in inst.notes]
-    arr = np.asarray(sorted(rows), dtype=float).reshape(-1, 3)
-    return arr
+    return np.asarray(sorted(rows), dtype=float).reshape(-1, 3)
 
 
 def pitch_class_entropy(midi) -> float:
-    """Entropy in bits of the duration-weighted pitch-class histogram of a piece (0 = one pitch class, log2 12 = 3.58 = all equal).
-
-    Source: Wu & Yang, "The Jazz Transformer on the front line", ISMIR 2020 (pitch-class histogram entropy H),
-    here over the whole piece.
-    """
+    """Entropy in bits of the duration-weighted pitch-class histogram (0: one pitch class, 3.58: all equal).
+    Source: Wu & Yang, "The Jazz Transformer on the front line", ISMIR 2020 (H), here over the whole piece."""
     notes = _note_array(midi)
     if not len(notes):
         return float("nan")
@@ -107,33 +97,22 @@ def mean_duration(midi) -> float:
 
 
 def polyphony(midi) -> float:
-    """Mean number of notes sounding at once, time-weighted over the time when at least one note sounds.
-
-    Definition: the integral of the number of sounding notes divided by the measure of the time with at least
-    one note (1.0 = monophonic; four-part writing is about 4). After the polyphony measures of
-    Dong et al. 2018 and of muspy (Dong et al., ISMIR 2020).
-    """
+    """Mean number of notes sounding at once over the time when any sounds (1.0: monophonic; four parts: about 4).
+    After the polyphony measures of Dong et al. 2018 and of muspy (Dong et al., ISMIR 2020)."""
     notes = _note_array(midi)
     if not len(notes):
         return float("nan")
     events = np.concatenate([np.stack([notes[:, 0], np.ones(len(notes))], 1),
                              np.stack([notes[:, 1], -np.ones(len(notes))], 1)])
     events = events[np.lexsort((events[:, 1], events[:, 0]))]   # ends before starts at the same time
-    count, area, busy, last = 0, 0.0, 0.0, events[0, 0]
-    for t, delta in events:
-        if count > 0:
-            area += count * (t - last)
-            busy += t - last
-        count += int(delta)
-        last = t
+    counts, gaps = np.cumsum(events[:-1, 1]), np.diff(events[:, 0])   # notes sounding between successive events
+    area, busy = (counts * gaps)[counts > 0].sum(), gaps[counts > 0].sum()
     return float(area / busy) if busy > 0 else float("nan")
 
 
 def empty_beat_rate(midi) -> float:
-    """Share of beats (from the MIDI's tempo map, up to the last note-off) in which no note sounds.
-
-    The beat-level analogue of the empty-bar rate (EB) of Dong et al., AAAI 2018 (multi-track sequential GANs).
-    """
+    """Share of beats (from the MIDI's tempo map, up to the last note-off) in which no note sounds: the beat-level
+    analogue of the empty-bar rate (EB) of Dong et al., AAAI 2018."""
     notes = _note_array(midi)
     if not len(notes):
         return float("nan")
@@ -147,17 +126,9 @@ def empty_beat_rate(midi) -> float:
     return float(empty / len(beats))
 
 
-MIDI_METRICS = {
-    "pitch_class_entropy": pitch_class_entropy,
-    "pitch_range": pitch_range,
-    "used_pitches": used_pitches,
-    "in_scale": midi_in_scale_rate,
-    "polyphony": polyphony,
-    "note_density": note_density,
-    "mean_ioi": mean_ioi,
-    "mean_duration": mean_duration,
-    "empty_beat_rate": empty_beat_rate,
-}
+MIDI_METRICS = {"pitch_class_entropy": pitch_class_entropy, "pitch_range": pitch_range, "used_pitches": used_pitches,
+                "in_scale": midi_in_scale_rate, "polyphony": polyphony, "note_density": note_density,
+                "mean_ioi": mean_ioi, "mean_duration": mean_duration, "empty_beat_rate": empty_beat_rate}
 
 
 def midi_metrics(midis) -> dict[str, float]:
@@ -179,20 +150,14 @@ _GEN, _DATA = "gen_", "data_"   # the flat form's names of a pair's two sides (M
 
 @dataclass(frozen=True)
 class Metrics(Mapping):
-    """A plugin's numbers on a data split, each with its kind, so that no key name carries a meaning.
+    """A plugin's numbers on a data split, each with its kind, so that no key name carries a meaning. As a mapping
+    it is the flat form training logs and `select_by` read (a pair X as gen_X and data_X); from_flat reads it back."""
 
-    paired: metric -> (generated, data): one measure of pieces the model generated and of the split's own
-            pieces; a row of `zoo eval`'s table and of the model card's "generated vs test data" table
-    nll:    the mean negative log-likelihood per token (or frame) in nats; `zoo eval` adds it in bits
-    scores: every other number on the split (a perplexity, a critic's distance, a count)
-
-    As a mapping it is the flat name -> number that training logs (metrics.jsonl, summary.json) and
-    `select_by` read: scores and nll by name, a pair X as gen_X and data_X; from_flat reads it back.
-    """
-
+    # metric -> (generated, data), the same measure of generated pieces and of the split's: a row of zoo eval's
+    # table and of the model card's "generated vs test data" table
     paired: dict[str, tuple[float, float]] = field(default_factory=dict)
-    scores: dict[str, float] = field(default_factory=dict)
-    nll: float | None = None
+    scores: dict[str, float] = field(default_factory=dict)   # every other number (a perplexity, a critic's distance)
+    nll: float | None = None   # mean negative log-likelihood per token (or frame) in nats; zoo eval adds it in bits
 
     def __or__(self, other: "Metrics") -> "Metrics":
         """Both sets of numbers (other's win on a clash)."""

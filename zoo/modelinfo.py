@@ -9,23 +9,22 @@ from pathlib import Path
 
 from zoo.checkpoint import MODEL_FILE_PATTERNS
 
-# card sections whose tables are metrics: "## Metrics: generated vs test", "## Results (NLL per token ...)"
 MAX_CARD_BYTES = 1 << 20   # real cards are a few kB; the metric tables come early
+# card sections whose tables are metrics: "## Metrics: generated vs test", "## Results (NLL per token ...)"
 _METRIC_HEADINGS = re.compile(r"^#{2,4}\s*(metrics|results|evaluation)\b", re.IGNORECASE)
 
 
 def folder_facts(folder) -> dict:
-    """Parameters per safetensors file (from its header: no tensor is read), file sizes and the card's metrics."""
+    """Parameters per state file (no tensor is read), file sizes and the card's metrics."""
     from zoo.build import safetensors_header
 
     folder = Path(folder)
-    files, parameters = {}, {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and any(path.match(p) for p in MODEL_FILE_PATTERNS):
-            files[path.name] = path.stat().st_size
-            if path.suffix == ".safetensors":
-                parameters[path.stem] = sum(math.prod(shape) for _, shape in safetensors_header(path).values())
-    parameters = _parameters_by_file(folder) or parameters
+    files = {path.name: path.stat().st_size for path in sorted(folder.iterdir())
+             if path.is_file() and any(path.match(p) for p in MODEL_FILE_PATTERNS)}
+    parameters = _parameters_by_file(folder)
+    if not parameters:   # not buildable (a plugin missing): the tensors in the files' headers are counted
+        parameters = {Path(name).stem: sum(math.prod(shape) for _, shape in safetensors_header(folder / name).values())
+                      for name in files if name.endswith(".safetensors")}
     total = sum(files.values())
     card = folder / "README.md"
     metrics = {}
@@ -40,9 +39,8 @@ def folder_facts(folder) -> dict:
 
 
 def _parameters_by_file(folder: Path) -> dict[str, int] | None:
-    """Parameters per state file, counted as Model.num_parameters() counts them (buffers such as batch-norm
-    statistics are in the files but are not parameters): the model built on the meta device, no tensor read.
-    None when the folder cannot be built (a plugin missing): then the files' tensors are counted instead."""
+    """Parameters per state file as Model.num_parameters() counts them (no buffers), built on the meta device;
+    None when the folder cannot be built."""
     from zoo.build import check_against_weights
     from zoo.errors import ZooError
     from zoo.loader import read_folder
@@ -97,26 +95,21 @@ def format_info(facts: dict) -> str:
     if facts.get("hub_repo"):
         rows.append(("hub", facts["hub_repo"] + (f" @ {facts['revision']}" if facts.get("revision") else "")))
     if "parameters" in facts:
-        rows.append(("parameters", _parameters(facts)))
-        rows.append(("size", f"{facts['size']} ({', '.join(f'{k} {human_bytes(v)}' for k, v in facts['file_sizes'].items())})"))
+        sizes = ", ".join(f"{k} {human_bytes(v)}" for k, v in facts["file_sizes"].items())
+        rows += [("parameters", _parameters(facts)), ("size", f"{facts['size']} ({sizes})")]
     lines += [f"  {key:<12} {value}" for key, value in rows if value not in (None, "")]
     options = facts.get("generate_options")
     lines.append("generate options (besides --num, default 1, and --seed, default random):")
-    if isinstance(options, str):
-        lines.append(f"  {options}")
+    if isinstance(options, str) or not options:   # the plugin's import error, or no option declared
+        lines.append(f"  {options or 'none'}")
     for o in options if isinstance(options, list) else []:
-        flag, default = o.get("flag", o["name"]), o.get("default")
+        flag = o.get("flag", o["name"])
         if o.get("type") == "bool":   # --[no-]include-prompt, and the plugin's own switch
             switch = f"--[no-]{o['name'].replace('_', '-')}"
             flag = switch if flag.startswith("--" + o["name"].replace("_", "-")) else f"{switch}, {flag}"
-            default = None if default is None else ("on" if default else "off")
-        default = "" if default is None or "default" in o.get("help", "") else f" (default {default})"
-        span = _span(o.get("min"), o.get("max"))
-        lines.append(f"  {flag:<20} {o.get('help', '')}{default}{span}")
-    if isinstance(options, list) and not options:
-        lines.append("  none")
-    for section, defaults in (("model config defaults", facts.get("config_defaults")),
-                              ("training defaults (zoo train; --set KEY=VALUE changes one)", facts.get("train_defaults"))):
+        lines.append(f"  {flag:<20} {option_help(o)}")
+    for section, defaults in (("model config defaults", facts.get("config_defaults")), ("training defaults (zoo "
+                              "train; --set KEY=VALUE changes one)", facts.get("train_defaults"))):
         if defaults:
             lines.append(f"{section}:")
             lines += [f"  {k:<20} {v}" for k, v in defaults.items()]
@@ -128,23 +121,24 @@ def format_info(facts: dict) -> str:
         shown = dict(list(shown.items())[:MAX_TABLE_ROWS])
         columns = [c for c in dict.fromkeys(c for cells in shown.values() for c in cells)
                    if any(cells.get(c) for cells in shown.values())]
-        widths = [max(len(r) for r in shown)] + [max(len(c), *(len(cells.get(c, "")) for cells in shown.values()))
-                                                for c in columns]
+        grid = [["", *columns], *([row, *(cells.get(c, "") for c in columns)] for row, cells in shown.items())]
+        widths = [max(len(r[i]) for r in grid) for i in range(len(columns) + 1)]
         lines.append(f"{heading} (from the model card):")
-        lines.append("  " + " | ".join(f"{c:>{w}}" for c, w in zip(["", *columns], widths)))
-        for row, cells in shown.items():
-            lines.append("  " + " | ".join([f"{row:<{widths[0]}}",
-                                            *(f"{cells.get(c, ''):>{w}}" for c, w in zip(columns, widths[1:]))]))
+        lines += ["  " + " | ".join([f"{r[0]:<{widths[0]}}", *(f"{v:>{w}}" for v, w in zip(r[1:], widths[1:]))])
+                  for r in grid]
         if hidden:
             lines.append(f"  ({hidden} more rows, the training log's among them: zoo info {facts['name']} --json)")
     return "\n".join(lines)
 
 
-def _span(lo, hi) -> str:
-    """'; range 0..1000' for an option with bounds, '' without."""
-    if lo is None and hi is None:
-        return ""
-    return f"; range {'' if lo is None else f'{lo:g}'}..{'' if hi is None else f'{hi:g}'}"
+def option_help(o: dict) -> str:
+    """A generate option's help (GenerateOption.to_dict()) with its default and range, for zoo info and --help."""
+    text, default, lo, hi = o.get("help", ""), o.get("default"), o.get("min"), o.get("max")
+    if default is not None and "default" not in text:
+        text += f" (default {('on' if default else 'off') if o.get('type') == 'bool' else default})"
+    if lo is not None or hi is not None:
+        text += f"; range {'' if lo is None else f'{lo:g}'}..{'' if hi is None else f'{hi:g}'}"
+    return text
 
 
 def _parameters(facts: dict) -> str:
@@ -159,11 +153,11 @@ def _parameters(facts: dict) -> str:
 
 def human_bytes(n: int) -> str:
     """1234567 -> '1.2 MB'."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
+    for unit in ("B", "kB", "MB"):
+        if n < 1000:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
-    return f"{n} B"
+    return f"{n:.1f} GB"
 
 
 def _cells(line: str) -> list[str]:

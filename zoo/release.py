@@ -1,13 +1,5 @@
-"""`zoo release RUN --out DIR`: turn a training run into a model folder ready to ship or push.
-
-One path for every plugin: pick a checkpoint (the best one by the trainer's `select_by` metric
-on the validation split, or the one asked for), load it, measure it on the test split with the
-trainer's own evaluate(), and save it in the Hub layout with the model card of zoo.card (the
-trainer's own sections, the selection curve and the maintainer's notes) and any files the
-trainer adds (samples). A run always has a Trainer (its config, select_by, card sections); the test
-split is read only when that Trainer has its own evaluate(), through its build_dataset, which by default
-is the dataset builder the plugin registers (register_datasets) fed the run's model.
-"""
+"""`zoo release RUN --out DIR`: a run's best (or chosen) checkpoint, measured on the test split by its trainer's
+own evaluate() (if it has one), saved in the Hub layout with a full model card and the trainer's release files."""
 
 from __future__ import annotations
 
@@ -18,14 +10,11 @@ from pathlib import Path
 from zoo.errors import ConfigError
 
 
-def pick_checkpoint(run: Path, select_by: tuple[str, str] | None, step: int | None = None,
-                    logged: list[dict] | None = None) -> tuple[Path, list]:
-    """The checkpoint to release and the selection curve [(step, value)] it was picked from.
-
-    step given: that checkpoint. Otherwise the checkpoint whose logged `select_by` metric is best
-    ("min" or "max"); without one, the newest checkpoint.
-    """
-    from zoo.train import checkpoint_dirs, read_metrics
+def pick_checkpoint(run: Path, select_by: tuple[str, str] | None, step: int | None,
+                    logged: list[dict]) -> tuple[Path, list]:
+    """The checkpoint to release (`step`'s, else the best by the `logged` `select_by` metric, else the newest) and
+    the selection curve [(step, value)] it was picked from."""
+    from zoo.train import checkpoint_dirs
 
     ckpts = {int(p.name[5:]): p for p in checkpoint_dirs(run)}   # step-NNNNNN only: strays are not listed
     if not ckpts:
@@ -37,7 +26,7 @@ def pick_checkpoint(run: Path, select_by: tuple[str, str] | None, step: int | No
     curve = []
     if select_by:
         key, mode = select_by
-        curve = [(m["step"], m[key]) for m in (logged if logged is not None else read_metrics(run)) if key in m and isinstance(m[key], (int, float))]
+        curve = [(m["step"], m[key]) for m in logged if isinstance(m.get(key), (int, float))]
         kept = [(s, v) for s, v in curve if s in ckpts]
         if kept:
             best = (min if mode == "min" else max)(kept, key=lambda sv: sv[1])
@@ -47,10 +36,8 @@ def pick_checkpoint(run: Path, select_by: tuple[str, str] | None, step: int | No
 
 def release(run, out, step: int | None = None, notes: str | None = None, values: dict | None = None,
             device="cpu", overwrite: bool = False) -> Path:
-    """Load a checkpoint of `run`, evaluate it on the test split, save it to `out` with a full model card.
-
-    `out` follows zoo.outputs: a new folder, or one musezoo wrote (any folder of model files with overwrite),
-    never the run itself or a folder holding it; checked before anything is read."""
+    """Load a checkpoint of `run`, evaluate it on the test split, save it to `out` (checked first, as zoo.outputs
+    says) with a full model card."""
     import torch
 
     from zoo.build import check_against_weights
@@ -91,19 +78,19 @@ def release(run, out, step: int | None = None, notes: str | None = None, values:
     # the trainer only evaluates a checkpoint here: built with the run's init= it would act as if a fine-tune were
     # starting (MuseGAN's copies its average over the trained generator), so the release would not be the checkpoint
     trainer = trainer_cls(model, dataclasses.replace(train_config, init=None), source=data, device=device)
+    measure = trainer_cls.evaluate is not Trainer.evaluate   # without its own evaluate(), the test split is not read
+    print(f"zoo: releasing {ckpt.name} of {run}" + ("; measuring it on the test split" if measure else ""),
+          file=sys.stderr)
     test = {}
-    if trainer_cls.evaluate is not Trainer.evaluate:   # without its own evaluate(), the test split is not read
-        print(f"zoo: releasing {ckpt.name} of {run}; measuring it on the test split", file=sys.stderr)
+    if measure:
         with torch.no_grad():
             test = {k: float(v) for k, v in trainer.evaluate(trainer.build_dataset(data, "test")).items()}
-    else:
-        print(f"zoo: releasing {ckpt.name} of {run}", file=sys.stderr)
     logged = next((m for m in lines if m.get("step") == state["step"]), {})
     summary = {"arch": arch, "steps": state["step"], "model_config": to_dict(model_config),
                "train_config": to_dict(train_config), "data": data_name(data),
                "last": {k: v for k, v in logged.items() if isinstance(v, (int, float)) and k not in ("step", "time_s")},
-               "test_metrics": test, "hardware": info.get("hardware") or hardware(device), "world_size": info.get("world_size", 1),
-               "train_time_s": round(float(state.get("elapsed_s", 0.0)), 1),
+               "test_metrics": test, "hardware": info.get("hardware") or hardware(device),
+               "world_size": info.get("world_size", 1), "train_time_s": round(float(state.get("elapsed_s", 0.0)), 1),
                "parameters": model.num_parameters(), "precision": info.get("precision", "fp32")}
     sections = trainer.card_sections(summary)
     if curve:
@@ -114,5 +101,4 @@ def release(run, out, step: int | None = None, notes: str | None = None, values:
             f"{'lowest' if mode == 'min' else 'highest'} `{key}` among the run's checkpoints "
             f"(measured on the validation split during training):\n\n| step | {key} |\n| ---: | ---: |\n{rows}")
     card = build_card(model, summary, sections, model_cls.card_metadata, notes=notes)
-    files = trainer.release_files()
-    return model.save_pretrained(out, card=card, extra_files=files, overwrite=overwrite)
+    return model.save_pretrained(out, card=card, extra_files=trainer.release_files(), overwrite=overwrite)
