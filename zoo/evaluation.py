@@ -1,6 +1,6 @@
 """`zoo eval NAME`: generated music against held-out test data, side by side, plus the plugin's own numbers.
 
-The test split comes from the plugin's registered dataset builder (else Model.test_split), not from a Trainer,
+The test split comes from the plugin's registered dataset builder, not from a Trainer,
 so a plugin that only ships weights gets a test column too; zoo.metrics and Model.music_metrics measure both
 sides the same way. A Trainer is built only when it has its own evaluate(), whose Metrics add rows.
 """
@@ -92,13 +92,13 @@ def evaluate(name: str, num: int = 256, data: str | None = None, device="auto", 
         trainer.generate_options = dict(options)   # a trainer's evaluate() that generates decodes as asked
     with status("loading the test split"):   # --data's (None: the plugin's own)
         builder = get_registry().dataset_builder(model.arch)
-        dataset = model.test_split(data) if builder is None else builder(data, "test", model)
+        dataset = None if builder is None else builder(data, "test", model)
         if dataset is None and trainer is not None:   # an older plugin whose data is only in its trainer
             dataset = trainer.build_dataset(data, "test")
     if dataset is None:   # no test split: the generated column only
         if data is not None:
-            raise ConfigError(f"the {model.arch} plugin has no test split (it registers no dataset builder and "
-                              f"has no Model.test_split), so it cannot read --data")
+            raise ConfigError(f"the {model.arch} plugin has no test split (it registers no dataset builder), "
+                              f"so it cannot read --data")
         dataset = []
     plugin = M.Metrics()
     if trainer is not None:

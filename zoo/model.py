@@ -85,8 +85,7 @@ class Model(nn.Module):
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("arch", "config_class", "generate")
     OPTIONAL: ClassVar[tuple[str, ...]] = ("tokenizer_name", "arch_version", "min_arch_version", "generate_options", "state_files",
-                                           "optional_state_files", "score_layouts", "prompt_role", "card_metadata", "music_metrics",
-                                           "test_split")
+                                           "optional_state_files", "score_layouts", "prompt_role", "card_metadata", "music_metrics")
 
     arch: ClassVar[str] = ""                 # the architecture's registered name
     arch_version: ClassVar[int] = 1          # bump when the tensor layout or config meaning changes
@@ -173,12 +172,6 @@ class Model(nn.Module):
         """Metrics particular to this model's kind of music, for `zoo eval`'s table beside the core's MIDI
         metrics: computed the same way on generated and on test pieces (lists of PrettyMIDI). Default: none."""
         return {}
-
-    def test_split(self, source: str | None):
-        """The held-out test pieces of `source` (a --data argument; None: the plugin's own data) as items the
-        tokenizer decodes, for `zoo eval` without building a Trainer. Default None: the registered
-        Trainer's build_dataset(source, "test") is used, if there is one."""
-        return None
 
     def save_pretrained(self, folder, card: str | None = None, extra_files: dict | None = None,
                         overwrite: bool = False):
