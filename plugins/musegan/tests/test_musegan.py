@@ -960,3 +960,16 @@ def test_the_shipped_weights_play_the_music_they_played_before_the_rewrite():
     with torch.no_grad():
         logits = model(*noise)
     torch.testing.assert_close(logits.sum(dim=(1, 2, 3, 4)), torch.tensor(want["logit_sums"]), rtol=0, atol=0.05)
+
+
+def test_zoo_info_counts_parameters_as_the_model_does(tmp_path):
+    """A folder saved with the trained generator beside its moving average: `zoo info` and the card count the
+    networks once (Model.num_parameters), and list every file's own count."""
+    import zoo
+
+    model = MuseGAN(MuseGANConfig(**TINY))
+    folder = model.save_pretrained(tmp_path / "m")
+    facts = zoo.info(str(folder))
+    by_file = facts["parameters_by_file"]
+    assert set(by_file) == {"model", "critic", "generator"} and by_file["model"] == by_file["generator"]
+    assert facts["parameters"] == model.num_parameters() == by_file["generator"] + by_file["critic"]
