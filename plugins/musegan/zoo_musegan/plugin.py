@@ -31,7 +31,7 @@ def register_pretrained(register):
         description="MuseGAN (WGAN-GP) trained on the music21 Bach chorales: 2-bar, 4-voice (SATB) piano rolls",
         license="mit",
         data="music21 corpus Bach chorales (Riemenschneider set, 4/4 chorales, train split by BWV)",
-        # The model folder is part of the package (zoo_musegan/weights/musegan-bach/), so its wheel carries it
+        # The model folder is part of the package (zoo_musegan/weights/musegan-bach/), which its wheel carries,
         # so `pip install` alone is enough to generate offline. Publishing it to the Hub as well
         # (docs/hub.md) means setting hub_repo and pinning revision to the commit id `zoo push` prints.
         files="zoo_musegan:weights/musegan-bach",

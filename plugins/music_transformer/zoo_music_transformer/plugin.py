@@ -32,7 +32,7 @@ def register_pretrained(register):
                     "continues a MIDI prompt",
         license="mit",
         data="music21 corpus: Bach, Palestrina, Monteverdi, Beethoven, Mozart, Haydn and others (BSD/public domain)",
-        # The model folder is part of the package (zoo_music_transformer/weights/...), so its wheel carries it
+        # The model folder is part of the package (zoo_music_transformer/weights/...), which its wheel carries,
         # so `pip install` alone is enough to generate offline. Publishing it to the Hub as well
         # (docs/hub.md) means setting hub_repo and pinning revision to the commit id `zoo push` prints.
         files="zoo_music_transformer:weights/music-transformer-classical",
