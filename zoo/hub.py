@@ -22,11 +22,16 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from zoo import card as cards
 from zoo import checkpoint
 from zoo.checkpoint import MANIFEST, MODEL_FILE_PATTERNS  # exactly what a model is: never caches, .git, logs or strays
 from zoo.errors import CheckpointError, HubError
 from zoo.limits import MAX_HUB_FILES
+from zoo.locks import hold
+from zoo.progress import interactive
+from zoo.registry import HubRepo, get_registry, locate
 from zoo.safeio import read_bytes, read_json, write_text_atomic
+from zoo.version import __version__
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _HEAD_FILES = ("manifest.json", "config.json")  # fetched first; the manifest lists the rest
@@ -117,8 +122,6 @@ def _quiet_unless_terminal() -> None:
     # The Hub's own progress bars only on a terminal, like the rest of zoo's output.
     from huggingface_hub.utils import disable_progress_bars
 
-    from zoo.progress import interactive
-
     if not interactive():
         disable_progress_bars()
 
@@ -183,8 +186,6 @@ def pull(repo_id: str, revision: str | None = None, *, token=None) -> Path:
 
 def resolve(name_or_path, revision: str | None = None) -> Path:
     """A pretrained name, a local folder or hf://org/repo[@rev] as a local folder (pulled when only on the Hub)."""
-    from zoo.registry import HubRepo, locate
-
     where = locate(name_or_path, revision)
     return pull(where.repo, where.revision) if isinstance(where, HubRepo) else where
 
@@ -284,8 +285,6 @@ def _download(repo_id: str, revision: str | None, name: str, token, current) -> 
         return cached
     if not isinstance(commit, str) or not _COMMIT.fullmatch(commit):
         raise HubError(f"{name}: {_not_a_hub(ValueError(f'commit id {commit!r}'), token)}")
-
-    from zoo.locks import hold
 
     # One zoo pull at a time fills a repo's snapshots: a pull stopped by Ctrl-C removes only a snapshot it
     # started, never one a concurrent pull is filling. The lock lives in the cache's lock folder.
@@ -515,8 +514,6 @@ def _own_file(path: Path, folder: Path) -> bool:
 
 def _source_folder(model_or_path, scratch: Path):
     """A local folder for what is being pushed, and its pretrained spec when it has one."""
-    from zoo.registry import get_registry
-
     if hasattr(model_or_path, "save_pretrained") and hasattr(model_or_path, "state_files"):
         return Path(model_or_path.save_pretrained(scratch)), None
     name = str(model_or_path)
@@ -587,8 +584,6 @@ def _upload(staged: Path, extra: list[str], repo_id: str, revision: str | None, 
 def model_card(existing: str | None, repo_id: str, config: dict, spec=None, revision: str | None = None,
                metrics: dict | None = None) -> str:
     """The README.md to publish: Hub metadata merged into the existing card (zoo.card), plus a usage section."""
-    from zoo import card as cards
-
     arch = config["arch"]
     meta, text = cards.parse(existing)
     meta = cards.metadata(arch, meta, license=spec.license if spec is not None else None,
@@ -606,8 +601,6 @@ def model_card(existing: str | None, repo_id: str, config: dict, spec=None, revi
 
 
 def _usage_section(repo_id: str, config: dict, revision: str | None, metrics: dict | None) -> str:
-    from zoo.version import __version__
-
     name = f"hf://{repo_id}" + (f"@{revision}" if revision and revision != "main" else "")
     plugin = _plugin_of(config["arch"])
     rows = "".join(f"| {k} | {v:.4g} |\n" if isinstance(v, float) else f"| {k} | {v} |\n"
@@ -639,8 +632,6 @@ and is checked on download.
 def _plugin_of(arch: str) -> str | None:
     """The distribution that provides an architecture here, to tell card readers what to install."""
     try:
-        from zoo.registry import get_registry
-
         return get_registry().get("architectures", arch).plugin or None
     except Exception:
         return None
