@@ -17,6 +17,7 @@ import re
 import shutil
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -191,8 +192,6 @@ def resolve(name_or_path, revision: str | None = None) -> Path:
 
 
 def _snapshot(repo_id: str, revision: str | None, token, names, **kwargs) -> Path:
-    import warnings
-
     from huggingface_hub import snapshot_download
 
     with warnings.catch_warnings():
