@@ -17,12 +17,22 @@ import re
 import shutil
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from zoo.checkpoint import MODEL_FILE_PATTERNS  # exactly what a model is: never caches, .git, logs or strays
+from zoo import card as cards
+from zoo import checkpoint
+from zoo.checkpoint import MANIFEST, MODEL_FILE_PATTERNS  # exactly what a model is: never caches, .git, logs or strays
 from zoo.errors import CheckpointError, HubError
-from zoo.safeio import read_json
+from zoo.limits import MAX_HUB_FILES
+from zoo.locks import hold
+from zoo.progress import interactive
+from zoo.registry import HubRepo, get_registry, locate
+from zoo.safeio import read_bytes, read_json, write_text_atomic
+from zoo.version import __version__
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _HEAD_FILES = ("manifest.json", "config.json")  # fetched first; the manifest lists the rest
@@ -58,8 +68,7 @@ def parse_hf_name(name: str) -> tuple[str, str | None]:
 
 
 def check_revision(revision) -> None:
-    """A revision is a commit id or a plain branch or tag name; anything that could step out of the cache folder
-    ('../../x', '/abs', 'a\\b', control characters) is a HubError before it reaches a path or the network."""
+    """A commit id or a plain branch or tag name passes; anything that could step out of the cache is a HubError."""
     parts = revision.split("/") if isinstance(revision, str) else [""]
     if not (isinstance(revision, str) and len(revision) <= 255 and all(_REVISION_PART.fullmatch(p) for p in parts)):
         raise HubError(f"revision {revision!r} is not a branch, tag or commit id; write a plain name such as main, "
@@ -80,8 +89,6 @@ def check_repo_id(repo_id: str) -> None:
 
 def endpoint() -> str:
     """The Hub to talk to: $HF_ENDPOINT, else huggingface.co; an address without http(s):// is refused."""
-    from urllib.parse import urlsplit
-
     raw = os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
     url = raw.strip().rstrip("/")
     parts = urlsplit(url)
@@ -116,45 +123,35 @@ def _quiet_unless_terminal() -> None:
     # The Hub's own progress bars only on a terminal, like the rest of zoo's output.
     from huggingface_hub.utils import disable_progress_bars
 
-    from zoo.progress import interactive
-
     if not interactive():
         disable_progress_bars()
 
 
-def _redact(text: str, token) -> str:
-    """Never let a token reach a message, whatever the server echoed."""
-    secrets = {t for t in (token if isinstance(token, str) else None, os.environ.get("HF_TOKEN")) if t}
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return " ".join(text.split())  # one line
-
-
 def _first_line(exc: BaseException, token=None) -> str:
+    """The exception's first line, for a one-line message; never a token, whatever the server echoed."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return _redact(lines[0] if lines else type(exc).__name__, token)
+    text = lines[0] if lines else type(exc).__name__
+    for secret in {token if isinstance(token, str) else None, os.environ.get("HF_TOKEN")} - {None, ""}:
+        text = text.replace(secret, "***")
+    return " ".join(text.split())
 
 
 def _is_unreachable(exc: BaseException) -> bool:
     """Connection refused, DNS failure, timeout or a 5xx: the Hub is not there right now."""
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-
-    from zoo.hubnet import HubLimitError
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
 
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, HubLimitError):   # the server was there, too slow or too talkative: said as such
+        if isinstance(exc, HubError):   # (zoo.hubnet's limits: the server was there, too slow or too talkative)
             return False
-        if isinstance(exc, OfflineModeIsEnabled):
-            return True
         if isinstance(exc, HfHubHTTPError):
             response = getattr(exc, "response", None)
             return response is not None and response.status_code >= 500
-        name = type(exc).__name__
-        if name in ("ConnectError", "ConnectTimeout", "ReadTimeout", "TimeoutException", "ReadError",
-                    "RemoteProtocolError", "NetworkError", "PoolTimeout", "WriteTimeout") or isinstance(
-                exc, (ConnectionError, TimeoutError)):
+        # (huggingface_hub's OfflineModeIsEnabled is a ConnectionError)
+        if isinstance(exc, (ConnectionError, TimeoutError, httpx2.TimeoutException, httpx2.NetworkError,
+                            httpx2.RemoteProtocolError)):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
@@ -182,26 +179,19 @@ def pull(repo_id: str, revision: str | None = None, *, token=None) -> Path:
         try:
             with hubnet.call() as current:
                 folder = _download(repo_id, revision, name, token, current)
-        except hubnet.HubAnswerError as exc:
-            raise HubError(f"{name}: {exc}; nothing was kept") from None
         except hubnet.HubLimitError as exc:
-            raise HubError(f"{name}: {exc}; nothing was kept, run the command again") from None
+            raise HubError(f"{name}: {exc}; nothing was kept") from None
     _verify(folder, name, repo_id)
     return folder
 
 
 def resolve(name_or_path, revision: str | None = None) -> Path:
-    """A pretrained name, a local folder or hf://org/repo[@rev] as a local folder (zoo.registry.locate finds
-    it; a model only on the Hub is pulled at its pinned revision)."""
-    from zoo.registry import HubRepo, locate
-
+    """A pretrained name, a local folder or hf://org/repo[@rev] as a local folder (pulled when only on the Hub)."""
     where = locate(name_or_path, revision)
     return pull(where.repo, where.revision) if isinstance(where, HubRepo) else where
 
 
 def _snapshot(repo_id: str, revision: str | None, token, names, **kwargs) -> Path:
-    import warnings
-
     from huggingface_hub import snapshot_download
 
     with warnings.catch_warnings():
@@ -213,18 +203,13 @@ def _snapshot(repo_id: str, revision: str | None, token, names, **kwargs) -> Pat
 
 
 def _listed(folder: Path) -> list[str] | None:
-    """Every file a folder's manifest lists (samples too, not only model files), with the manifest itself;
-    None without a readable manifest. A list no model folder can have is a HubError before any download."""
-    from zoo.checkpoint import MANIFEST, PICKLE_SUFFIXES
-
+    """Every file a folder's manifest lists (samples too), with the manifest itself; None without a manifest."""
     try:
         digests = read_json(folder / MANIFEST, "manifest.json", HubError)["sha256"]   # bounded, regular only
     except (HubError, KeyError, TypeError):
         return None
     if not isinstance(digests, dict):
         return None
-    from zoo.limits import MAX_HUB_FILES
-
     names = sorted(n for n in digests if isinstance(n, str) and n != MANIFEST)
     if len(names) > MAX_HUB_FILES:
         raise HubError(f"its manifest lists {len(names):,} files, more than a model folder has "
@@ -232,19 +217,16 @@ def _listed(folder: Path) -> list[str] | None:
     for n in names:
         if not n or "/" in n or "\\" in n or n.startswith(".") or n != n.strip() or any(ord(c) < 32 for c in n):
             raise HubError(f"its manifest lists {n!r}, not a plain file name; the repo is not a musezoo model")
-        if n.lower().endswith(PICKLE_SUFFIXES):
+        if n.lower().endswith(checkpoint.PICKLE_SUFFIXES):
             raise HubError(f"its manifest lists {n}, a pickle file, which musezoo never loads (it can run code)")
     return [MANIFEST, *names]
 
 
 def _from_cache(repo_id: str, revision: str | None, token) -> Path | None:
     """The cached snapshot for a revision if it holds every file its manifest lists, else None."""
-    from huggingface_hub import errors
-
-    incomplete = getattr(errors, "IncompleteSnapshotError", errors.LocalEntryNotFoundError)  # huggingface_hub >= 2
     try:
         folder = _snapshot(repo_id, revision, token, _HEAD_FILES, local_files_only=True)
-    except (errors.LocalEntryNotFoundError, incomplete, FileNotFoundError):
+    except FileNotFoundError:   # (huggingface_hub's LocalEntryNotFoundError and IncompleteSnapshotError are ones)
         return None
     if not _COMMIT.fullmatch(folder.name):   # a refs/ file that does not hold a commit id
         return None
@@ -260,8 +242,6 @@ def _download(repo_id: str, revision: str | None, name: str, token, current) -> 
     from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, RepositoryNotFoundError,
                                         RevisionNotFoundError)
 
-    from zoo.hubnet import HubLimitError
-
     # A commit id never changes: a complete cached copy needs no network at all.
     if revision and _COMMIT.fullmatch(revision):
         cached = _from_cache(repo_id, revision, token)
@@ -274,42 +254,42 @@ def _download(repo_id: str, revision: str | None, name: str, token, current) -> 
     except RevisionNotFoundError:
         raise HubError(_no_revision(repo_id, revision)) from None
     except GatedRepoError:
-        raise HubError(f"{name} is gated: accept its terms on the Hub, then set HF_TOKEN or run `hf auth login`") from None
+        raise HubError(f"{name} is gated: accept its terms on the Hub, then set HF_TOKEN or run "
+                       f"`hf auth login`") from None
     except RepositoryNotFoundError:
         # The Hub answers "repo not found" for an unknown revision too; ask once more to tell which.
         if revision and _repo_exists(api, repo_id):
             raise HubError(_no_revision(repo_id, revision)) from None
         raise HubError(f"{name}: no such model repo on {endpoint()} (or it is private: set HF_TOKEN or run "
                        f"`hf auth login` with access to it)") from None
-    except HubLimitError:
-        raise
     except Exception as exc:
-        if not _is_unreachable(exc) and not isinstance(exc, HfHubHTTPError):
+        if not _is_unreachable(exc):   # (a HubLimitError goes on to pull)
+            if isinstance(exc, HfHubHTTPError):
+                raise HubError(f"{name}: the Hub answered {_first_line(exc, token)}; check the name and your "
+                               f"token") from None
             if isinstance(exc, (ValueError, KeyError, TypeError, AttributeError, httpx2.HTTPError)):
-                raise HubError(f"{name}: {_not_a_hub(exc, token)}") from None   # an HTML page, a redirect loop, odd JSON
+                # an HTML page, a redirect loop, odd JSON
+                raise HubError(f"{name}: {_not_a_hub(exc, token)}") from None
             raise
-        if not _is_unreachable(exc):
-            raise HubError(f"{name}: the Hub answered {_first_line(exc, token)}; check the name and your token") from None
         if revision and isinstance(exc, HfHubHTTPError) and _repo_exists(api, repo_id):
             raise HubError(_no_revision(repo_id, revision)) from None  # the server choked on the revision only
         cached = _from_cache(repo_id, revision, token)
         reason = _first_line(exc, token)
         if cached is None:
             raise HubError(f"cannot reach the Hub at {endpoint()} ({reason}) and {name} is not in the cache; "
-                           f"check your network or HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to use cached models only") from None
+                           f"check your network or HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to use cached models "
+                           f"only") from None
         print(f"zoo: warning: cannot reach the Hub at {endpoint()} ({reason}); using the cached copy of {name} "
               f"(commit {cached.name[:12]})", file=sys.stderr)
         return cached
     if not isinstance(commit, str) or not _COMMIT.fullmatch(commit):
         raise HubError(f"{name}: {_not_a_hub(ValueError(f'commit id {commit!r}'), token)}")
 
-    from zoo.locks import hold
-
     # One zoo pull at a time fills a repo's snapshots: a pull stopped by Ctrl-C removes only a snapshot it
     # started, never one a concurrent pull is filling. The lock lives in the cache's lock folder.
     locks = cache_dir() / ".locks" / "musezoo"
     locks.mkdir(parents=True, exist_ok=True)
-    with hold(locks / f"models--{repo_id.replace('/', '--')}.lock", f"the Hugging Face cache of {name}", wait=True,
+    with hold(locks / f"{_repo_cache(repo_id).name}.lock", f"the Hugging Face cache of {name}", wait=True,
               error=HubError):
         return _fetch(api, repo_id, revision, commit, name, token, current)
 
@@ -317,10 +297,8 @@ def _download(repo_id: str, revision: str | None, name: str, token, current) -> 
 def _fetch(api, repo_id: str, revision: str | None, commit: str, name: str, token, current) -> Path:
     """Download the manifest, then every file it lists (sizes checked first), into the cache; return the folder."""
     import httpx2
-    from huggingface_hub.errors import HfHubHTTPError
 
-    snapshots = cache_dir() / f"models--{repo_id.replace('/', '--')}" / "snapshots"
-    before = {p.name for p in snapshots.iterdir()} if snapshots.is_dir() else set()
+    started = not (_repo_cache(repo_id) / "snapshots" / commit).exists()
     try:
         # The manifest first: it names the files to fetch, so nothing else in the repo is downloaded. Always by
         # the commit checked above: asked by branch, huggingface_hub would ask the Hub again and trust the second
@@ -331,21 +309,22 @@ def _fetch(api, repo_id: str, revision: str | None, commit: str, name: str, toke
         except HubError as exc:
             raise HubError(f"{name}: {exc}") from None
         if listed is None:
-            _drop_snapshots(repo_id, {folder.name} - before)
+            if started:
+                _drop_snapshot(repo_id, commit)
             return folder  # _verify: not a musezoo model
         sizes = _sizes(api, repo_id, commit, listed, name, current.max_bytes)
-        current.expect(sizes.values())   # each answer may be as large as the largest file the Hub declared
+        current.expect(sizes)   # each answer may be as large as the largest file the Hub declared
         folder = _snapshot(repo_id, commit, token, listed)
     except BaseException as exc:
         # huggingface_hub renames each file into place only when complete; also drop a snapshot folder this
         # call started, so no half model sits under a final name.
-        started = ({p.name for p in snapshots.iterdir()} if snapshots.is_dir() else set()) - before
-        _drop_snapshots(repo_id, started)
+        if started:
+            _drop_snapshot(repo_id, commit)
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise HubError(f"downloading {name} failed ({_first_line(exc, token)}); nothing was kept; free some "
                            f"disk space in {cache_dir()} (or set HF_HUB_CACHE to another disk), then run the "
                            f"command again") from None
-        if isinstance(exc, Exception) and (_is_unreachable(exc) or isinstance(exc, (OSError, HfHubHTTPError))):
+        if isinstance(exc, OSError) or (isinstance(exc, Exception) and _is_unreachable(exc)):   # HfHubHTTPError too
             raise HubError(f"downloading {name} failed ({_first_line(exc, token)}); nothing was kept, "
                            f"run the command again") from None
         if isinstance(exc, (ValueError, KeyError, TypeError, httpx2.HTTPError)):
@@ -356,13 +335,10 @@ def _fetch(api, repo_id: str, revision: str | None, commit: str, name: str, toke
 
 
 def _record_ref(repo_id: str, revision: str, commit: str) -> None:
-    """Remember branch or tag -> commit in the cache's refs/ folder, as huggingface_hub does, so the revision
-    works offline later. check_revision made `revision` a plain name, so the file stays inside refs/."""
+    """Remember branch or tag -> commit in refs/, as huggingface_hub does, so the revision works offline later."""
     if _COMMIT.fullmatch(revision):
         return
-    from zoo.safeio import write_text_atomic
-
-    path = cache_dir() / f"models--{repo_id.replace('/', '--')}" / "refs" / revision
+    path = _repo_cache(repo_id) / "refs" / revision   # check_revision made it a plain name: it stays inside refs/
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, commit, HubError)
@@ -370,9 +346,8 @@ def _record_ref(repo_id: str, revision: str, commit: str) -> None:
         pass   # (huggingface_hub ignores it too) the files are in place; only offline use by name is lost
 
 
-def _sizes(api, repo_id: str, commit: str, listed: list[str], name: str, most: int) -> dict[str, int]:
-    """The size the Hub declares for each listed file (one request); every file must exist, and together they
-    must fit $ZOO_HUB_MAX_BYTES (`most`), before anything but the manifest is downloaded."""
+def _sizes(api, repo_id: str, commit: str, listed: list[str], name: str, most: int) -> list[int]:
+    """The sizes the Hub declares for the listed files, which must all exist and together fit `most` bytes."""
     from huggingface_hub.hf_api import RepoFile
 
     infos = api.get_paths_info(repo_id, listed, revision=commit)
@@ -388,7 +363,7 @@ def _sizes(api, repo_id: str, commit: str, listed: list[str], name: str, most: i
         raise HubError(f"{name}: its files are {total:,} bytes on the Hub, more than ZOO_HUB_MAX_BYTES allows "
                        f"({most:,}); nothing was downloaded. Raise it (e.g. ZOO_HUB_MAX_BYTES=200G) if you expect "
                        f"a model that large")
-    return {n: sizes[n] for n in listed}
+    return [sizes[n] for n in listed]
 
 
 def _not_a_hub(exc: BaseException, token) -> str:
@@ -396,23 +371,24 @@ def _not_a_hub(exc: BaseException, token) -> str:
             f"(it must be the Hub's address, e.g. {DEFAULT_ENDPOINT})")
 
 
-def _drop_snapshots(repo_id: str, commits) -> None:
-    """Remove snapshots (and the blobs only they use) through huggingface_hub's cache API."""
-    commits = set(commits)
-    if not commits:
-        return
+def _repo_cache(repo_id: str) -> Path:
+    """The repo's folder in the Hugging Face cache."""
+    return cache_dir() / f"models--{repo_id.replace('/', '--')}"
+
+
+def _drop_snapshot(repo_id: str, commit: str) -> None:
+    """Remove a snapshot (and the blobs only it uses) through huggingface_hub's cache API."""
     from huggingface_hub import scan_cache_dir
 
     try:
         cache = scan_cache_dir(cache_dir())
-        known = {rev.commit_hash for repo in cache.repos if repo.repo_id == repo_id and repo.repo_type == "model"
-                 for rev in repo.revisions} & commits
-        if known:
-            cache.delete_revisions(*known).execute()
+        if any(rev.commit_hash == commit for repo in cache.repos
+               if repo.repo_id == repo_id and repo.repo_type == "model" for rev in repo.revisions):
+            cache.delete_revisions(commit).execute()
     except Exception:   # a cache huggingface_hub cannot scan (half a snapshot, no refs yet): removed below
         pass
-    for commit in commits:   # what the scan did not list: a snapshot folder without a readable file in it
-        shutil.rmtree(cache_dir() / f"models--{repo_id.replace('/', '--')}" / "snapshots" / commit, ignore_errors=True)
+    # what the scan did not list: a snapshot folder without a readable file in it
+    shutil.rmtree(_repo_cache(repo_id) / "snapshots" / commit, ignore_errors=True)
 
 
 def _repo_exists(api, repo_id: str) -> bool:
@@ -433,44 +409,31 @@ def _no_revision(repo_id: str, revision: str | None) -> str:
 
 
 def _verify(folder: Path, name: str, repo_id: str) -> None:
-    """Check the sha256 manifest; a bad copy is evicted from the cache and reported. Each file is hashed once
-    (checkpoint.file_digest): the load that follows checks the same digests without reading the files again."""
-    from zoo import checkpoint
-
-    manifest = folder / checkpoint.MANIFEST
-    if not manifest.is_file() or not (folder / "config.json").is_file():
+    """Check the sha256 manifest (each file hashed once); a bad copy is evicted from the cache and reported."""
+    if not (folder / MANIFEST).is_file() or not (folder / "config.json").is_file():
         raise HubError(f"{name} is not a musezoo model (no config.json and manifest.json); "
                        f"publish models with `zoo push`")
     try:
-        expected = read_json(manifest, "manifest.json", HubError)["sha256"]   # bounded, regular files only
+        expected = read_json(folder / MANIFEST, "manifest.json", HubError)["sha256"]   # bounded, regular files only
         bad = [n for n, digest in expected.items()
                if "/" not in n and (folder / n).is_file() and checkpoint.file_digest(folder / n) != digest]
     except (ValueError, KeyError, TypeError, AttributeError):
         bad = []
     if bad:
-        _evict(folder, bad, repo_id)
+        # the bad files' blobs go even where another revision shares them: else huggingface_hub would link the
+        # same bad blob again on the next pull
+        blobs = [(folder / n).resolve() for n in bad]
+        _drop_snapshot(repo_id, folder.name)
+        for blob in blobs:
+            if blob.is_file() and blob.is_relative_to(cache_dir().resolve()):
+                blob.unlink(missing_ok=True)
         raise HubError(f"{name}: {', '.join(sorted(bad))} does not match the sha256 in its manifest, so the copy on "
                        f"the Hub is corrupt or was changed without its manifest; the cached copy was deleted. "
                        f"Ask the publisher to push again, or pin a known-good commit")
     try:
-        checkpoint.verify(folder)
+        checkpoint.verify(folder)   # (checks the digests just computed without reading the files again)
     except CheckpointError as exc:
         raise HubError(f"{name}: {exc}") from None
-
-
-def _evict(folder: Path, names, repo_id: str) -> None:
-    """Remove a bad snapshot, and the blobs of its bad files even where another revision shares them (else
-    huggingface_hub would link the same bad blob again on the next pull)."""
-    blobs = []
-    for n in names:
-        try:
-            blobs.append((folder / n).resolve())
-        except OSError:
-            pass
-    _drop_snapshots(repo_id, {folder.name})
-    for blob in blobs:
-        if blob.is_file() and blob.is_relative_to(cache_dir().resolve()):
-            blob.unlink(missing_ok=True)
 
 
 # -- push -----------------------------------------------------------------------------------------
@@ -484,8 +447,6 @@ def push_to_hub(model_or_path, repo_id: str, revision: str | None = None, privat
     _quiet_unless_terminal()
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
         source, spec = _source_folder(model_or_path, Path(tmp) / "saved")
-        from zoo import checkpoint
-
         checkpoint.verify(source)  # never publish a corrupt folder
         config = checkpoint.read_config(source)
         staged = Path(tmp) / "upload"
@@ -495,37 +456,27 @@ def push_to_hub(model_or_path, repo_id: str, revision: str | None = None, privat
         except HubError as exc:
             raise HubError(f"{source}: {exc}; nothing was pushed") from None
         for path in sorted(source.iterdir()):
-            if (_is_model_file(path.name) or path.name in extra) and _own_file(path, source) \
-                    and path.name not in ("README.md", checkpoint.MANIFEST):
+            listed = path.name in extra or any(fnmatchcase(path.name, p) for p in MODEL_FILE_PATTERNS)
+            if listed and _own_file(path, source) and path.name not in ("README.md", MANIFEST):
                 shutil.copy2(path, staged / path.name)
         card_path = source / "README.md"
         old_card = None
         if _own_file(card_path, source):   # a README.md linked to a secret file was published as the card
-            from zoo.safeio import read_bytes
-
             old_card = read_bytes(card_path, 1 << 20, "model card (README.md)", HubError).decode("utf-8", "replace")
             _check_front_matter(old_card, card_path)   # before anything is uploaded
         card = model_card(old_card, repo_id=repo_id, config=config, spec=spec, revision=revision,
                           metrics=_metrics(metrics, source))
         (staged / "README.md").write_text(card, encoding="utf-8")
         checkpoint.write_manifest(staged)  # the card changed, so the manifest is rewritten over exactly these files
-        from zoo import hubnet
-
-        try:
-            with hubnet.call() as current:
-                current.sending([p.stat().st_size for p in staged.iterdir()])   # uploads take time too
-                return _upload(staged, sorted(extra), repo_id, revision, private,
-                               message or f"Upload {config['arch']} model with musezoo", token)
-        except hubnet.HubLimitError as exc:
-            raise HubError(f"pushing to {repo_id}: {exc}; the Hub keeps a commit whole or not at all") from None
+        return _upload(staged, sorted(extra), repo_id, revision, private,
+                       message or f"Upload {config['arch']} model with musezoo", token)
 
 
 _FRONT_MATTER = re.compile(r"^(\s*---[\r\n]+)([\S\s]*?)([\r\n]+---(\r\n|\n|$))")   # as huggingface_hub's cards
 
 
 def _check_front_matter(card: str, path: Path) -> None:
-    """A card that opens with --- must hold a YAML mapping up to the closing ---: huggingface_hub raised a
-    YAML traceback, or dropped the metadata silently, and only after the files were staged."""
+    """A card's front matter, when it opens with ---, is a closed YAML mapping (else huggingface_hub tracebacks)."""
     import yaml
 
     if not card.lstrip().startswith("---"):
@@ -547,31 +498,21 @@ def _check_front_matter(card: str, path: Path) -> None:
 
 
 def _own_file(path: Path, folder: Path) -> bool:
-    """True for a regular file of the folder; False when absent. A symlink counts only when it points into the
-    folder or into the zoo's Hub cache (pulled snapshots are links to cached blobs); any other link, and
-    anything that is not a regular file, is refused: push publishes the folder's own files, nothing else."""
+    """True for a regular file of the folder, False when absent; a HubError for anything else push must not publish."""
     if not path.is_symlink():
         if path.exists() and not path.is_file():
             raise HubError(f"{path}: not a regular file (a device, FIFO or folder); push only model folders")
         return path.is_file()
     target = path.resolve()
-    roots = [folder.resolve(), cache_dir().resolve()]
+    roots = [folder.resolve(), cache_dir().resolve()]   # pulled snapshots are links to cached blobs
     if target.is_file() and any(target.is_relative_to(root) for root in roots):
         return True
     raise HubError(f"{path}: a symlink to {target}, outside the model folder; push publishes only the folder's own "
                    f"files (replace the link with a copy of the file)")
 
 
-def _is_model_file(name: str) -> bool:
-    from fnmatch import fnmatchcase
-
-    return any(fnmatchcase(name, p) for p in MODEL_FILE_PATTERNS)
-
-
 def _source_folder(model_or_path, scratch: Path):
     """A local folder for what is being pushed, and its pretrained spec when it has one."""
-    from zoo.registry import get_registry
-
     if hasattr(model_or_path, "save_pretrained") and hasattr(model_or_path, "state_files"):
         return Path(model_or_path.save_pretrained(scratch)), None
     name = str(model_or_path)
@@ -601,26 +542,29 @@ def _metrics(metrics, folder: Path) -> dict:
 
 def _upload(staged: Path, extra: list[str], repo_id: str, revision: str | None, private: bool, message: str,
             token) -> PushResult:
+    import httpx2
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    from zoo import hubnet
 
     api = HfApi(endpoint=endpoint(), token=token, library_name="musezoo")
     branch = revision or "main"
     try:
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        if branch != "main":
-            api.create_branch(repo_id, branch=branch, exist_ok=True)
-        # Up go the model's files and those its manifest lists, nothing else. Model files of an earlier upload
-        # that this one lacks (a dropped critic, say) go, so the repo is exactly this model; other files made on
-        # the Hub stay. huggingface_hub leaves out the files that did not change (no empty commit).
-        info = api.upload_folder(repo_id=repo_id, folder_path=staged, revision=branch, commit_message=message,
-                                 allow_patterns=[*MODEL_FILE_PATTERNS, *(glob.escape(n) for n in extra)],
-                                 delete_patterns=list(MODEL_FILE_PATTERNS))
+        with hubnet.call() as current:
+            current.sending([p.stat().st_size for p in staged.iterdir()])   # uploads take time too
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            if branch != "main":
+                api.create_branch(repo_id, branch=branch, exist_ok=True)
+            # Up go the model's files and those its manifest lists, nothing else. Model files of an earlier upload
+            # that this one lacks (a dropped critic, say) go, so the repo is exactly this model; other files made on
+            # the Hub stay. huggingface_hub leaves out the files that did not change (no empty commit).
+            info = api.upload_folder(repo_id=repo_id, folder_path=staged, revision=branch, commit_message=message,
+                                     allow_patterns=[*MODEL_FILE_PATTERNS, *(glob.escape(n) for n in extra)],
+                                     delete_patterns=list(MODEL_FILE_PATTERNS))
+    except hubnet.HubLimitError as exc:
+        raise HubError(f"pushing to {repo_id}: {exc}; the Hub keeps a commit whole or not at all") from None
     except Exception as exc:
-        from zoo.hubnet import HubLimitError
-
-        if isinstance(exc, HubLimitError):
-            raise
         if _is_unreachable(exc):
             raise HubError(f"cannot reach the Hub at {endpoint()} ({_first_line(exc, token)}); nothing was pushed, "
                            f"check your network or HF_ENDPOINT") from None
@@ -628,8 +572,6 @@ def _upload(staged: Path, extra: list[str], repo_id: str, revision: str | None, 
         if isinstance(exc, RepositoryNotFoundError) or status in (401, 403):
             raise HubError(f"the Hub refused to write to {repo_id} (HTTP {status}): set HF_TOKEN or run "
                            f"`hf auth login` with a token that has write access to it") from None
-        import httpx2
-
         if isinstance(exc, (HfHubHTTPError, ValueError, KeyError, TypeError, httpx2.HTTPError)):
             raise HubError(f"pushing to {repo_id} failed: {_first_line(exc, token)}") from None
         raise
@@ -641,8 +583,6 @@ def _upload(staged: Path, extra: list[str], repo_id: str, revision: str | None, 
 def model_card(existing: str | None, repo_id: str, config: dict, spec=None, revision: str | None = None,
                metrics: dict | None = None) -> str:
     """The README.md to publish: Hub metadata merged into the existing card (zoo.card), plus a usage section."""
-    from zoo import card as cards
-
     arch = config["arch"]
     meta, text = cards.parse(existing)
     meta = cards.metadata(arch, meta, license=spec.license if spec is not None else None,
@@ -660,11 +600,10 @@ def model_card(existing: str | None, repo_id: str, config: dict, spec=None, revi
 
 
 def _usage_section(repo_id: str, config: dict, revision: str | None, metrics: dict | None) -> str:
-    from zoo.version import __version__
-
     name = f"hf://{repo_id}" + (f"@{revision}" if revision and revision != "main" else "")
     plugin = _plugin_of(config["arch"])
-    rows = "".join(f"| {k} | {v:.4g} |\n" if isinstance(v, float) else f"| {k} | {v} |\n" for k, v in (metrics or {}).items())
+    rows = "".join(f"| {k} | {v:.4g} |\n" if isinstance(v, float) else f"| {k} | {v} |\n"
+                   for k, v in (metrics or {}).items())
     metrics_md = f"\n## Metrics\n\n| metric | value |\n| --- | --- |\n{rows}" if rows else ""
     return f"""{_BEGIN}
 ## Use it with musezoo
@@ -692,8 +631,6 @@ and is checked on download.
 def _plugin_of(arch: str) -> str | None:
     """The distribution that provides an architecture here, to tell card readers what to install."""
     try:
-        from zoo.registry import get_registry
-
         return get_registry().get("architectures", arch).plugin or None
     except Exception:
         return None
