@@ -310,3 +310,39 @@ def test_ctrl_c_on_one_pull_leaves_a_concurrent_pull_whole(hub_env, olah, saved,
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in saved.iterdir())
     for p in saved.iterdir():
         assert sha256_file(folder / p.name) == sha256_file(p), p.name
+
+
+def test_bytes_a_push_sends_give_the_call_more_time():
+    """A push uploads before the server answers: each HUB_MIN_RATE bytes sent adds a second to the deadline,
+    so an upload longer than ZOO_HUB_TIMEOUT is not cut off (hubnet.Call.sending)."""
+    import time
+
+    from zoo import hubnet, limits
+
+    current = hubnet.Call(0.3, 10 ** 9)
+    try:
+        current.sending([3 * limits.HUB_MIN_RATE])   # three seconds' worth of upload
+        time.sleep(0.6)
+        current.check("http://hub.invalid/api/upload")   # past the 0.3 s, within the 3.3 s
+        assert not current.expired and 3.2 < current.seconds < 3.4
+    finally:
+        current.close()
+
+
+def test_the_watchdog_waits_again_when_arriving_bytes_moved_the_deadline():
+    """The watchdog wakes at the first deadline; bytes that arrived meanwhile moved it on, so it waits again
+    instead of shutting a download that is making progress down; it expires the call once the new one passes."""
+    import time
+
+    from zoo import hubnet, limits
+
+    current = hubnet.Call(0.3, 10 ** 9)
+    try:
+        current.received(3 * limits.HUB_MIN_RATE)   # three seconds more: the deadline is 3.3 s away
+        time.sleep(0.8)
+        assert not current.expired   # the watchdog woke at 0.3 s and went back to sleep
+        while not current.expired and time.monotonic() - current.start < 15:   # a busy machine wakes it late
+            time.sleep(0.1)
+        assert current.expired and time.monotonic() - current.start >= 3.3   # past the moved deadline
+    finally:
+        current.close()
