@@ -67,21 +67,18 @@ class DataLoop:
         if self.position >= self.per_batch:
             self.epoch, self.position = self.epoch + 1, 0
         if self._batches is None:
-            self._batches = iter(self._loader())
+            c = self.config
+            sampler = GlobalBatches(len(self.dataset), c.batch_size, c.seed, self.rank, self.world, self.epoch,
+                                    self.position)
+            workers = c.num_workers if c.num_workers >= 0 else (2 if self.device.type == "cuda" else 0)
+            self._batches = iter(torch.utils.data.DataLoader(
+                EpochItems(self.dataset), batch_sampler=sampler, num_workers=workers,
+                pin_memory=self.device.type == "cuda", prefetch_factor=4 if workers else None,
+                # its own generator: a DataLoader draws its workers' base seed when it starts, and from the
+                # global RNG that would shift the training noise of a resumed run against an uninterrupted one
+                generator=torch.Generator().manual_seed(c.seed)))
         self.position += 1
         return next(self._batches)
-
-    def _loader(self):
-        c = self.config
-        sampler = GlobalBatches(len(self.dataset), c.batch_size, c.seed, self.rank, self.world, self.epoch,
-                                self.position)
-        workers = c.num_workers if c.num_workers >= 0 else (2 if self.device.type == "cuda" else 0)
-        return torch.utils.data.DataLoader(
-            EpochItems(self.dataset), batch_sampler=sampler, num_workers=workers,
-            pin_memory=self.device.type == "cuda", prefetch_factor=4 if workers else None,
-            # its own generator: a DataLoader draws its workers' base seed when it starts, and from the
-            # global RNG that would shift the training noise of a resumed run against an uninterrupted one
-            generator=torch.Generator().manual_seed(c.seed))
 
     def close(self) -> None:
         """Stop the worker processes."""

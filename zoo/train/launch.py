@@ -22,6 +22,8 @@ from .dist import distribute, init_process_group, is_sharded, undistribute
 from .loop import check_protocol, evaluate_split, fit
 from .rng import seed_everything
 
+RUN_LOCK = ".lock"
+
 
 def train_from_args(args) -> Path:
     """`zoo train`: build everything from CLI args and run (resuming if asked)."""
@@ -40,13 +42,22 @@ def train(arch: str, out, data: str | None = None, values: dict | None = None, r
           device="auto") -> Path:
     """Train `arch` into run folder `out`; returns the final/ folder."""
     from zoo.locks import hold
+    from zoo.outputs import check_folder_target, lstat_target
     from zoo.registry import get_registry
 
     run, registry = Path(out), get_registry()
     args = (arch, run, registry.architecture(arch), registry.trainer(arch), data, values or {}, resume, device)
     rank0 = int(os.environ.get("RANK", "0")) == 0
-    if rank0:
-        runfolder.check_run_folder(run, resume)
+    taken = ConfigError(f"{run} already exists; pass --resume to continue it, or choose a new --out")
+    # zoo.outputs' policy, before any work: a new path or a real folder (never a link, a file, a device or a FIFO);
+    # without --resume an empty one (but for its lock), with it a final/ the run may replace at its end
+    if rank0 and lstat_target(run, "run folder"):
+        if not resume and any(p.name != RUN_LOCK for p in run.iterdir()):
+            raise taken
+        if resume:
+            check_folder_target(run / "final", what="final model folder",
+                                advice="the run replaces it at the end: move what musezoo did not write out of it, "
+                                       "or train into a new --out")
     if resume and not (run / "run.json").is_file():
         raise ConfigError(f"{run} has no run.json to resume; start a new run without --resume")
     if not rank0:   # torchrun: rank 0 holds the run's lock for all
@@ -54,15 +65,16 @@ def train(arch: str, out, data: str | None = None, values: dict | None = None, r
     made = not run.exists()
     run.mkdir(parents=True, exist_ok=True)
     # one process per run folder: a second `zoo train --out RUN` would interleave checkpoints and metrics;
-    # flock is released by the OS when a run dies, so a killed run never blocks the next one
-    with hold(run / runfolder.RUN_LOCK, f"run folder {run}", error=ConfigError):
+    # flock is released by the OS when a run dies, so a killed run never blocks the next one; hold() refuses a
+    # lock file that is a link, a FIFO or holds anything but a pid
+    with hold(run / RUN_LOCK, f"run folder {run}", error=ConfigError):
         try:
-            if not resume and any(p.name != runfolder.RUN_LOCK for p in run.iterdir()):
-                raise ConfigError(f"{run} already exists; pass --resume to continue it, or choose a new --out")
+            if not resume and any(p.name != RUN_LOCK for p in run.iterdir()):   # again: another run may have ended
+                raise taken
             return _train_locked(*args)
         except BaseException:
-            if made and [p.name for p in run.iterdir()] == [runfolder.RUN_LOCK]:   # refused before anything was written
-                (run / runfolder.RUN_LOCK).unlink(missing_ok=True)
+            if made and [p.name for p in run.iterdir()] == [RUN_LOCK]:   # refused before anything was written
+                (run / RUN_LOCK).unlink(missing_ok=True)
                 run.rmdir()
             raise
 

@@ -1,4 +1,4 @@
-"""The run folder: its lock, run.json, metrics.jsonl, and the words that say where and on what it ran."""
+"""The run folder's run.json and metrics.jsonl, and the words that say where and on what it ran."""
 
 from __future__ import annotations
 
@@ -11,23 +11,6 @@ import torch
 
 from zoo.errors import ConfigError
 from zoo.safeio import read_bytes, read_json, write_text_atomic
-
-RUN_LOCK = ".lock"
-
-
-def check_run_folder(run: Path, resume: bool) -> None:
-    """zoo.outputs' policy for a run folder, before any work: a new path, or a real folder with a real lock file."""
-    from zoo.locks import check_lock_file
-    from zoo.outputs import check_folder_target, lstat_target
-
-    if lstat_target(run, "run folder") is None:
-        return
-    check_lock_file(run / RUN_LOCK, error=ConfigError)
-    if resume:   # final/, replaced when the run ends, must be one the run may replace: checked now, not at the end
-        check_folder_target(run / "final", what="final model folder",
-                            advice="the run replaces it at the end: move what musezoo did not write out of it, "
-                                   "or train into a new --out")
-
 
 def write_run_json(run: Path, arch, model_config, config, data, world, precision, where) -> None:
     """run.json: what --resume and zoo release rebuild the run from, and what the card names."""
