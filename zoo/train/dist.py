@@ -88,18 +88,13 @@ def no_grad_sync(trainer, skip: bool):
         return
     wrapped = [getattr(parent, attr) for parent, attr, _ in trainer._swapped]
     with contextlib.ExitStack() as stack:
-        sharded = []
         for module in (trainer.model, *wrapped, *trainer.units.values()):
             if isinstance(module, DistributedDataParallel):
                 stack.enter_context(module.no_sync())
             elif hasattr(module, "set_requires_gradient_sync"):
                 module.set_requires_gradient_sync(False)
-                sharded.append(module)
-        try:
-            yield
-        finally:
-            for module in sharded:
-                module.set_requires_gradient_sync(True)
+                stack.callback(module.set_requires_gradient_sync, True)
+        yield
 
 
 def all_reduce_sum(tensor: torch.Tensor, trainer) -> torch.Tensor:

@@ -125,8 +125,7 @@ def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, 
     model = model_cls(model_config, get_registry().new_tokenizer(model_cls))
     if init_state is not None:
         model.load_state_dict(init_state)
-    model = model.to(device)
-    model.train()
+    model = model.to(device).train()
     if dist.is_initialized():
         torch.manual_seed(config.seed * 7919 + dist.get_rank())  # same init everywhere, own noise per process
     trainer = trainer_cls(model, config, source=data, device=device)

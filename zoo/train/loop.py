@@ -44,9 +44,8 @@ def fit(trainer: Trainer, run: Path, data, step: int = 0, elapsed: float = 0.0) 
         log_line = bool(config.log_every and step % config.log_every == 0)
         logged = metrics_line or checkpointing or log_line
         if logged:   # float() waits for the device: only here, never every step
-            last = {k: float(v) for k, v in logs.items()}
-            last["lr"] = config.lr * factor
-            last.update({f"valid_{k}": v for k, v in valid.items()})
+            last = {**{k: float(v) for k, v in logs.items()}, "lr": config.lr * factor,
+                    **{f"valid_{k}": v for k, v in valid.items()}}
         if rank0:
             seconds = time.monotonic() - t0
             if metrics_line:
@@ -84,7 +83,7 @@ def train_step(trainer: Trainer, step: int) -> dict:
     (opt,) = trainer.optimizers.values()   # check_protocol made sure there is exactly one
     opt.zero_grad(set_to_none=True)
     logs: dict = {}
-    loss_sum = count = None
+    loss_sum = None
     for micro in range(n):
         # DDP/FSDP reduce gradients in the last micro-batch's backward only; the others accumulate locally
         with no_grad_sync(trainer, skip=micro < n - 1):
