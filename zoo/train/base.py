@@ -12,7 +12,7 @@ from zoo.errors import PluginError
 
 from .config import TrainConfig
 from .data import to_device
-from .dist import DDPModule, all_reduce_sum, full_tensor
+from .dist import DDPModule, all_reduce_sum
 
 
 class Trainer:
@@ -174,7 +174,8 @@ class Trainer:
         norm = torch.zeros(())
         if self.config.grad_clip > 0 and params:
             norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)   # a tensor: no host sync
-            norm = full_tensor(norm)   # fsdp: a DTensor; every rank gathers it here, not only rank 0 when logging
+            if hasattr(norm, "full_tensor"):   # fsdp: a DTensor; every rank gathers it here, not rank 0 when logging
+                norm = norm.full_tensor()
         opt.step()
         return norm
 

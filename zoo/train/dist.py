@@ -75,11 +75,6 @@ def undistribute(trainer) -> None:
     trainer.model = trainer.raw_model
 
 
-def is_sharded(trainer) -> bool:
-    """Whether the weights are split across processes (distributed=fsdp under torchrun)."""
-    return trainer.world_size > 1 and trainer.config.distributed == "fsdp"
-
-
 @contextlib.contextmanager
 def no_grad_sync(trainer, skip: bool):
     """While `skip`, gradients accumulate locally (micro-batches before the last): DDP's no_sync, FSDP's switch."""
@@ -104,12 +99,6 @@ def all_reduce_sum(tensor: torch.Tensor, trainer) -> torch.Tensor:
     on_comm = tensor.to(trainer._comm_device)
     dist.all_reduce(on_comm)
     return on_comm.to(tensor.device)
-
-
-def full_tensor(t):
-    """An ordinary tensor for a possibly sharded one (fsdp's DTensor; a collective then), else t itself."""
-    full = getattr(t, "full_tensor", None)
-    return full() if full is not None else t
 
 
 def broadcast_json(obj, trainer):

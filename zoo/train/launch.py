@@ -18,7 +18,7 @@ from zoo.safeio import write_text_atomic
 from . import ckpt, run as runfolder
 from .config import read_config_file, split_overrides
 from .data import DataLoop
-from .dist import distribute, init_process_group, is_sharded, undistribute
+from .dist import distribute, init_process_group, undistribute
 from .loop import check_protocol, evaluate_split, fit
 from .rng import seed_everything
 
@@ -174,7 +174,7 @@ def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, 
 def _plain_model(trainer, model_cls):
     """The trained model as one process holds it: itself, or under fsdp a copy rank 0 builds (None elsewhere)."""
     undistribute(trainer)
-    if not is_sharded(trainer):
+    if trainer.world_size == 1 or trainer.config.distributed != "fsdp":   # not sharded
         return trainer.raw_model
     weights = ckpt.full_weights(trainer)   # a collective: every rank calls it
     if trainer.rank != 0:
