@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import platform
 import sys
@@ -9,16 +10,14 @@ from pathlib import Path
 
 import torch
 
+from zoo.config import to_dict
 from zoo.errors import ConfigError
 from zoo.safeio import read_bytes, read_json, write_text_atomic
+from zoo.version import __version__
 
 def write_run_json(run: Path, arch, model_config, config, data, world, precision, where) -> None:
     """run.json: what --resume and zoo release rebuild the run from, and what the card names."""
-    import importlib.metadata
-
-    from zoo.config import to_dict
     from zoo.registry import get_registry
-    from zoo.version import __version__
 
     plugin = get_registry().get("architectures", arch).plugin
     try:
