@@ -1,18 +1,8 @@
-"""The training engine: one loop for every plugin (`zoo train`).
+"""The training engine: one loop for every plugin (`zoo train`); its modules are listed in docs/training.md.
 
-A plugin's Trainer subclass supplies its data, optimizers, step and (for FSDP) parallelize; the core owns
-device placement, bf16 autocast, the LR schedule, clipping, accumulation, seeding, evaluation, atomic
-checkpoints, --resume, torchrun (DDP or FSDP), progress and logs. Modules, each small:
-
-  config  TrainConfig, the LR schedule, --set/--config merging
-  base    the Trainer class a plugin subclasses
-  loop    the loop (fit) and one optimizer step (train_step)
-  data    the resumable, sharded sampler and data loop
-  dist    DDP / FSDP through Trainer.parallelize
-  ckpt    checkpoints through torch.distributed.checkpoint.state_dict
-  rng     per-process random states
-  run     the run folder: lock, run.json, metrics.jsonl, hardware
-  launch  `zoo train`: build, resume, fit, save final/
+A plugin's Trainer subclass supplies its data, optimizers, step and (for FSDP) parallelize; the core owns device
+placement, bf16 autocast, the LR schedule, clipping, accumulation, seeding, evaluation, atomic checkpoints,
+--resume, torchrun (DDP or FSDP), progress and logs.
 """
 
 from .base import Trainer, check_loss

@@ -1,4 +1,4 @@
-"""The Trainer base class: what a plugin implements, and the helpers its step uses."""
+"""The Trainer base class: what a plugin implements (REQUIRED, OPTIONAL), and the helpers its step uses."""
 
 from __future__ import annotations
 
@@ -12,23 +12,20 @@ from zoo.errors import PluginError
 
 from .config import TrainConfig
 from .data import to_device
-from .dist import all_reduce_sum, data_parallel, full_tensor
+from .dist import DDPModule, all_reduce_sum
 
 
 class Trainer:
-    """Base class of a plugin's training step. See docs/training.md and docs/plugins.md.
+    """Base class of a plugin's training step (docs/plugins.md), in one of two protocols (as in Lightning):
 
-    The step follows one of two protocols, chosen by `manual_optimization` (as in Lightning):
+    - manual_optimization False (default): training_step returns {"loss": tensor, ...logs}, or {"loss_sum": tensor,
+      "count": tensor, ...logs} for a sum over a count that varies between batches; the core does backward,
+      grad_accum, the division by the count of all processes and micro-batches, clipping and the one optimizer's step.
+    - True: training_step calls self.optimize(name, loss) for every update (a GAN: critic, then generator) and
+      returns only logs; grad_accum must be 1.
 
-    - False (the default): training_step returns {"loss": tensor with grad, ...logs}, or {"loss_sum": tensor
-      with grad, "count": tensor, ...logs} when the loss is a sum over a count that varies between batches
-      (tokens that are not padding); the core does backward, gradient accumulation (grad_accum), the
-      division by the count of all processes and micro-batches, clipping and the step of the one optimizer.
-    - True: training_step calls self.optimize(name, loss) for every update (a GAN: the critic's, then
-      the generator's) and returns only logs. grad_accum must be 1.
-
-    Anything else (a loss without a gradient, two optimizers with a returned loss, a manual step
-    that never calls optimize) is a PluginError, never a silent step that trains nothing.
+    Anything else (a loss without a gradient, two optimizers with a returned loss, a manual step that never calls
+    optimize) is a PluginError, never a silent step that trains nothing.
     """
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("training_step",)
@@ -60,10 +57,9 @@ class Trainer:
 
     # ---- what a plugin implements -------------------------------------------------
     def build_dataset(self, source: str | None, split: str):
-        """A map-style Dataset for 'train', 'valid' or 'test' (source None = the embedded data). Default: the
-        build_dataset(source, split, model) the plugin registers for its architecture (hook register_datasets),
-        which `zoo eval` and `zoo release` use too. Override it only for what training alone needs from the
-        training config (augmentation of the train split, a cap on the eval windows)."""
+        """A map-style Dataset for 'train', 'valid' or 'test' (source None: the embedded data)."""
+        # the builder the plugin registers (hook register_datasets), which zoo eval and zoo release use too; a
+        # trainer overrides this only for what training alone needs (augmentation, a cap on the eval windows)
         from zoo.registry import get_registry
 
         builder = get_registry().dataset_builder(self.raw_model.arch)
@@ -77,27 +73,24 @@ class Trainer:
         return {"main": torch.optim.AdamW(self.model.parameters(), lr=self.config.lr)}
 
     def parallelize(self, module: torch.nn.Module, mesh) -> torch.nn.Module:
-        """Under torchrun, make one trained network (one of model.state_files()) data-parallel on `mesh` (a 1-D
-        DeviceMesh of all processes) and return what the step should call. Default: DistributedDataParallel
-        under distributed=ddp; under distributed=fsdp, fully_shard(module) as one unit. Override it to choose
-        FSDP units: fully_shard each block first, then the whole module, so that only one block's weights are
-        gathered at a time (torchtitan's parallelize functions do the same)."""
+        """Under torchrun, one trained network made data-parallel on the 1-D `mesh`; returns what the step calls."""
+        # default: DDP, or one fully_shard unit; a plugin overrides it to fully_shard each block first, then the
+        # whole module, so that only one block's weights are gathered at a time (as torchtitan does)
         if self.config.distributed == "fsdp":
             from torch.distributed.fsdp import fully_shard
 
             fully_shard(module, mesh=mesh)
             return module
-        return data_parallel(module, self.device)
+        # gradient_as_bucket_view: gradients live in DDP's buckets, no second copy of them
+        return DDPModule(module, device_ids=[self.device] if self.device.type == "cuda" else None,
+                         gradient_as_bucket_view=True)
 
     def training_step(self, batch, step: int) -> dict:
-        """One optimizer step: return {'loss': tensor, ...logs} or {'loss_sum': tensor, 'count': tensor, ...logs},
-        or (manual_optimization) call self.optimize() and return logs. Log values may be tensors: the core
-        converts them only when it logs."""
+        """One optimizer step under the protocol above; log values may be tensors (converted only when logged)."""
         raise NotImplementedError
 
     def evaluate(self, dataset) -> dict:
-        """Metrics on held-out data (optional). Under torchrun every process calls it: use eval_batches()
-        and reduce_sum() to share the work, or compute on the whole dataset in each process."""
+        """Metrics on held-out data (optional); every process calls it: share the work with eval_batches, reduce_sum."""
         return {}
 
     def release_files(self) -> dict[str, bytes]:
@@ -105,8 +98,7 @@ class Trainer:
         return {}
 
     def card_sections(self, summary: dict) -> dict[str, str]:
-        """The plugin's own sections of the model card (title -> markdown), added to the core's (zoo.card): a
-        title Data, Training, Metrics or Limitations adds to that section. `summary` is what training measured."""
+        """The plugin's own model card sections (title -> markdown); Data, Training, ... add to the core's."""
         return {}
 
     # ---- helpers a step uses ------------------------------------------------------
@@ -124,15 +116,13 @@ class Trainer:
         return f"fp32 (no autocast on {self.device.type})"
 
     def autocast(self):
-        """bf16 autocast when amp is on and it pays (CUDA, or a CPU with AMX); a no-op elsewhere.
-        Parameters, gradients and optimizer state stay fp32 either way."""
+        """bf16 autocast where it pays (CUDA, a CPU with AMX), else a no-op; weights, grads, optimizer stay fp32."""
         if self.precision.startswith("bf16"):
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def optimize(self, name: str, loss: torch.Tensor):
-        """(manual_optimization) zero_grad, backward, clip, step of optimizer `name`. Under torchrun,
-        DDP averages the gradients during backward. Returns the grad norm as a tensor (no host sync)."""
+        """(manual_optimization) zero_grad, backward, clip and step optimizer `name`; the grad norm (no host sync)."""
         if not self.manual_optimization:
             raise PluginError(f"{type(self).__name__}.training_step called self.optimize(); set "
                               f"manual_optimization = True on the trainer, or return {{'loss': loss}} for the core to step")
@@ -151,8 +141,7 @@ class Trainer:
         return to_device(self.loop.next_batch(), self.device)
 
     def eval_batches(self, dataset, batch_size: int):
-        """Batches of `dataset` on self.device, in order: under torchrun (ddp) this process's share only
-        (examples rank, rank + N, ...). Sum what you measure and combine the sums with reduce_sum()."""
+        """Batches of `dataset` on self.device, in order; under ddp this process's share (rank, rank + N, ...)."""
         indices = range(len(dataset))
         if self._shards_eval:
             indices = indices[self.rank::self.world_size]
@@ -167,8 +156,8 @@ class Trainer:
 
     @property
     def _shards_eval(self) -> bool:
-        """Whether eval_batches() splits the data across processes: under ddp. With fsdp every forward
-        all-gathers weights, a collective, so all processes run the same forwards on every batch."""
+        # only under ddp: with fsdp every forward all-gathers weights (a collective), so all processes must run
+        # the same forwards on every batch
         return self.world_size > 1 and self.config.distributed == "ddp"
 
     @property
@@ -177,7 +166,7 @@ class Trainer:
         return self.device if self.device.type == "cuda" else torch.device("cpu")
 
     def _clip_and_step(self, opt, scale: float = 1.0):
-        """Multiply the gradients by `scale`, clip them to config.grad_clip and step `opt`; the grad norm (a tensor)."""
+        """Scale the gradients, clip them to config.grad_clip and step `opt`; the grad norm (a tensor)."""
         params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
         if scale != 1.0:
             for p in params:
@@ -185,7 +174,8 @@ class Trainer:
         norm = torch.zeros(())
         if self.config.grad_clip > 0 and params:
             norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)   # a tensor: no host sync
-            norm = full_tensor(norm)   # fsdp: a DTensor; every rank gathers it here, not only rank 0 when logging
+            if hasattr(norm, "full_tensor"):   # fsdp: a DTensor; every rank gathers it here, not rank 0 when logging
+                norm = norm.full_tensor()
         opt.step()
         return norm
 

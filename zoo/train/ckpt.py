@@ -1,11 +1,9 @@
 """Checkpoints through torch.distributed.checkpoint.state_dict, written as safetensors and JSON (no pickle).
 
-checkpoints/step-NNNNNN/ holds <stem>.safetensors per trained network (keys: parameter names),
-optimizer-NAME.safetensors (its tensors keyed "<parameter name>/<state key>", never by position),
-rng-rank{r}.safetensors per process, trainer_state.json (step, data position, each optimizer's
-param_groups and non-tensor state) and manifest.json. get_state_dict with full_state_dict and
-cpu_offload gathers one tensor at a time onto rank 0's CPU, so under fsdp only rank 0 ever holds the
-whole state; a resume reads the files on rank 0 and set_state_dict broadcasts them (broadcast_from_rank0).
+checkpoints/step-NNNNNN/ holds <stem>.safetensors per trained network, optimizer-NAME.safetensors (keyed
+"<parameter name>/<state key>", never by position), rng-rank{r}.safetensors, trainer_state.json and manifest.json.
+Full state dicts with cpu_offload gather one tensor at a time onto rank 0's CPU, so under fsdp only rank 0 ever
+holds the whole state; a resume reads the files on rank 0 and set_state_dict broadcasts them.
 """
 
 from __future__ import annotations
@@ -24,32 +22,30 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
                                                      set_optimizer_state_dict)
 
 from zoo.checkpoint import load_tensors, save_tensors, verify, write_manifest
-from zoo.outputs import atomic_folder
 from zoo.errors import CheckpointError
+from zoo.outputs import atomic_folder
 from zoo.safeio import read_json
 
 from .dist import broadcast_json
 from .rng import gather_rng, seed_new_rank, set_rng_state
+from .run import check_fields
 
 FORMAT = 2   # 1 (no "format" key): optimizer state keyed by position, refused with what to do instead
 _NAME = re.compile(r"step-\d{6,10}")   # what save_checkpoint writes (steps go up to 10**9)
-_LEFTOVER = re.compile(r"\.(step-\d+\.(tmp|old)-.+|trash-step-\d+)")   # atomic_folder's and _remove's
-
-
-def _options(trainer, **extra) -> StateDictOptions:
-    return StateDictOptions(full_state_dict=True, cpu_offload=trainer.world_size > 1, **extra)
+_LEFTOVER = re.compile(r"\.(step-\d+\.(tmp|old)-.+|trash-step-\d+)")   # atomic_folder's and the pruning's
 
 
 def full_weights(trainer) -> dict:
     """stem -> the whole state_dict of each trained network, on rank 0's CPU (empty on the other ranks)."""
-    return {stem: get_model_state_dict(m, options=_options(trainer)) for stem, m in trainer.units.items()}
+    options = StateDictOptions(full_state_dict=True, cpu_offload=trainer.world_size > 1)
+    return {stem: get_model_state_dict(m, options=options) for stem, m in trainer.units.items()}
 
 
 def save_checkpoint(run: Path, trainer, step: int, state: dict) -> Path | None:
-    """Write checkpoints/step-NNNNNN atomically, then keep only the newest K. Every process calls it (the
-    state is gathered tensor by tensor onto rank 0); rank 0 writes."""
+    """Write checkpoints/step-NNNNNN atomically and keep the newest K; every process calls it, rank 0 writes."""
     weights = full_weights(trainer)
-    optimizers = {name: get_optimizer_state_dict(trainer.raw_model, opt, options=_options(trainer))
+    options = StateDictOptions(full_state_dict=True, cpu_offload=trainer.world_size > 1)
+    optimizers = {name: get_optimizer_state_dict(trainer.raw_model, opt, options=options)
                   for name, opt in trainer.optimizers.items()}
     rngs = gather_rng(trainer)
     if trainer.rank != 0:
@@ -74,7 +70,9 @@ def save_checkpoint(run: Path, trainer, step: int, state: dict) -> Path | None:
     # they were damaged, and counting them deleted every fresh good checkpoint as soon as it was written
     done = [p for p in checkpoint_dirs(run) if int(p.name[5:]) <= step]
     for old in done[:-trainer.config.keep_checkpoints]:
-        _remove(old)
+        trash = old.with_name(f".trash-{old.name}")   # renamed first: never left half-deleted under its name
+        os.replace(old, trash)
+        shutil.rmtree(trash, ignore_errors=True)
     return path
 
 
@@ -136,10 +134,11 @@ def _choose(run: Path) -> dict | None:
 def _restore(path: Path, trainer, info: dict) -> None:
     """Rank 0 reads one verified checkpoint; set_state_dict hands every rank its part of it."""
     rank0, many = trainer.rank == 0, trainer.world_size > 1
+    device = "cpu" if many else trainer.device
     options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=many, strict=True)
     for stem, module in trainer.units.items():
-        tensors = load_tensors(path / f"{stem}.safetensors", "cpu" if many else trainer.device) if rank0 else {}
-        set_model_state_dict(module, tensors, options=options)
+        set_model_state_dict(module, load_tensors(path / f"{stem}.safetensors", device) if rank0 else {},
+                             options=options)
     for name, opt in trainer.optimizers.items():
         meta = info["optimizers"].get(name)
         if meta is None:
@@ -149,12 +148,10 @@ def _restore(path: Path, trainer, info: dict) -> None:
             # trainer_state.json (the full-state path needs a state tensor to learn the device from)
             set_optimizer_state_dict(trainer.raw_model, opt, _join_optimizer({}, meta),
                                      options=StateDictOptions(strict=True))
-            continue
-        osd = {}
-        if rank0:
-            tensors = load_tensors(path / f"optimizer-{name}.safetensors", "cpu" if many else trainer.device)
-            osd = _join_optimizer(tensors, meta)
-        set_optimizer_state_dict(trainer.raw_model, opt, osd, options=options)
+        else:
+            tensors = load_tensors(path / f"optimizer-{name}.safetensors", device) if rank0 else None
+            set_optimizer_state_dict(trainer.raw_model, opt, _join_optimizer(tensors, meta) if rank0 else {},
+                                     options=options)
     mine = path / f"rng-rank{trainer.rank}.safetensors"
     if mine.is_file():
         set_rng_state(load_tensors(mine), trainer.device)
@@ -163,8 +160,7 @@ def _restore(path: Path, trainer, info: dict) -> None:
 
 
 def checkpoint_dirs(run: Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first by step. Only folders named as save_checkpoint names them:
-    temp folders (a leading dot) and strays (step-000001.bak, step-latest, a link) are not checkpoints."""
+    """A run's complete checkpoints, oldest first; temps (.step-...) and strays (step-latest, links) are not."""
     folder = Path(run) / "checkpoints"
     if folder.is_symlink() or not folder.is_dir():
         return []
@@ -172,46 +168,25 @@ def checkpoint_dirs(run: Path) -> list[Path]:
     return sorted(found, key=lambda p: (int(p.name[5:]), p.name))
 
 
-def _remove(folder: Path) -> None:
-    """Delete a folder without ever leaving it half-deleted under its name: rename first, then delete."""
-    trash = folder.with_name(f".trash-{folder.name}")
-    os.replace(folder, trash)
-    shutil.rmtree(trash, ignore_errors=True)
-
-
 def clean_leftovers(run: Path) -> None:
-    """Remove the temp and trash folders a killed run left behind: only names this module and atomic_folder
-    make (a `checkpoints` that is a link, say to ~, is never cleaned)."""
+    """Remove the temp and trash folders a killed run left: only names this module and atomic_folder make."""
     folder = run / "checkpoints"
-    if folder.is_dir() and not folder.is_symlink():
+    if folder.is_dir() and not folder.is_symlink():   # a `checkpoints` that is a link, say to ~, is never cleaned
         for p in folder.iterdir():
             if _LEFTOVER.fullmatch(p.name) and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)
 
 
 def check_trainer_state(info, path) -> dict:
-    """A checkpoint's trainer_state.json, its numbers in range, else a CheckpointError naming the field.
-    Resume and release both read it; a tampered or damaged one is refused here, not deep in the data loop."""
+    """A checkpoint's trainer_state.json (resume and release read it), its numbers in range, else a CheckpointError."""
     if not isinstance(info, dict):
         raise CheckpointError(f"{path}: must be a JSON object; the checkpoint is damaged")
-
-    def whole(lo, hi):
-        return lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
-
-    checks = (("step", True, whole(0, 10 ** 9), "a whole number from 0 to 10^9"),
-              ("optimizers", True, lambda v: isinstance(v, dict), "an object"),
-              ("epoch", False, whole(0, 10 ** 12), "a whole number from 0 to 10^12"),
-              ("position", False, whole(0, 10 ** 12), "a whole number from 0 to 10^12"),
-              ("world_size", False, whole(1, 2 ** 20), "a whole number from 1"),
-              ("elapsed_s", False, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-               and math.isfinite(v) and 0 <= v <= 10 ** 12, "a finite number of seconds, 0 or more"),
-              ("last", False, lambda v: isinstance(v, dict), "an object"))
-    for key, required, ok, what in checks:
-        if key not in info:
-            if required:
-                raise CheckpointError(f"{path}: no {key!r}; the checkpoint is damaged")
-            continue
-        if not ok(info[key]):
-            raise CheckpointError(f"{path}: {key!r} must be {what}, got {str(info[key])[:40]!r}; the checkpoint "
-                                  f"is damaged or was edited")
+    fields = {"step": ("a whole number from 0 to 10^9", (0, 10 ** 9)), "optimizers": ("an object", dict),
+              "epoch": ("a whole number from 0 to 10^12", (0, 10 ** 12)),
+              "position": ("a whole number from 0 to 10^12", (0, 10 ** 12)),
+              "world_size": ("a whole number from 1", (1, 2 ** 20)),
+              "elapsed_s": ("a finite number of seconds, 0 or more", lambda v: isinstance(v, (int, float))
+                            and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 10 ** 12),
+              "last": ("an object", dict)}
+    check_fields(info, path, fields, ("step", "optimizers"), CheckpointError, "the checkpoint is damaged or was edited")
     return info

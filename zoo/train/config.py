@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from zoo import limits
 from zoo.config import removed_keys, valid_keys
 from zoo.errors import ConfigError
+from zoo.safeio import read_json
 
 
 @dataclass(frozen=True)
@@ -36,13 +38,10 @@ class TrainConfig:
     init: str = ""                  # start from a saved model's weights (name, folder or hf://): fine-tuning
 
     def __post_init__(self):
-        positive = ("steps", "batch_size", "grad_accum", "metrics_every", "ckpt_every", "keep_checkpoints")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "log_every", "eval_every"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name, lo in (("steps", 1), ("batch_size", 1), ("grad_accum", 1), ("metrics_every", 1), ("ckpt_every", 1),
+                         ("keep_checkpoints", 1), ("warmup_steps", 0), ("log_every", 0), ("eval_every", 0)):
+            if getattr(self, name) < lo:
+                raise ConfigError(f"{name} must be at least {lo}, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if self.grad_clip < 0:
@@ -55,8 +54,6 @@ class TrainConfig:
             raise ConfigError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError("min_lr_ratio must be between 0 and 1")
-        from zoo import limits
-
         # every whole number has an upper bound (a plugin's own fields too): grad_accum=10**9 never finished a step.
         # numpy's seeding takes 0..2**32-1: -1 or 2**32 was a traceback after the data load
         limits.check_whole_numbers(self, {"seed": (0, limits.MAX_SEED), "steps": (1, limits.MAX_STEPS),
@@ -77,12 +74,11 @@ def lr_factor(step: int, config: TrainConfig) -> float:
 
 
 def split_overrides(values: dict, model_cls, trainer_cls) -> tuple[dict, dict]:
-    """Send each key to the model config or the train config; unknown keys list the valid ones. A key that a
-    config class has removed (an old run or --config file may name it) goes to that class, which drops or
-    refuses it (zoo.config.drop_removed_keys)."""
+    """Send each key to the model config or the train config; unknown keys list the valid ones."""
     model_keys = set(valid_keys(model_cls.config_class))
     train_keys = set(valid_keys(trainer_cls.config_class))
-    # a key one class removed but the other still has goes to the one that has it
+    # a key a class removed (an old run or --config may name it) goes to it, to drop or refuse it
+    # (zoo.config.drop_removed_keys), unless the other class still has it
     to_model = model_keys | (set(removed_keys(model_cls.config_class)) - train_keys)
     to_train = train_keys | (set(removed_keys(trainer_cls.config_class)) - model_keys)
     unknown = sorted(set(values) - to_model - to_train)
@@ -95,8 +91,6 @@ def split_overrides(values: dict, model_cls, trainer_cls) -> tuple[dict, dict]:
 
 def read_config_file(path) -> dict:
     """A --config JSON file as flat key: value pairs ({"model": {...}, "train": {...}} sections are merged)."""
-    from zoo.safeio import read_json
-
     data = read_json(path, "--config file", ConfigError)   # bounded, regular files only ("--config /dev/zero")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must be a JSON object of key: value")

@@ -8,10 +8,9 @@ from zoo.errors import ConfigError, DataError
 
 
 class GlobalBatches(torch.utils.data.Sampler):
-    """This rank's slice of every global batch, from (epoch, position) on, for ever. Epoch e's order is
-    randperm(seed, e) and rank r takes the r-th 1/N of each global batch, so N processes together see
-    exactly the batches one process would. Items are (epoch, index): a dataset copied into a worker
-    process learns its epoch from them (set_epoch), not from the main process."""
+    """This rank's slice of every global batch from (epoch, position) on, for ever, as (epoch, index) items."""
+    # epoch e's order is randperm(seed, e); rank r takes the r-th 1/N of each global batch, so N processes
+    # together see exactly the batches one process would
 
     def __init__(self, n: int, batch_size: int, seed: int, rank: int, world: int, epoch: int, position: int):
         self.n, self.batch_size, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
@@ -30,7 +29,7 @@ class GlobalBatches(torch.utils.data.Sampler):
 
 
 class EpochItems(torch.utils.data.Dataset):
-    """dataset[(epoch, i)] is dataset[i] as it is in that epoch (set_epoch, for random crops)."""
+    """dataset[(epoch, i)] is dataset[i] in that epoch (set_epoch, for random crops), in worker processes too."""
 
     def __init__(self, dataset):
         self.dataset, self.epoch = dataset, None
@@ -47,9 +46,8 @@ class EpochItems(torch.utils.data.Dataset):
 
 
 class DataLoop:
-    """Seeded, resumable, sharded batches through a DataLoader (worker processes, pinned memory on CUDA).
-    (epoch, position) count global batches handed to the step, not what the workers prefetched, so a
-    checkpoint resumes at the next unseen batch whatever the number of processes or workers."""
+    """Seeded, resumable, sharded batches through a DataLoader (worker processes, pinned memory on CUDA)."""
+    # (epoch, position) count batches handed to the step, not prefetched ones: a resume starts at the next unseen
 
     def __init__(self, dataset, config, rank: int = 0, world: int = 1, epoch: int = 0, position: int = 0,
                  device="cpu"):
@@ -69,21 +67,18 @@ class DataLoop:
         if self.position >= self.per_batch:
             self.epoch, self.position = self.epoch + 1, 0
         if self._batches is None:
-            self._batches = iter(self._loader())
+            c = self.config
+            sampler = GlobalBatches(len(self.dataset), c.batch_size, c.seed, self.rank, self.world, self.epoch,
+                                    self.position)
+            workers = c.num_workers if c.num_workers >= 0 else (2 if self.device.type == "cuda" else 0)
+            self._batches = iter(torch.utils.data.DataLoader(
+                EpochItems(self.dataset), batch_sampler=sampler, num_workers=workers,
+                pin_memory=self.device.type == "cuda", prefetch_factor=4 if workers else None,
+                # its own generator: a DataLoader draws its workers' base seed when it starts, and from the
+                # global RNG that would shift the training noise of a resumed run against an uninterrupted one
+                generator=torch.Generator().manual_seed(c.seed)))
         self.position += 1
         return next(self._batches)
-
-    def _loader(self):
-        c = self.config
-        sampler = GlobalBatches(len(self.dataset), c.batch_size, c.seed, self.rank, self.world, self.epoch,
-                                self.position)
-        workers = c.num_workers if c.num_workers >= 0 else (2 if self.device.type == "cuda" else 0)
-        return torch.utils.data.DataLoader(
-            EpochItems(self.dataset), batch_sampler=sampler, num_workers=workers,
-            pin_memory=self.device.type == "cuda", prefetch_factor=4 if workers else None,
-            # its own generator: a DataLoader draws its workers' base seed when it starts, and from the
-            # global RNG that would shift the training noise of a resumed run against an uninterrupted one
-            generator=torch.Generator().manual_seed(c.seed))
 
     def close(self) -> None:
         """Stop the worker processes."""

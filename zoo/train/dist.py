@@ -1,10 +1,5 @@
-"""Distribution under torchrun, on PyTorch's public APIs only.
-
-Each trained network (each of model.state_files(), e.g. a GAN's generator and critic) goes through
-Trainer.parallelize(module, mesh): by default DistributedDataParallel under distributed=ddp, and one
-fully_shard unit under distributed=fsdp. A plugin overrides parallelize to choose its FSDP units
-(a transformer's blocks), as torchtitan's parallelize functions and Lightning's configure_model do.
-"""
+"""Distribution under torchrun on PyTorch's public APIs: each trained network (each of model.state_files(), e.g. a
+GAN's generator and critic) goes through Trainer.parallelize(module, mesh), as in torchtitan and Lightning."""
 
 from __future__ import annotations
 
@@ -18,8 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 
 class DDPModule(DistributedDataParallel):
-    """DistributedDataParallel that still answers the wrapped module's own attributes (config, helper methods),
-    so a plugin's step reads the same with and without torchrun."""
+    """DistributedDataParallel that answers the wrapped module's attributes, so a step reads the same without it."""
 
     def __getattr__(self, name):
         try:
@@ -37,13 +31,6 @@ class DDPModule(DistributedDataParallel):
         return super().forward(*args, **kwargs)
 
 
-def data_parallel(module: torch.nn.Module, device: torch.device) -> DDPModule:
-    """The default parallelize under distributed=ddp: replicated weights, gradients averaged in backward."""
-    ids = [device] if device.type == "cuda" else None
-    # gradient_as_bucket_view: gradients live in DDP's buckets, no second copy of them
-    return DDPModule(module, device_ids=ids, gradient_as_bucket_view=True)
-
-
 def init_process_group(device: torch.device) -> torch.device:
     """Under torchrun (WORLD_SIZE > 1): join the process group (NCCL on CUDA, gloo on the CPU); the device to use."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
@@ -55,12 +42,10 @@ def init_process_group(device: torch.device) -> torch.device:
 
 
 def distribute(trainer) -> None:
-    """Hand every trained network to trainer.parallelize and put what it returns where the step calls it: the
-    model itself (trainer.model), or the attribute of the model that held the network (model.critic). The
-    original modules stay in trainer.units for checkpoints, whose keys are the networks' own parameter names.
-    Must run before configure_optimizers (fully_shard swaps parameters for sharded ones)."""
-    trainer.units = dict(trainer.raw_model.state_files())
-    trainer._swapped = []
+    """Hand every trained network to trainer.parallelize and put what it returns where the step calls it."""
+    # trainer.model, or the model's attribute that held the network (model.critic); the original modules stay in
+    # trainer.units for checkpoints, keyed by their own parameter names. Runs before configure_optimizers,
+    # because fully_shard swaps parameters for sharded ones
     if trainer.world_size == 1:
         return
     from torch.distributed.device_mesh import init_device_mesh
@@ -90,38 +75,21 @@ def undistribute(trainer) -> None:
     trainer.model = trainer.raw_model
 
 
-def is_sharded(trainer) -> bool:
-    """Whether the weights are split across processes (distributed=fsdp under torchrun)."""
-    return trainer.world_size > 1 and trainer.config.distributed == "fsdp"
-
-
 @contextlib.contextmanager
 def no_grad_sync(trainer, skip: bool):
     """While `skip`, gradients accumulate locally (micro-batches before the last): DDP's no_sync, FSDP's switch."""
     if not skip or trainer.world_size == 1:
         yield
         return
+    wrapped = [getattr(parent, attr) for parent, attr, _ in trainer._swapped]
     with contextlib.ExitStack() as stack:
-        sharded = []
-        for module in _parallel_units(trainer):
+        for module in (trainer.model, *wrapped, *trainer.units.values()):
             if isinstance(module, DistributedDataParallel):
                 stack.enter_context(module.no_sync())
             elif hasattr(module, "set_requires_gradient_sync"):
                 module.set_requires_gradient_sync(False)
-                sharded.append(module)
-        try:
-            yield
-        finally:
-            for module in sharded:
-                module.set_requires_gradient_sync(True)
-
-
-def _parallel_units(trainer):
-    yield trainer.model
-    for parent, attr, _ in trainer._swapped:
-        yield getattr(parent, attr)
-    for module in trainer.units.values():
-        yield module
+                stack.callback(module.set_requires_gradient_sync, True)
+        yield
 
 
 def all_reduce_sum(tensor: torch.Tensor, trainer) -> torch.Tensor:
@@ -131,12 +99,6 @@ def all_reduce_sum(tensor: torch.Tensor, trainer) -> torch.Tensor:
     on_comm = tensor.to(trainer._comm_device)
     dist.all_reduce(on_comm)
     return on_comm.to(tensor.device)
-
-
-def full_tensor(t):
-    """An ordinary tensor for a possibly sharded one (fsdp's DTensor; a collective then), else t itself."""
-    full = getattr(t, "full_tensor", None)
-    return full() if full is not None else t
 
 
 def broadcast_json(obj, trainer):

@@ -18,20 +18,22 @@ from zoo.safeio import write_text_atomic
 from . import ckpt, run as runfolder
 from .config import read_config_file, split_overrides
 from .data import DataLoop
-from .dist import distribute, init_process_group, is_sharded, undistribute
+from .dist import distribute, init_process_group, undistribute
 from .loop import check_protocol, evaluate_split, fit
 from .rng import seed_everything
+
+RUN_LOCK = ".lock"
 
 
 def train_from_args(args) -> Path:
     """`zoo train`: build everything from CLI args and run (resuming if asked)."""
+    from zoo.device import set_threads
+
     values = read_config_file(args.config) if args.config else {}
     values.update(parse_overrides(args.overrides))
     for flag in ("steps", "batch_size", "lr", "seed", "log_every"):
         if getattr(args, flag, None) is not None:
             values[flag] = getattr(args, flag)
-    from zoo.device import set_threads
-
     set_threads(getattr(args, "threads", None))
     return train(args.arch, out=args.out, data=args.data, values=values, resume=args.resume, device=args.device)
 
@@ -40,51 +42,63 @@ def train(arch: str, out, data: str | None = None, values: dict | None = None, r
           device="auto") -> Path:
     """Train `arch` into run folder `out`; returns the final/ folder."""
     from zoo.locks import hold
+    from zoo.outputs import check_folder_target, lstat_target
     from zoo.registry import get_registry
 
-    registry = get_registry()
-    model_cls, trainer_cls = registry.architecture(arch), registry.trainer(arch)
-    run = Path(out)
+    run, registry = Path(out), get_registry()
+    args = (arch, run, registry.architecture(arch), registry.trainer(arch), data, values or {}, resume, device)
     rank0 = int(os.environ.get("RANK", "0")) == 0
-    if rank0:
-        runfolder.check_run_folder(run, resume)
+    taken = ConfigError(f"{run} already exists; pass --resume to continue it, or choose a new --out")
+    # zoo.outputs' policy, before any work: a new path or a real folder (never a link, a file, a device or a FIFO);
+    # without --resume an empty one (but for its lock), with it a final/ the run may replace at its end
+    if rank0 and lstat_target(run, "run folder"):
+        if not resume and any(p.name != RUN_LOCK for p in run.iterdir()):
+            raise taken
+        if resume:
+            check_folder_target(run / "final", what="final model folder",
+                                advice="the run replaces it at the end: move what musezoo did not write out of it, "
+                                       "or train into a new --out")
     if resume and not (run / "run.json").is_file():
         raise ConfigError(f"{run} has no run.json to resume; start a new run without --resume")
     if not rank0:   # torchrun: rank 0 holds the run's lock for all
-        return _train_locked(arch, run, model_cls, trainer_cls, data, values, resume, device)
+        return _train_locked(*args)
     made = not run.exists()
     run.mkdir(parents=True, exist_ok=True)
     # one process per run folder: a second `zoo train --out RUN` would interleave checkpoints and metrics;
-    # flock is released by the OS when a run dies, so a killed run never blocks the next one
-    with hold(run / runfolder.RUN_LOCK, f"run folder {run}", error=ConfigError):
+    # flock is released by the OS when a run dies, so a killed run never blocks the next one; hold() refuses a
+    # lock file that is a link, a FIFO or holds anything but a pid
+    with hold(run / RUN_LOCK, f"run folder {run}", error=ConfigError):
         try:
-            return _train_locked(arch, run, model_cls, trainer_cls, data, values, resume, device)
+            if not resume and any(p.name != RUN_LOCK for p in run.iterdir()):   # again: another run may have ended
+                raise taken
+            return _train_locked(*args)
         except BaseException:
-            if made and [p.name for p in run.iterdir()] == [runfolder.RUN_LOCK]:   # refused before anything was written
-                (run / runfolder.RUN_LOCK).unlink(missing_ok=True)
+            if made and [p.name for p in run.iterdir()] == [RUN_LOCK]:   # refused before anything was written
+                (run / RUN_LOCK).unlink(missing_ok=True)
                 run.rmdir()
             raise
 
 
-def _train_locked(arch, run: Path, model_cls, trainer_cls, data, values, resume: bool, device) -> Path:
+def _train_locked(arch, run: Path, model_cls, trainer_cls, data, values: dict, resume: bool, device) -> Path:
     from zoo.build import check_buildable
     from zoo.device import resolve_device
+    from zoo.loader import load
 
-    values = dict(values or {})
     if resume:
         saved = runfolder.read_run_json(run)
         if saved["arch"] != arch:
             raise ConfigError(f"{run} is a {saved['arch']} run, not {arch}")
         data = saved.get("data") if data is None else data
         values = {**saved["model_config"], **saved["train_config"], **values}
-    elif run.exists() and any(p.name != runfolder.RUN_LOCK for p in run.iterdir()):   # the lock: checked by hold()
-        raise ConfigError(f"{run} already exists; pass --resume to continue it, or choose a new --out")
     model_values, train_values = split_overrides(values, model_cls, trainer_cls)
-    init_state = None
+    init = None
     if train_values.get("init") and not resume:
         # fine-tuning: the saved model's config is the base that --set changes; its weights replace the init
-        init_config, init_state = _init_weights(train_values["init"], arch)
-        model_values = {**init_config, **model_values}
+        init = load(train_values["init"], device="cpu")
+        if init.arch != arch:
+            raise ConfigError(f"init={train_values['init']} is a {init.arch} model, not {arch}; fine-tune it with "
+                              f"zoo train {init.arch}")
+        model_values = {**to_dict(init.config), **model_values}
     model_config = config_from_dict(model_cls.config_class, model_values, what=f"{arch} config")
     train_config = config_from_dict(trainer_cls.config_class, {**trainer_cls.defaults, **train_values},
                                     what="training config")
@@ -92,7 +106,8 @@ def _train_locked(arch, run: Path, model_cls, trainer_cls, data, values, resume:
 
     dev = init_process_group(resolve_device(device))
     try:
-        final = _run(run, arch, model_cls, trainer_cls, model_config, train_config, data, dev, resume, init_state)
+        final = _run(run, arch, model_cls, trainer_cls, model_config, train_config, data, dev, resume,
+                     init.state_dict() if init is not None else None)
         if dist.is_initialized():
             # rank 0 still writes final/ and its card: the others wait, so that no rank tears down its gloo
             # threads while a peer is still connected (a rank leaving early aborted in about 1 run in 7)
@@ -103,25 +118,14 @@ def _train_locked(arch, run: Path, model_cls, trainer_cls, data, values, resume:
             dist.destroy_process_group()
 
 
-def _init_weights(name: str, arch: str) -> tuple[dict, dict]:
-    """The model config and weights (on the CPU) of the saved model `init` names, which must be an `arch`."""
-    from zoo.loader import load
-
-    saved = load(name, device="cpu")
-    if saved.arch != arch:
-        raise ConfigError(f"init={name} is a {saved.arch} model, not {arch}; fine-tune it with zoo train {saved.arch}")
-    return to_dict(saved.config), saved.state_dict()
-
-
-def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, resume, init_state=None) -> Path:
+def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, resume, init_state) -> Path:
     from zoo.registry import get_registry
 
     seed_everything(config.seed)
     model = model_cls(model_config, get_registry().new_tokenizer(model_cls))
     if init_state is not None:
         model.load_state_dict(init_state)
-    model = model.to(device)
-    model.train()
+    model = model.to(device).train()
     if dist.is_initialized():
         torch.manual_seed(config.seed * 7919 + dist.get_rank())  # same init everywhere, own noise per process
     trainer = trainer_cls(model, config, source=data, device=device)
@@ -134,13 +138,12 @@ def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, 
 
     if resume and rank0:
         ckpt.clean_leftovers(run)
-    info = ckpt.load_checkpoint(run, trainer) if resume else None
-    step = info["step"] if info else 0
-    trainer.loop = DataLoop(dataset, config, trainer.rank, trainer.world_size, epoch=info["epoch"] if info else 0,
-                            position=info["position"] if info else 0, device=device)
+    info = (ckpt.load_checkpoint(run, trainer) if resume else None) or {}
+    step = info.get("step", 0)
+    trainer.loop = DataLoop(dataset, config, trainer.rank, trainer.world_size, epoch=info.get("epoch", 0),
+                            position=info.get("position", 0), device=device)
     where = runfolder.hardware(device)
     if rank0:
-        run.mkdir(parents=True, exist_ok=True)
         runfolder.write_run_json(run, arch, model_config, config, data, trainer.world_size, trainer.precision, where)
         runfolder.report_start(arch, trainer, where)
         runfolder.truncate_metrics(run / "metrics.jsonl", step)
@@ -148,7 +151,7 @@ def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, 
             print(f"zoo: resuming {run} at step {step}" if info else f"zoo: no checkpoint in {run}; starting at step 0",
                   file=sys.stderr)
 
-    last, elapsed = fit(trainer, run, data, step, info.get("elapsed_s", 0.0) if info else 0.0)
+    last, elapsed = fit(trainer, run, data, step, info.get("elapsed_s", 0.0))
 
     test = evaluate_split(trainer, data, "test")
     summary = {"arch": arch, "steps": config.steps, "model_config": to_dict(model_config),
@@ -169,12 +172,11 @@ def _run(run, arch, model_cls, trainer_cls, model_config, config, data, device, 
 
 
 def _plain_model(trainer, model_cls):
-    """The trained model as one process holds it: the model itself, or under fsdp a copy built on rank 0 from
-    the gathered weights (a collective; None on the other ranks)."""
+    """The trained model as one process holds it: itself, or under fsdp a copy rank 0 builds (None elsewhere)."""
     undistribute(trainer)
-    if not is_sharded(trainer):
+    if trainer.world_size == 1 or trainer.config.distributed != "fsdp":   # not sharded
         return trainer.raw_model
-    weights = ckpt.full_weights(trainer)
+    weights = ckpt.full_weights(trainer)   # a collective: every rank calls it
     if trainer.rank != 0:
         return None
     model = trainer.raw_model

@@ -1,8 +1,4 @@
-"""The training loop: one screen, read top to bottom, as nanoGPT's train.py is.
-
-Everything it calls lives beside it: train_step (one optimizer step under the trainer's protocol), the
-checkpoints (ckpt), the data (data.DataLoop), distribution (dist) and the run folder (run).
-"""
+"""The training loop (fit), one screen read top to bottom as nanoGPT's train.py, and one optimizer step (train_step)."""
 
 from __future__ import annotations
 
@@ -46,16 +42,16 @@ def fit(trainer: Trainer, run: Path, data, step: int = 0, elapsed: float = 0.0) 
         checkpointing = step % config.ckpt_every == 0 or step == config.steps
         metrics_line = step % config.metrics_every == 0 or step == config.steps or evaluated
         log_line = bool(config.log_every and step % config.log_every == 0)
-        if metrics_line or checkpointing or log_line:   # float() waits for the device: only here, never every step
-            last = {k: float(v) for k, v in logs.items()}
-            last["lr"] = config.lr * factor
-            last.update({f"valid_{k}": v for k, v in valid.items()})
+        logged = metrics_line or checkpointing or log_line
+        if logged:   # float() waits for the device: only here, never every step
+            last = {**{k: float(v) for k, v in logs.items()}, "lr": config.lr * factor,
+                    **{f"valid_{k}": v for k, v in valid.items()}}
         if rank0:
             seconds = time.monotonic() - t0
             if metrics_line:
                 append_metrics(run, {"step": step, **last, "time_s": round(elapsed + seconds, 3)})
             progress.update(1)
-            if metrics_line or checkpointing or log_line:
+            if logged:
                 progress.set_postfix({k: f"{v:.4g}" for k, v in last.items() if k != "lr"}, refresh=False)
             if log_line:
                 rate = done / max(seconds, 1e-9)
@@ -73,8 +69,7 @@ def fit(trainer: Trainer, run: Path, data, step: int = 0, elapsed: float = 0.0) 
 
 
 def train_step(trainer: Trainer, step: int) -> dict:
-    """One optimizer step under the trainer's protocol (see Trainer). Logs stay tensors: no host sync here,
-    except for a step that returns loss_sum and count (the division needs the count of every process)."""
+    """One optimizer step under the trainer's protocol; logs stay tensors (no host sync but for loss_sum)."""
     name, n = type(trainer).__name__, trainer.config.grad_accum
     if trainer.manual_optimization:
         trainer.optimize_calls = 0
@@ -88,7 +83,7 @@ def train_step(trainer: Trainer, step: int) -> dict:
     (opt,) = trainer.optimizers.values()   # check_protocol made sure there is exactly one
     opt.zero_grad(set_to_none=True)
     logs: dict = {}
-    loss_sum = count = None
+    loss_sum = None
     for micro in range(n):
         # DDP/FSDP reduce gradients in the last micro-batch's backward only; the others accumulate locally
         with no_grad_sync(trainer, skip=micro < n - 1):
@@ -140,7 +135,7 @@ def check_protocol(trainer: Trainer) -> None:
 
 
 def evaluate_split(trainer: Trainer, data, split: str) -> dict:
-    """The plugin's metrics on a split; every process calls it (evaluate may share the work, reduce_sum)."""
+    """The plugin's metrics on a split; every process calls it (evaluate may share the work: reduce_sum)."""
     if type(trainer).evaluate is Trainer.evaluate:
         return {}
     was_training = trainer.raw_model.training

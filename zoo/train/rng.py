@@ -39,13 +39,12 @@ def set_rng_state(state: dict, device: torch.device) -> None:
 
 
 def gather_rng(trainer) -> list[dict]:
-    """Every rank's random states (all_gather, the simplest collective NCCL and gloo both have). Rank 0 writes
-    them, so saving needs no shared disk."""
+    """Every rank's random states, for rank 0 to write (so saving needs no shared disk)."""
     mine = rng_state(trainer.device)
     if trainer.world_size == 1:
         return [mine]
     ranks: list[dict] = [{} for _ in range(trainer.world_size)]
-    for key, value in mine.items():   # the same keys and shapes on every rank
+    for key, value in mine.items():   # the same keys and shapes on every rank; all_gather: NCCL and gloo have it
         parts = [torch.empty_like(value, device=trainer._comm_device) for _ in ranks]
         dist.all_gather(parts, value.to(trainer._comm_device))
         for r, part in enumerate(parts):
@@ -54,19 +53,15 @@ def gather_rng(trainer) -> list[dict]:
 
 
 def seed_new_rank(trainer, saved_world: int, step: int) -> None:
-    """A rank the checkpoint has no state for (more processes now): a fresh stream of its own, never a copy of
-    another rank's, which would make two GPUs draw the same noise."""
+    """A rank the checkpoint has no state for: a fresh stream of its own, never a copy of another rank's noise."""
     print(f"zoo: warning: rank {trainer.rank}: the checkpoint holds the random states of {saved_world} process(es); "
           f"this one starts a new seeded stream, so the run is not bit-identical to one without the change",
           file=sys.stderr)
-    seed = (trainer.config.seed * 7919 + trainer.rank) * 1_000_003 + step
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
+    seed_everything((trainer.config.seed * 7919 + trainer.rank) * 1_000_003 + step)
 
 
 def seed_everything(seed: int) -> None:
-    """The same seed for torch, numpy and Python's random."""
+    """The same seed for torch, numpy (which takes 0..2**32-1) and Python's random."""
     torch.manual_seed(seed)
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed % 2**32)

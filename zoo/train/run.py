@@ -1,49 +1,27 @@
-"""The run folder: its lock, run.json, metrics.jsonl, and the words that say where and on what it ran."""
+"""The run folder's run.json and metrics.jsonl, and the words that say where and on what it ran."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
-import os
 import platform
 import sys
 from pathlib import Path
 
 import torch
 
+from zoo.config import to_dict
 from zoo.errors import ConfigError
-from zoo.safeio import read_json, write_text_atomic
+from zoo.safeio import read_bytes, read_json, write_text_atomic
+from zoo.version import __version__
 
-RUN_LOCK = ".lock"
-
-
-def check_run_folder(run: Path, resume: bool) -> None:
-    """zoo.outputs' policy for a run folder, before any work: a new path or a real folder (never a link, a
-    file, a device or a FIFO); without --resume an existing one must be empty but for the run's own lock file;
-    its final/, replaced when the run ends, must be one the run may replace (checked now, not after training)."""
-    from zoo.locks import check_lock_file
-    from zoo.outputs import check_folder_target, lstat_target
-
-    if lstat_target(run, "run folder") is None:
-        return
-    check_lock_file(run / RUN_LOCK, error=ConfigError)
-    if not resume and any(p.name != RUN_LOCK for p in run.iterdir()):
-        raise ConfigError(f"{run} already exists; pass --resume to continue it, or choose a new --out")
-    check_folder_target(run / "final", what="final model folder",
-                        advice="the run replaces it at the end: move what musezoo did not write out of it, "
-                               "or train into a new --out")
-
-
-def write_run_json(run: Path, arch, model_config, config, data, world, precision="fp32", where=None) -> None:
+def write_run_json(run: Path, arch, model_config, config, data, world, precision, where) -> None:
     """run.json: what --resume and zoo release rebuild the run from, and what the card names."""
-    from zoo.version import __version__
-    from zoo.config import to_dict
     from zoo.registry import get_registry
 
     plugin = get_registry().get("architectures", arch).plugin
     try:
-        import importlib.metadata as md
-
-        plugin_version = md.version(plugin)
+        plugin_version = importlib.metadata.version(plugin)
     except Exception:
         plugin_version = None
     info = {"arch": arch, "model_config": to_dict(model_config), "train_config": to_dict(config), "data": data,
@@ -51,28 +29,36 @@ def write_run_json(run: Path, arch, model_config, config, data, world, precision
             "torch_version": torch.__version__, "world_size": world, "precision": precision,
             "hardware": where,   # what the card names: zoo release may run on another machine
             "command": sys.argv}
-    tmp = run / ".run.json.tmp"
-    tmp.write_text(json.dumps(info, indent=2) + "\n")
-    os.replace(tmp, run / "run.json")
+    write_text_atomic(run / "run.json", json.dumps(info, indent=2) + "\n")
+
+
+def check_fields(data: dict, where: str, fields: dict, required, error, advice: str) -> None:
+    """Each field `data` has (or requires) is of its kind: a type, (lo, hi) of a whole number, or a test."""
+    for key, (what, kind) in fields.items():
+        if key not in data and key not in required:
+            continue
+        value = data.get(key)
+        if isinstance(kind, tuple):
+            ok = isinstance(value, int) and not isinstance(value, bool) and kind[0] <= value <= kind[1]
+        else:
+            ok = isinstance(value, kind) if isinstance(kind, type) else kind(value)
+        if not ok:
+            raise error(f"{where}: {key!r} must be {what}, got {str(value)[:40]!r}; {advice}")
 
 
 def read_run_json(run: Path, error=ConfigError) -> dict:
-    """A run folder's run.json, checked: an object with arch, model_config and train_config (and, where present,
-    data, hardware, precision as strings and world_size a whole number), else one `error`."""
+    """A run folder's run.json, checked: an object with arch, model_config and train_config, else one `error`."""
     path = run / "run.json"
     saved = read_json(path, "run.json", error)
-    fields = (("arch", str, True), ("model_config", dict, True), ("train_config", dict, True),
-              ("data", str, False), ("hardware", str, False), ("precision", str, False), ("world_size", int, False))
     if not isinstance(saved, dict):
         raise error(f"{path}: malformed: must be a JSON object with arch, model_config and train_config (not "
                     f"{type(saved).__name__}); was it written by zoo train?")
-    for key, kind, required in fields:
-        value = saved.get(key)
-        if value is None and not required:
-            continue
-        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and not 1 <= value <= 2 ** 20):
-            what = {dict: "an object", str: "a string", int: "a whole number from 1"}[kind]
-            raise error(f"{path}: malformed: {key!r} must be {what}, got {str(value)[:40]!r}; was it written by zoo train?")
+    fields = {"arch": ("a string", str), "model_config": ("an object", dict), "train_config": ("an object", dict),
+              "data": ("a string", str), "hardware": ("a string", str), "precision": ("a string", str),
+              "world_size": ("a whole number from 1", (1, 2 ** 20))}
+    present = {k: v for k, v in saved.items() if v is not None}   # null is absent (data: the embedded corpus)
+    check_fields(present, f"{path}: malformed", fields, ("arch", "model_config", "train_config"), error,
+                 "was it written by zoo train?")
     return saved
 
 
@@ -84,8 +70,6 @@ def append_metrics(run: Path, line: dict) -> None:
 
 def read_metrics(run: Path) -> list[dict]:
     """The lines of a run's metrics.jsonl that hold a step, in order (bounded; a line cut short by a kill is skipped)."""
-    from zoo.safeio import read_bytes
-
     lines = []
     raw = read_bytes(run / "metrics.jsonl", 256 * 2**20, what="metrics log").decode("utf-8", "replace")
     for line in raw.splitlines():
@@ -100,17 +84,10 @@ def read_metrics(run: Path) -> list[dict]:
 
 
 def truncate_metrics(path: Path, step: int) -> None:
-    """After a resume, drop log lines from steps that are about to be redone."""
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            if json.loads(line)["step"] <= step:
-                keep.append(line)
-        except (ValueError, KeyError, TypeError, RecursionError):
-            continue  # a line cut short by a kill
-    write_text_atomic(path, "".join(l + "\n" for l in keep))   # O_TRUNC in place: a kill there left 0 bytes
+    """After a resume, drop the lines of metrics.jsonl (at `path`) from steps that are about to be redone."""
+    if path.exists():
+        kept = "".join(json.dumps(entry) + "\n" for entry in read_metrics(path.parent) if entry["step"] <= step)
+        write_text_atomic(path, kept)   # not O_TRUNC in place: a kill there left 0 bytes
 
 
 def report_start(arch: str, trainer, hardware_line: str) -> None:
@@ -152,8 +129,7 @@ def hardware(device) -> str:
 
 
 def data_name(data) -> str:
-    """The training data as the model card names it: the folder's or file's name only, because the card is
-    published by `zoo push` and a local path (/home/you/...) is nobody else's business. run.json keeps the path."""
+    """The training data as the card names it: the folder's or file's name only (a local path is nobody's business)."""
     if not data:
         return "embedded default"
     return Path(str(data)).expanduser().name or str(data)
