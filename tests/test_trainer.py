@@ -463,6 +463,16 @@ def test_the_run_lock_never_follows_a_link_or_opens_a_fifo(tiny, tmp_path, capsy
     assert "is a symbolic link" in _one_line(*_cli(capsys, "train", "tiny-lm", "--out", run, "--resume",
                                                    "--steps", 3))
     assert victim.read_text() == "precious"
+    (run / ".lock").unlink()
+    outside = tmp_path / "outside.json"                              # a run.json linked out of the run folder
+    outside.write_bytes((run / "run.json").read_bytes())
+    (run / "run.json").unlink()
+    (run / "run.json").symlink_to(outside)
+    assert "run.json: is a symbolic link" in _one_line(*_cli(capsys, "train", "tiny-lm", "--out", run, "--resume",
+                                                             "--steps", 3))
+    assert outside.read_bytes() == (run / "run.json").read_bytes() and (run / "run.json").is_symlink()
+    (run / ".lock").unlink()
+    (run / ".lock").symlink_to(victim)
 
     from zoo.errors import ZooError
     from zoo.locks import hold

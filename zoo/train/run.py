@@ -15,6 +15,7 @@ from zoo.errors import ConfigError
 from zoo.safeio import read_bytes, read_json, write_text_atomic
 from zoo.version import __version__
 
+
 def write_run_json(run: Path, arch, model_config, config, data, world, precision, where) -> None:
     """run.json: what --resume and zoo release rebuild the run from, and what the card names."""
     from zoo.registry import get_registry
@@ -29,6 +30,9 @@ def write_run_json(run: Path, arch, model_config, config, data, world, precision
             "torch_version": torch.__version__, "world_size": world, "precision": precision,
             "hardware": where,   # what the card names: zoo release may run on another machine
             "command": sys.argv}
+    if (run / "run.json").is_symlink():   # written through, a link would overwrite a file outside the run
+        raise ConfigError(f"{run / 'run.json'}: is a symbolic link; a run folder's run.json is musezoo's own file, "
+                          f"remove the link or choose another --out")
     write_text_atomic(run / "run.json", json.dumps(info, indent=2) + "\n")
 
 
