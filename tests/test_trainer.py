@@ -471,6 +471,18 @@ def test_the_run_lock_never_follows_a_link_or_opens_a_fifo(tiny, tmp_path, capsy
     assert "run.json: is a symbolic link" in _one_line(*_cli(capsys, "train", "tiny-lm", "--out", run, "--resume",
                                                              "--steps", 3))
     assert outside.read_bytes() == (run / "run.json").read_bytes() and (run / "run.json").is_symlink()
+    (run / "run.json").unlink()
+    (run / "run.json").write_bytes(outside.read_bytes())
+    for name in ("metrics.jsonl", "summary.json"):                   # the engine's other files in the run folder
+        (run / ".lock").unlink()
+        saved = (run / name).read_bytes()
+        (run / name).unlink()
+        (run / name).symlink_to(outside)
+        assert f"{name}: is a symbolic link" in _one_line(*_cli(capsys, "train", "tiny-lm", "--out", run, "--resume",
+                                                                  "--steps", 3))
+        assert outside.read_bytes() == (run / "run.json").read_bytes()
+        (run / name).unlink()
+        (run / name).write_bytes(saved)
     (run / ".lock").unlink()
     (run / ".lock").symlink_to(victim)
 

@@ -30,9 +30,10 @@ def write_run_json(run: Path, arch, model_config, config, data, world, precision
             "torch_version": torch.__version__, "world_size": world, "precision": precision,
             "hardware": where,   # what the card names: zoo release may run on another machine
             "command": sys.argv}
-    if (run / "run.json").is_symlink():   # written through, a link would overwrite a file outside the run
-        raise ConfigError(f"{run / 'run.json'}: is a symbolic link; a run folder's run.json is musezoo's own file, "
-                          f"remove the link or choose another --out")
+    for name in ("run.json", "metrics.jsonl", "summary.json"):   # written through, a link would change a file
+        if (run / name).is_symlink():                              # outside the run
+            raise ConfigError(f"{run / name}: is a symbolic link; a run folder's {name} is musezoo's own file, "
+                              f"remove the link or choose another --out")
     write_text_atomic(run / "run.json", json.dumps(info, indent=2) + "\n")
 
 
