@@ -21,11 +21,10 @@ def folder_facts(folder) -> dict:
     folder = Path(folder)
     files = {path.name: path.stat().st_size for path in sorted(folder.iterdir())
              if path.is_file() and any(path.match(p) for p in MODEL_FILE_PATTERNS)}
-    parameters, count = _parameters_by_file(folder)
+    parameters = _parameters_by_file(folder)
     if not parameters:   # not buildable (a plugin missing): the tensors in the files' headers are counted
         parameters = {Path(name).stem: sum(math.prod(shape) for _, shape in safetensors_header(folder / name).values())
                       for name in files if name.endswith(".safetensors")}
-        count = sum(parameters.values())
     total = sum(files.values())
     card = folder / "README.md"
     metrics = {}
@@ -33,15 +32,15 @@ def folder_facts(folder) -> dict:
         from zoo.safeio import read_bytes
 
         metrics = card_metrics(read_bytes(card, MAX_CARD_BYTES, "model card", prefix=True).decode("utf-8", "replace"))
-    # as Model.num_parameters() and the model card count them (a GAN's moving average of its generator is a copy,
-    # not more model); "model" is what generate() uses, parameters_by_file tells the state files apart
-    return {"parameters": count, "parameters_by_file": parameters,
+    # all state files, as Model.num_parameters() and the model card count them; "model" is what generate() uses,
+    # other state files (a GAN's critic) are for training: parameters_by_file tells them apart
+    return {"parameters": sum(parameters.values()), "parameters_by_file": parameters,
             "size": human_bytes(total), "size_bytes": total, "file_sizes": files, "metrics": metrics}
 
 
-def _parameters_by_file(folder: Path) -> tuple[dict[str, int] | None, int]:
-    """Parameters per state file present (no buffers) and Model.num_parameters(), of the model built on the meta
-    device; (None, 0) when the folder cannot be built."""
+def _parameters_by_file(folder: Path) -> dict[str, int] | None:
+    """Parameters per state file as Model.num_parameters() counts them (no buffers), built on the meta device;
+    None when the folder cannot be built."""
     from zoo.build import check_against_weights
     from zoo.errors import ZooError
     from zoo.loader import read_folder
@@ -50,9 +49,9 @@ def _parameters_by_file(folder: Path) -> tuple[dict[str, int] | None, int]:
         saved = read_folder(folder)
         model = check_against_weights(saved.cls, saved.config, saved.tokenizer, folder, saved.cls.optional_state_files)
     except (ZooError, KeyError, TypeError):
-        return None, 0
-    return ({stem: sum(p.numel() for p in module.parameters()) for stem, module in sorted(model.state_files().items())
-             if (folder / f"{stem}.safetensors").is_file()}, model.num_parameters())
+        return None
+    return {stem: sum(p.numel() for p in module.parameters()) for stem, module in sorted(model.state_files().items())
+            if (folder / f"{stem}.safetensors").is_file()}
 
 
 def card_metrics(text: str) -> dict:
