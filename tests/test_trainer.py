@@ -670,3 +670,17 @@ def test_non_finite_numbers_in_a_config_file(tiny, tmp_path, capsys):
     line = one_error_line(*cli_in_process(capsys, "train", "tiny-lm", "--out", tmp_path / "r", "--config", tmp_path / "c.json"))
     assert "'lr' must be a finite number, got inf" in line
     assert not (tmp_path / "r").exists()
+
+
+def test_a_resume_truncates_the_log_line_by_line_keeping_lines_as_written(tmp_path):
+    """truncate_metrics streams: a line longer than any log line (2 MiB, no newline for a while) is skipped, not read
+    whole; lines from redone steps, cut-short lines and lines without a step go; kept lines keep their bytes."""
+    from zoo.train import truncate_metrics
+    from zoo.train.run import MAX_LOG_LINE
+
+    log = tmp_path / "metrics.jsonl"
+    kept = b'{"step": 1, "loss": 2.5}\n{"step":2,"loss":1.0}\n'
+    log.write_bytes(kept[:25] + b'{"step": 1, "x": "' + b"a" * (2 * MAX_LOG_LINE) + b'"}\n' + kept[25:]
+                    + b'{"note": "no step"}\n{"step": 3}\n{"step": 4, "lo')
+    truncate_metrics(log, 2)
+    assert log.read_bytes() == kept

@@ -12,7 +12,7 @@ import torch
 
 from zoo.config import to_dict
 from zoo.errors import ConfigError
-from zoo.safeio import read_bytes, read_json, write_text_atomic
+from zoo.safeio import atomic_write, read_bytes, read_json, write_text_atomic
 from zoo.version import __version__
 
 
@@ -73,26 +73,39 @@ def append_metrics(run: Path, line: dict) -> None:
         f.write(json.dumps(line) + "\n")
 
 
+MAX_LOG_LINE = 1 << 20   # bytes: a metrics line is a few hundred; a longer one is not the engine's
+
+
 def read_metrics(run: Path) -> list[dict]:
     """The lines of a run's metrics.jsonl that hold a step, in order (bounded; a line cut short by a kill is skipped)."""
-    lines = []
-    raw = read_bytes(run / "metrics.jsonl", 256 * 2**20, what="metrics log").decode("utf-8", "replace")
-    for line in raw.splitlines():
-        try:
-            entry = json.loads(line)
-        except (ValueError, RecursionError):
-            continue   # a line cut short by a kill
-        step = entry.get("step") if isinstance(entry, dict) else None
-        if isinstance(step, int) and not isinstance(step, bool):   # a number, a string, a line without a step:
-            lines.append(entry)                                     # not a log line, skipped
-    return lines
+    raw = read_bytes(run / "metrics.jsonl", 256 * 2**20, what="metrics log")
+    return [entry for entry in map(_log_entry, raw.splitlines()) if entry is not None]
+
+
+def _log_entry(line: bytes) -> dict | None:
+    """A metrics line as a dict with a whole-number step; None for anything else (a line cut short by a kill)."""
+    try:
+        entry = json.loads(line)
+    except (ValueError, RecursionError):   # (UnicodeDecodeError is a ValueError)
+        return None
+    step = entry.get("step") if isinstance(entry, dict) else None
+    return entry if isinstance(step, int) and not isinstance(step, bool) else None
 
 
 def truncate_metrics(path: Path, step: int) -> None:
     """After a resume, drop the lines of metrics.jsonl (at `path`) from steps that are about to be redone."""
-    if path.exists():
-        kept = "".join(json.dumps(entry) + "\n" for entry in read_metrics(path.parent) if entry["step"] <= step)
-        write_text_atomic(path, kept)   # not O_TRUNC in place: a kill there left 0 bytes
+    if not path.is_file():
+        return
+    # streamed, line by bounded line: a long run's log may be larger than memory (or than read_metrics reads)
+    with open(path, "rb") as log, atomic_write(path) as tmp, open(tmp, "wb") as out:   # not O_TRUNC in place:
+        while line := log.readline(MAX_LOG_LINE):                                           # a kill left 0 bytes
+            if not line.endswith(b"\n") and len(line) == MAX_LOG_LINE:   # too long to be a log line: skip it
+                while (rest := log.readline(MAX_LOG_LINE)) and not rest.endswith(b"\n"):
+                    pass
+                continue
+            entry = _log_entry(line)
+            if entry is not None and entry["step"] <= step:
+                out.write(line.rstrip(b"\n") + b"\n")
 
 
 def report_start(arch: str, trainer, hardware_line: str) -> None:
