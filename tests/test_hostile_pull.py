@@ -6,6 +6,7 @@ Runs against the same loopback olah server as tests/test_hub.py (its fixtures ar
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -162,6 +163,15 @@ class _Hostile(BaseHTTPRequestHandler):
             self.wfile.write(b" ")
             self.wfile.flush()
             time.sleep(1)
+
+    def _echo(self):   # an error whose request id (shown on the error's first line) quotes the Authorization header
+        body = json.dumps({"error": "bad request"}).encode()
+        self.send_response(400)
+        self.send_header("X-Request-Id", f"bad credentials: {self.headers.get('authorization')}")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def _slow_headers(self):   # a status line, then a header that never ends, a byte a second
         self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
@@ -346,3 +356,22 @@ def test_the_watchdog_waits_again_when_arriving_bytes_moved_the_deadline():
         assert current.expired and time.monotonic() - current.start >= 3.3   # past the moved deadline
     finally:
         current.close()
+
+
+@pytest.mark.parametrize("where", ["HUGGING_FACE_HUB_TOKEN", "login"])
+def test_a_token_the_server_echoes_never_reaches_the_error_line(hostile, hub_at, tiny_model, tmp_path, capsys,
+                                                                 monkeypatch, where):
+    """huggingface_hub sends the token of $HF_TOKEN, $HUGGING_FACE_HUB_TOKEN or `hf auth login`'s file; whichever it
+    sent, a server that quotes it back in its error gets it starred out of zoo's one line."""
+    point, _ = hub_at
+    point(f"{hostile}/echo")
+    if where == "login":   # the file `hf auth login` writes
+        from huggingface_hub import constants
+
+        (tmp_path / "token").write_text(TOKEN)
+        monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "token"))
+    else:
+        monkeypatch.setenv(where, TOKEN)
+    folder = tiny_model.save_pretrained(tmp_path / "m")
+    line = one_error_line(*cli_in_process(capsys, "push", folder, "zoo-tests/x"))
+    assert "bad credentials: Bearer ***" in line and TOKEN not in line, line

@@ -131,7 +131,9 @@ def _first_line(exc: BaseException, token=None) -> str:
     """The exception's first line, for a one-line message; never a token, whatever the server echoed."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = lines[0] if lines else type(exc).__name__
-    for secret in {token if isinstance(token, str) else None, os.environ.get("HF_TOKEN")} - {None, ""}:
+    from huggingface_hub import get_token   # HF_TOKEN, HUGGING_FACE_HUB_TOKEN or the `hf auth login` file
+
+    for secret in {token if isinstance(token, str) else None, os.environ.get("HF_TOKEN"), get_token()} - {None, ""}:
         text = text.replace(secret, "***")
     return " ".join(text.split())
 
