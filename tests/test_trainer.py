@@ -484,6 +484,16 @@ def test_the_run_lock_never_follows_a_link_or_opens_a_fifo(tiny, tmp_path, capsy
         (run / name).unlink()
         (run / name).write_bytes(saved)
     (run / ".lock").unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run / "checkpoints").rename(tmp_path / "checkpoints")
+    (run / "checkpoints").symlink_to(elsewhere, target_is_directory=True)
+    assert "checkpoints: is a symbolic link" in _one_line(*_cli(capsys, "train", "tiny-lm", "--out", run, "--resume",
+                                                               "--steps", 3))
+    assert not any(elsewhere.iterdir())
+    (run / "checkpoints").unlink()
+    (tmp_path / "checkpoints").rename(run / "checkpoints")
+    (run / ".lock").unlink()
     (run / ".lock").symlink_to(victim)
 
     from zoo.errors import ZooError

@@ -30,10 +30,10 @@ def write_run_json(run: Path, arch, model_config, config, data, world, precision
             "torch_version": torch.__version__, "world_size": world, "precision": precision,
             "hardware": where,   # what the card names: zoo release may run on another machine
             "command": sys.argv}
-    for name in ("run.json", "metrics.jsonl", "summary.json"):   # written through, a link would change a file
-        if (run / name).is_symlink():                              # outside the run
-            raise ConfigError(f"{run / name}: is a symbolic link; a run folder's {name} is musezoo's own file, "
-                              f"remove the link or choose another --out")
+    for name in ("run.json", "metrics.jsonl", "summary.json", "checkpoints"):   # written through, a link would
+        if (run / name).is_symlink():                                            # change what is outside the run
+            raise ConfigError(f"{run / name}: is a symbolic link; a run folder's {name} is musezoo's own, remove "
+                              f"the link or choose another --out")
     write_text_atomic(run / "run.json", json.dumps(info, indent=2) + "\n")
 
 
