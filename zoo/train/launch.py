@@ -71,6 +71,7 @@ def train(arch: str, out, data: str | None = None, values: dict | None = None, r
         try:
             if not resume and any(p.name != RUN_LOCK for p in run.iterdir()):   # again: another run may have ended
                 raise taken
+            runfolder.refuse_links(run)
             return _train_locked(*args)
         except BaseException:
             if made and [p.name for p in run.iterdir()] == [RUN_LOCK]:   # refused before anything was written

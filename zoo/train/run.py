@@ -16,6 +16,15 @@ from zoo.safeio import atomic_write, read_bytes, read_json, write_text_atomic
 from zoo.version import __version__
 
 
+def refuse_links(run: Path) -> None:
+    """A ConfigError if the engine's own files in a run folder are links: written through, they change what is
+    outside the run (and a linked checkpoints/ hides the run's checkpoints from --resume)."""
+    for name in ("run.json", "metrics.jsonl", "summary.json", "checkpoints"):
+        if (run / name).is_symlink():
+            raise ConfigError(f"{run / name}: is a symbolic link; a run folder's {name} is musezoo's own, remove "
+                              f"the link or choose another --out")
+
+
 def write_run_json(run: Path, arch, model_config, config, data, world, precision, where) -> None:
     """run.json: what --resume and zoo release rebuild the run from, and what the card names."""
     from zoo.registry import get_registry
@@ -30,10 +39,6 @@ def write_run_json(run: Path, arch, model_config, config, data, world, precision
             "torch_version": torch.__version__, "world_size": world, "precision": precision,
             "hardware": where,   # what the card names: zoo release may run on another machine
             "command": sys.argv}
-    for name in ("run.json", "metrics.jsonl", "summary.json", "checkpoints"):   # written through, a link would
-        if (run / name).is_symlink():                                            # change what is outside the run
-            raise ConfigError(f"{run / name}: is a symbolic link; a run folder's {name} is musezoo's own, remove "
-                              f"the link or choose another --out")
     write_text_atomic(run / "run.json", json.dumps(info, indent=2) + "\n")
 
 
