@@ -46,6 +46,7 @@ def distribute(trainer) -> None:
     # trainer.model, or the model's attribute that held the network (model.critic); the original modules stay in
     # trainer.units for checkpoints, keyed by their own parameter names. Runs before configure_optimizers,
     # because fully_shard swaps parameters for sharded ones
+    trainer.units = dict(trainer.raw_model.state_files())   # as they are now: a Trainer may have swapped one since
     if trainer.world_size == 1:
         return
     from torch.distributed.device_mesh import init_device_mesh

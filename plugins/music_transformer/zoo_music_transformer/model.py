@@ -336,8 +336,6 @@ class MusicTransformer(Model):
         elif use_cache:
             decoder = CachedDecoder(net, B, size=min(needed, cfg.block_size))
         for i in range(length):
-            if on_token is not None:   # generate() shows progress with it
-                on_token()
             if not use_cache:
                 logits = net(seq[:, -cfg.block_size:])[:, -1]
             elif decoder.length is None or decoder.length >= cfg.block_size:
@@ -350,6 +348,8 @@ class MusicTransformer(Model):
             nxt = sample(logits, temperature, top_k, top_p, generator)
             nxt = torch.where(done, torch.full_like(nxt, cfg.pad_id), nxt)
             out[:, i] = nxt
+            if on_token is not None:   # generate() shows progress with it
+                on_token()
             done |= nxt == cfg.eos_id
             if bool(done.all()):
                 break

@@ -45,17 +45,24 @@ def pieces(model, num: int, seed: int | None, prompt, length: int, temperature: 
     if seed is not None:   # piece k draws from its own CPU generator seeded seed + k: it can be re-made alone
         generator = [torch.Generator().manual_seed(int(seed) + k) for k in range(num)]
     context = ids[-(model.config.block_size - 1):]  # what the model sees
-    # a thousand tokens take a while on a CPU: a bar on a terminal, nothing in a pipe or a log
-    progress = bar(total=length, desc="tokens", unit="token")
+    # a thousand tokens take a while on a CPU: a bar on a terminal, nothing in a pipe or a log; made at the first
+    # token, so that it does not stand at 0 while the weights are quantized or the step compiles
+    progress = []
+
+    def on_token():
+        if not progress:
+            progress.append(bar(total=length, desc="tokens", unit="token"))
+        progress[0].update(1)
+
     was_training = model.training
     model.eval()
     try:
         new = model.generate_tokens(context[None].expand(num, -1), length, temperature, top_k, top_p, generator,
-                                    allow_eos=allow_eos, compile=compile, quantize=quantize,
-                                    on_token=lambda: progress.update(1))
+                                    allow_eos=allow_eos, compile=compile, quantize=quantize, on_token=on_token)
     finally:
         model.train(was_training)
-        progress.close()
+        for p in progress:
+            p.close()
     full = torch.cat([ids[None].expand(num, -1).to(new.device), new], 1) if include_prompt else new
     midis = [model.tokenizer.decode(row.cpu()) for row in full]
     if max_note_s is not None:  # a small model sometimes never ends a note: it would sound to the end
