@@ -375,3 +375,60 @@ def test_a_token_the_server_echoes_never_reaches_the_error_line(hostile, hub_at,
     folder = tiny_model.save_pretrained(tmp_path / "m")
     line = one_error_line(*cli_in_process(capsys, "push", folder, "zoo-tests/x"))
     assert "bad credentials: Bearer ***" in line and TOKEN not in line, line
+
+
+class _ForwardProxy(BaseHTTPRequestHandler):
+    """A plain-HTTP forward proxy: it gets absolute URLs, fetches them and logs each one."""
+
+    protocol_version = "HTTP/1.1"
+    seen: list = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        import http.client
+        from urllib.parse import urlsplit
+
+        self.seen.append(self.path)
+        url = urlsplit(self.path)
+        upstream = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+        upstream.request(self.command, url.path + (f"?{url.query}" if url.query else ""),
+                         headers={k: v for k, v in self.headers.items() if k.lower() != "proxy-connection"})
+        answer = upstream.getresponse()
+        body = answer.read()
+        self.send_response(answer.status)
+        for key, value in answer.getheaders():
+            if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_HEAD = do_GET
+
+
+def test_the_proxy_of_the_environment_carries_the_hub_calls(hostile, hub_at, capsys, monkeypatch):
+    """Behind a proxy (HTTP_PROXY), zoo's bounded client goes through it, as huggingface_hub's own would: httpx
+    drops the environment's proxies for a client with its own transport, so zoo mounts them again."""
+    from huggingface_hub import close_session
+
+    point, _ = hub_at
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _ForwardProxy)
+    threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    for var in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    point(f"{hostile}/html")
+    _ForwardProxy.seen.clear()
+    close_session()   # the next Hub call makes its client with this environment
+    try:
+        line = one_error_line(*cli_in_process(capsys, "pull", "zoo-tests/anything"))
+    finally:
+        monkeypatch.undo()
+        close_session()
+        proxy.shutdown()
+        proxy.server_close()
+    assert "did not answer as a Hugging Face Hub does" in line, line
+    assert _ForwardProxy.seen and all(u.startswith(f"{hostile}/html") for u in _ForwardProxy.seen), _ForwardProxy.seen

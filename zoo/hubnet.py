@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import httpx2
+from httpx2._utils import get_environment_proxies   # what httpx itself reads (HTTPS_PROXY, NO_PROXY ...)
 from huggingface_hub import get_session, set_client_factory
 
 from zoo import limits
@@ -211,7 +212,12 @@ def _install() -> None:
     base = get_session()
     options = {"event_hooks": {name: list(fns) for name, fns in base.event_hooks.items()}, "timeout": base.timeout,
                "follow_redirects": base.follow_redirects, "headers": base.headers.copy()}
-    set_client_factory(lambda: httpx2.Client(**options, transport=_Transport()))
+    def client() -> httpx2.Client:
+        # a client given its own transport ignores HTTP(S)_PROXY and NO_PROXY: mount them again, bounded as well
+        mounts = {pattern: url and _Transport(proxy=url) for pattern, url in get_environment_proxies().items()}
+        return httpx2.Client(**options, transport=_Transport(), mounts=mounts)
+
+    set_client_factory(client)
 
 
 _install()   # once, on import (zoo.hub imports this module for its first Hub call): outside a call it changes nothing
