@@ -7,10 +7,11 @@ import fnmatch
 import importlib
 import importlib.resources
 import os
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from zoo.errors import CheckpointError, PluginError, UnknownNameError
+from zoo.errors import CheckpointError, ConfigError, PluginError, UnknownNameError
 
 KINDS = ("architectures", "tokenizers", "trainers", "datasets", "pretrained")
 _SINGULAR = {"architectures": "architecture", "tokenizers": "tokenizer", "trainers": "trainer",
@@ -80,8 +81,6 @@ class Registry:
                 f"uninstall one, or choose with ZOO_PLUGINS"
             )
         if kind == "pretrained":
-            from dataclasses import replace
-
             if not isinstance(target, PretrainedSpec):
                 raise PluginError(f"plugin {plugin!r}: register_pretrained needs a zoo.PretrainedSpec")
             target = replace(target, plugin=plugin)
@@ -92,10 +91,12 @@ class Registry:
 
     def _warn(self, plugin: str, message: str) -> None:
         """A registration that works but lacks something: kept for `zoo list`/`zoo plugins`, warned in Python."""
-        import warnings
-
         self.warnings.append((plugin, message))
         warnings.warn(f"zoo plugin {plugin!r}: {message}", UserWarning, stacklevel=3)
+
+    def has(self, kind: str, name: str) -> bool:
+        """Whether a plugin registers the name (two that conflict included)."""
+        return name in self.entries[kind] or (kind, name) in self.conflicts
 
     def names(self, kind: str, pattern: str = "*") -> list[str]:
         """Registered names of one kind matching an fnmatch pattern, sorted."""
@@ -127,8 +128,7 @@ class Registry:
         return self.get("tokenizers", name).load()
 
     def new_tokenizer(self, model_cls):
-        """A fresh tokenizer, with its default parameters, of the kind a Model class names (tokenizer_name);
-        None when it names none. What zoo.create and zoo train give a new model (zoo.load reads tokenizer.json)."""
+        """A fresh tokenizer of a Model class's tokenizer_name, for zoo.create and zoo train; None without one."""
         name = getattr(model_cls, "tokenizer_name", "")
         return self.tokenizer(name)() if name else None
 
@@ -139,9 +139,7 @@ class Registry:
 
     def dataset_builder(self, arch: str):
         """The registered build_dataset(source, split, model) of an architecture; None when no plugin registers one."""
-        if arch not in self.entries["datasets"] and ("datasets", arch) not in self.conflicts:
-            return None
-        return self.get("datasets", arch).load()
+        return self.get("datasets", arch).load() if self.has("datasets", arch) else None
 
     def pretrained(self, name: str) -> PretrainedSpec:
         """The spec of a pretrained model."""
@@ -154,9 +152,10 @@ def _unknown(what: str, name: str, known: list[str]) -> str:
     return f"unknown {what} {name!r}{hint}"
 
 
-def _looks_like_path(name: str) -> bool:
-    """A name with a path separator or a leading . or ~ is a folder, never a pretrained name."""
-    return "/" in name or os.sep in name or name.startswith((".", "~"))
+def check_name(name, what: str = "name_or_path") -> None:
+    """A ConfigError unless a model name or path is a non-empty string or path ("" would mean '.')."""
+    if not isinstance(name, (str, os.PathLike)) or not str(name).strip():
+        raise ConfigError(f"{what} must be a pretrained name, a folder or hf://org/repo, got {name!r}")
 
 
 _REGISTRY: Registry | None = None
@@ -226,15 +225,14 @@ class HubRepo:
 
 
 def locate(name_or_path: str, revision: str | None = None) -> Path | HubRepo:
-    """Where a pretrained name, a local folder or hf://org/repo[@rev] is: a local folder, or the Hub repo to pull.
+    """A pretrained name, a local folder or hf://org/repo[@rev] as a local folder or the Hub repo to pull.
 
-    A pretrained name is searched in this order: $ZOO_WEIGHTS_DIR/<name>, the folder its spec's
-    `files` names inside the plugin's package, and then its spec's
-    `hub_repo` at `revision`. Nothing is downloaded here (zoo.hub.resolve does that).
+    A name's search order: $ZOO_WEIGHTS_DIR/<name>, its spec's `files`, its spec's `hub_repo` at `revision`.
     """
+    check_name(name_or_path)
     name = str(name_or_path)
     registry = get_registry()
-    if name in registry.entries["pretrained"] or ("pretrained", name) in registry.conflicts:
+    if registry.has("pretrained", name):
         spec = registry.pretrained(name)
         local = local_folder(spec)
         if local is not None:
@@ -255,7 +253,8 @@ def locate(name_or_path: str, revision: str | None = None) -> Path | HubRepo:
         return path
     if path.exists():
         raise CheckpointError(f"{name!r} is a file; give the folder that holds config.json and model.safetensors")
-    if _looks_like_path(name):   # "runs/nope": a folder the user meant, not a misspelt pretrained name
+    # a path separator or a leading . or ~: "runs/nope" is a folder the user meant, not a misspelt pretrained name
+    if "/" in name or os.sep in name or name.startswith((".", "~")):
         hub = f", or hf://{name} for a Hugging Face Hub repo" if name.count("/") == 1 and not name.startswith((".", "~", "/")) else ""
         raise CheckpointError(f"no such folder: {name!r}; check the path (a run's model is RUN/final){hub}")
     raise UnknownNameError(_unknown("model", name, list(registry.entries["pretrained"])) + " (or give a folder, or hf://org/repo)")
