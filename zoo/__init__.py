@@ -32,7 +32,7 @@ def info(name: str) -> dict:
 
     check_name(name, "name")
     registry = get_registry()
-    if name in registry.entries["pretrained"]:
+    if registry.has("pretrained", name):   # two plugins' pretrained name: their conflict, not "unknown"
         spec = registry.pretrained(name)
         local = local_folder(spec)  # where zoo.load finds it without the Hub (None: the Hub, or nowhere)
         out = {"kind": "pretrained", "name": spec.name, "arch": spec.arch, "description": spec.description,

@@ -211,9 +211,8 @@ def packaged_folder(spec: PretrainedSpec) -> Path | None:
 
 def local_folder(spec: PretrainedSpec) -> Path | None:
     """A pretrained model's folder on this machine: $ZOO_WEIGHTS_DIR, else its plugin's package."""
-    candidates = [root / spec.name for root in weights_dirs()]
-    candidates.append(packaged_folder(spec))
-    return next((c for c in candidates if c is not None and (c / "config.json").is_file()), None)
+    found = (root / spec.name for root in weights_dirs() if (root / spec.name / "config.json").is_file())
+    return next(found, None) or packaged_folder(spec)
 
 
 @dataclass(frozen=True)
