@@ -10,7 +10,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from zoo.errors import ConfigError
+from zoo.errors import CheckpointError, ConfigError, PluginError
 
 
 @dataclass(frozen=True)
@@ -170,8 +170,6 @@ class Model(nn.Module):
 
         model = load(name_or_path, device=device, dtype=dtype, revision=revision)
         if not isinstance(model, cls):
-            from zoo.errors import CheckpointError
-
             raise CheckpointError(f"{name_or_path} holds a {model.arch!r} model, not {cls.arch or cls.__name__!r}")
         return model
 
@@ -197,9 +195,8 @@ def _checked_generate(generate):
         try:
             bound = signature.bind(self, *args, **kwargs)
         except TypeError as exc:   # an unknown or doubled keyword: the same error whichever plugin it reaches
-            takes = [o.name for o in type(self).generate_options]
-            raise ConfigError(f"{type(self).__name__}.generate(): {exc}; it takes num, seed"
-                              f"{''.join(', ' + n for n in takes)}") from None
+            takes = ", ".join(["num", "seed", *(o.name for o in type(self).generate_options)])
+            raise ConfigError(f"{type(self).__name__}.generate(): {exc}; it takes {takes}") from None
         bound.apply_defaults()
         if "num" in bound.arguments:
             check_num(bound.arguments["num"])
@@ -217,8 +214,6 @@ def _checked_generate(generate):
 def _check_pieces(pieces, num, cls: str) -> list:
     """generate()'s result, if it is a list of `num` PrettyMIDI (any number when num is not a parameter)."""
     import pretty_midi
-
-    from zoo.errors import PluginError
 
     ok = isinstance(pieces, list) and all(isinstance(p, pretty_midi.PrettyMIDI) for p in pieces)
     if not ok or (isinstance(num, int) and len(pieces) != num):

@@ -85,14 +85,11 @@ class Registry:
                 raise PluginError(f"plugin {plugin!r}: register_pretrained needs a zoo.PretrainedSpec")
             target = replace(target, plugin=plugin)
             if not str(target.description).strip():   # zoo list would show an empty column, zoo info nothing
-                self._warn(plugin, f"pretrained model {name!r} has no description; give its PretrainedSpec a "
-                                   f"description= (zoo list shows it)")
+                message = (f"pretrained model {name!r} has no description; give its PretrainedSpec a description= "
+                           f"(zoo list shows it)")
+                self.warnings.append((plugin, message))   # it works, but `zoo list`/`zoo plugins` say what it lacks
+                warnings.warn(f"zoo plugin {plugin!r}: {message}", UserWarning, stacklevel=2)
         table[name] = Entry(name, target, plugin)
-
-    def _warn(self, plugin: str, message: str) -> None:
-        """A registration that works but lacks something: kept for `zoo list`/`zoo plugins`, warned in Python."""
-        self.warnings.append((plugin, message))
-        warnings.warn(f"zoo plugin {plugin!r}: {message}", UserWarning, stacklevel=3)
 
     def has(self, kind: str, name: str) -> bool:
         """Whether a plugin registers the name (two that conflict included)."""
