@@ -1,7 +1,4 @@
-"""musezoo: a plugin-style model zoo for symbolic music generation.
-
-`import zoo` stays light (no torch): heavy modules load on first use.
-"""
+"""musezoo: a plugin-style model zoo for symbolic music generation (`import zoo` is light: no torch)."""
 
 from __future__ import annotations
 

@@ -82,21 +82,16 @@ def coerce(value, hint, where: str):
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if hint in (int, float) and isinstance(value, str):   # from --set
+        try:
+            value = hint(value)
+        except ValueError:
+            pass
     if hint is int:
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         raise ConfigError(f"{where} must be an integer, got {value!r}")
     if hint is float:
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                pass
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
         raise ConfigError(f"{where} must be a finite number, got {value!r}")
