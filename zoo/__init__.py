@@ -82,29 +82,9 @@ def _model_facts(registry, arch: str, folder) -> dict:
     return facts
 
 
-def create(arch: str, **config_overrides):
-    """A fresh, untrained model of an architecture, with config overrides."""
-    from zoo.loader import create
-
-    return create(arch, **config_overrides)
-
-
-def load(name_or_path: str, device="auto", dtype=None, revision: str | None = None):
-    """Load a pretrained model by name, local folder or hf://org/repo[@rev], straight onto `device`."""
-    from zoo.loader import load
-
-    return load(name_or_path, device=device, dtype=dtype, revision=revision)
-
-
-def push_to_hub(model_or_path, repo_id: str, **kwargs):
-    """Publish a model (object, folder or pretrained name) to the Hugging Face Hub."""
-    from zoo import hub
-
-    return hub.push_to_hub(model_or_path, repo_id, **kwargs)
-
-
-# Model, Tokenizer and Trainer import torch, so they load only when asked for.
-_LAZY = {"Model": "zoo.model", "Tokenizer": "zoo.tokenizer", "Trainer": "zoo.train", "TrainConfig": "zoo.train"}
+# these import torch or the Hub client, so they load only when asked for: zoo.load is zoo.loader.load
+_LAZY = {"load": "zoo.loader", "create": "zoo.loader", "push_to_hub": "zoo.hub", "Model": "zoo.model",
+         "Tokenizer": "zoo.tokenizer", "Trainer": "zoo.train", "TrainConfig": "zoo.train"}
 
 
 def __getattr__(name: str):
