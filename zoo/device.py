@@ -71,24 +71,17 @@ def cpu_bf16_pays() -> tuple[bool, str]:
     return False, "fp32 (this CPU has no AMX; bf16 autocast would be slower here)"
 
 
-def default_threads() -> int:
-    """Torch threads when none are asked for: $ZOO_THREADS, else half the logical CPUs (at least 1)."""
-    value = os.environ.get("ZOO_THREADS")
-    if value:
-        if not value.isdigit() or not 1 <= int(value) <= 1024:
-            raise ConfigError(f"ZOO_THREADS must be a whole number from 1 to 1024, got {value!r}")
-        return int(value)
-    # half: most machines count two hardware threads per core, and on a busy 2-core machine 2 torch threads ran
-    # 3-15x slower than 1 (measured; quiet, they gave only ~1.4x)
-    return max(1, (os.cpu_count() or 2) // 2)
-
-
 def set_threads(threads: int | None) -> int:
-    """Set torch's intra-op threads (None = default_threads()); returns the number used."""
+    """Set torch's intra-op threads (None: $ZOO_THREADS, else half the logical CPUs); returns the number used."""
     import torch
 
     if threads is None:
-        threads = default_threads()
+        value = os.environ.get("ZOO_THREADS")
+        if value and (not value.isdigit() or not 1 <= int(value) <= 1024):
+            raise ConfigError(f"ZOO_THREADS must be a whole number from 1 to 1024, got {value!r}")
+        # half: most machines count two hardware threads per core, and on a busy 2-core machine 2 torch threads
+        # ran 3-15x slower than 1 (measured; quiet, they gave only ~1.4x)
+        threads = int(value) if value else max(1, (os.cpu_count() or 2) // 2)
     if not isinstance(threads, int) or not 1 <= threads <= 1024:
         raise ConfigError(f"--threads must be a whole number from 1 to 1024, got {threads!r}")
     torch.set_num_threads(threads)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import importlib
 import importlib.resources
 import os
+import pkgutil
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,11 +47,8 @@ class Entry:
         """Import the target on first use, so that listing never imports torch."""
         if not isinstance(self.target, str):
             return self.target
-        module_name, _, attr = self.target.partition(":")
         try:
-            obj = importlib.import_module(module_name)
-            for part in attr.split(".") if attr else []:
-                obj = getattr(obj, part)
+            obj = pkgutil.resolve_name(self.target)
         except Exception as exc:
             raise PluginError(
                 f"plugin {self.plugin!r} could not load {self.target!r} for {self.name!r}: "
