@@ -98,8 +98,7 @@ class Model(nn.Module):
     PROMPT_ROLES: ClassVar[tuple[str, ...]] = ("continued", "kept")   # the values prompt_role may take
 
     def __init_subclass__(cls, **kwargs):
-        # every plugin's generate() gets num, seed and its declared options checked first (zoo.limits): a
-        # shipped plugin's generate(num=0 | -1 | 2.5) raised raw torch errors, a huge num or seed exhausted memory
+        # every plugin's generate() gets num, seed and its declared options checked (zoo.limits) before any work
         super().__init_subclass__(**kwargs)
         if not all(isinstance(o, GenerateOption) for o in cls.generate_options):
             raise TypeError(f"{cls.__name__}.generate_options must hold zoo.model.GenerateOption objects")
@@ -119,10 +118,7 @@ class Model(nn.Module):
     @property
     def device(self) -> torch.device:
         """The device of the first parameter not on meta (a generate-only load leaves parts there); else CPU."""
-        for p in self.parameters():
-            if not p.is_meta:
-                return p.device
-        return torch.device("cpu")
+        return next((p.device for p in self.parameters() if not p.is_meta), torch.device("cpu"))
 
     def num_parameters(self) -> int:
         """Number of parameters in all state files."""
