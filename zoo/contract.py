@@ -84,14 +84,15 @@ def _load(entry) -> tuple[object, list[str]]:
         return None, [f"cannot import {_target(entry)} ({type(cause).__name__}: {' '.join(str(cause).split())})"]
 
 
-def _overrides(cls: type, base: type, names) -> list[str]:
-    """The methods among `names` that cls leaves as its base's (which raise NotImplementedError)."""
-    return [n for n in names if callable(getattr(base, n, None)) and getattr(cls, n) is getattr(base, n)]
+def _unimplemented(cls: type, base: type) -> list[str]:
+    """The base's REQUIRED methods that cls leaves as the base's (which raise NotImplementedError)."""
+    return [f"does not implement {n}()" for n in base.REQUIRED
+            if callable(getattr(base, n, None)) and getattr(cls, n) is getattr(base, n)]
 
 
 def model_problems(cls: type[Model]) -> list[str]:
     """What a Model subclass declares that its base's contract does not allow."""
-    out = [f"does not implement {n}()" for n in _overrides(cls, Model, Model.REQUIRED)]
+    out = _unimplemented(cls, Model)
     if not cls.arch:
         out.append("sets no arch")
     if not (isinstance(cls.config_class, type) and dataclasses.is_dataclass(cls.config_class)):
@@ -112,15 +113,12 @@ def model_problems(cls: type[Model]) -> list[str]:
 
 def tokenizer_problems(cls: type[Tokenizer]) -> list[str]:
     """What a Tokenizer subclass leaves out of its contract."""
-    out = [f"does not implement {n}()" for n in _overrides(cls, Tokenizer, Tokenizer.REQUIRED)]
-    if not cls.name:
-        out.append("sets no name")
-    return out
+    return _unimplemented(cls, Tokenizer) + ([] if cls.name else ["sets no name"])
 
 
 def trainer_problems(cls: type[Trainer]) -> list[str]:
     """What a Trainer subclass leaves out of its contract, or declares in a shape the core cannot use."""
-    out = [f"does not implement {n}()" for n in _overrides(cls, Trainer, Trainer.REQUIRED)]
+    out = _unimplemented(cls, Trainer)
     select_by = cls.select_by
     if select_by is not None and not (isinstance(select_by, tuple) and len(select_by) == 2
                                       and isinstance(select_by[0], str) and select_by[1] in ("min", "max")):
