@@ -48,9 +48,10 @@ def check(registry: Registry) -> dict[str, list[str]]:
                                     ("tokenizers", "tokenizer", Tokenizer, tokenizer_problems),
                                     ("trainers", "trainer", Trainer, trainer_problems)):
         for entry in registry.entries[kind].values():
+            target = _target(entry)   # as registered: loading replaces a "module:attr" string by its object
             obj, found = _load(entry)
             if not found and not (isinstance(obj, type) and issubclass(obj, base)):
-                found = [f"{_target(entry)} is not a {base.__module__}.{base.__name__} subclass"]
+                found = [f"{target} is not a {base.__module__}.{base.__name__} subclass"]
             report(entry, what, found or judge(obj))
     for entry in registry.entries["datasets"].values():
         obj, found = _load(entry)
