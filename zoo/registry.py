@@ -13,7 +13,7 @@ from pathlib import Path
 
 from zoo.errors import CheckpointError, ConfigError, PluginError, UnknownNameError
 
-KINDS = ("architectures", "tokenizers", "trainers", "datasets", "pretrained")
+# every kind of thing a plugin registers, and how an error names one
 _SINGULAR = {"architectures": "architecture", "tokenizers": "tokenizer", "trainers": "trainer",
              "datasets": "dataset builder", "pretrained": "pretrained model"}
 
@@ -62,7 +62,7 @@ class Registry:
     """Everything the installed plugins registered."""
 
     def __init__(self):
-        self.entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        self.entries: dict[str, dict[str, Entry]] = {kind: {} for kind in _SINGULAR}
         self.conflicts: dict[tuple[str, str], list[str]] = {}
         self.plugins = []
         self.warnings: list[tuple[str, str]] = []   # (plugin, message): registered, but something a user will miss
