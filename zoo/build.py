@@ -19,8 +19,10 @@ from zoo.errors import CheckpointError, ConfigError
 # plus this; the shipped models create exactly what they save. Kept small, because a config that stops only
 # at a large budget has still spent seconds building (a shipped GAN builds ~100 tracks a second on meta).
 BUFFER_ALLOWANCE = 2 ** 24
-_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
-                "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1}
+# the safetensors dtypes musezoo reads, as torch names them
+_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
+           "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool", "U16": "uint16", "U32": "uint32",
+           "U64": "uint64", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
 
 
 def machine_elements() -> int:
@@ -47,40 +49,30 @@ def safetensors_header(path) -> dict[str, tuple[str, tuple[int, ...]]]:
                 out[name] = (piece.get_dtype(), tuple(piece.get_shape()))
     except Exception as exc:  # safetensors raises several types for truncated/garbage files
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc}); it may be truncated, re-download it") from None
-    if not all(dtype in _DTYPE_BYTES for dtype, _ in out.values()):
+    if not all(dtype in _DTYPES for dtype, _ in out.values()):
         raise CheckpointError(f"{path}: holds a tensor type musezoo does not use; re-save the model")
     return out
-
-
-class _ElementBudget:
-    """A torch function mode that counts the numbers every tensor factory creates and stops past `limit`."""
-
-    def __init__(self, limit: int, what: str, hint: str):
-        from torch.overrides import TorchFunctionMode
-        from torch.utils._device import _device_constructors
-
-        budget = self
-
-        class Mode(TorchFunctionMode):
-            def __torch_function__(self, func, types, args=(), kwargs=None):
-                out = func(*args, **(kwargs or {}))
-                if func in budget.constructors and hasattr(out, "numel"):
-                    budget.used += out.numel()
-                    if budget.used > budget.limit:
-                        raise ConfigError(f"{budget.what} builds a model of more than {budget.limit:,} numbers; "
-                                          f"{budget.hint}")
-                return out
-
-        self.constructors = _device_constructors()
-        self.limit, self.what, self.hint, self.used, self.mode = limit, what, hint, 0, Mode()
 
 
 def probe_build(cls, config, tokenizer, limit: int, what: str, hint: str):
     """Build cls(config, tokenizer) on the meta device, stopping once it creates more than `limit` numbers."""
     import torch
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._device import _device_constructors
 
-    budget = _ElementBudget(limit, what, hint)
-    with torch.device("meta"), budget.mode:
+    constructors, used = _device_constructors(), 0
+
+    class Budget(TorchFunctionMode):   # counts the numbers every tensor factory creates
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            nonlocal used
+            out = func(*args, **(kwargs or {}))
+            if func in constructors and hasattr(out, "numel"):
+                used += out.numel()
+                if used > limit:
+                    raise ConfigError(f"{what} builds a model of more than {limit:,} numbers; {hint}")
+            return out
+
+    with torch.device("meta"), Budget():
         return cls(config, tokenizer) if tokenizer is not None else cls(config)
 
 
@@ -109,16 +101,7 @@ def check_against_weights(cls, config, tokenizer, folder, optional=()):
             if stem in optional:
                 continue
             raise CheckpointError(f"{folder / (stem + '.safetensors')}: missing; re-download or re-save the model")
-        fake = {name: torch.empty(shape, dtype=_torch_dtype(dtype), device="meta")
+        fake = {name: torch.empty(shape, dtype=getattr(torch, _DTYPES[dtype]), device="meta")
                 for name, (dtype, shape) in headers[stem].items()}
         check_state(module, fake, f"{stem}.safetensors")
     return probe
-
-
-def _torch_dtype(name: str):
-    import torch
-
-    return {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-            "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-            "BOOL": torch.bool, "U16": torch.uint16, "U32": torch.uint32, "U64": torch.uint64,
-            "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2}[name]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import types
 import typing
 
 from zoo.errors import ConfigError
@@ -33,18 +34,13 @@ def config_from_dict(cls, data: dict, what: str = "config"):
     values = {k: coerce(v, hints[k], f"{what} key {k!r}") for k, v in data.items()}
     try:
         return cls(**values)
-    except ConfigError:
-        raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid {what}: {exc}") from None
 
 
 def drop_removed_keys(cls, data: dict, what: str = "config") -> dict:
-    """`data` without the keys the config class has removed, which saved folders may still name.
-
-    A class lists them as `removed_keys = {"name": (off_value, "what to do instead")}`. At its off value (the
-    behaviour the class keeps) a key is dropped, so the folder loads as before; any other value asked for
-    what the code no longer has, and is one error carrying the class's advice."""
+    """`data` without the keys its class lists as `removed_keys = {"name": (off_value, "what to do instead")}`:
+    a key at its off value (the behaviour kept) is dropped, any other value is an error giving the advice."""
     removed = removed_keys(cls)
     for key in sorted(removed.keys() & data.keys()):
         off, advice = removed[key]
@@ -63,7 +59,7 @@ def coerce(value, hint, where: str):
     """Check (and gently convert: int->float, list->tuple, strings from --set) one value."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
         errors = []
@@ -86,21 +82,16 @@ def coerce(value, hint, where: str):
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if hint in (int, float) and isinstance(value, str):   # from --set
+        try:
+            value = hint(value)
+        except ValueError:
+            pass
     if hint is int:
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         raise ConfigError(f"{where} must be an integer, got {value!r}")
     if hint is float:
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                pass
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
         raise ConfigError(f"{where} must be a finite number, got {value!r}")

@@ -52,9 +52,8 @@ def stable_hash(key: str, hash: str = "sha1") -> int:
 def split_of(key: str, valid: float = 0.05, test: float = 0.05, buckets: int = 100, hash: str = "sha1") -> str:
     """"train", "valid" or "test" for a piece, from a stable hash of its key (a file name, a catalogue number).
 
-    The key's bucket is stable_hash(key) % buckets; the first test * buckets buckets are the test split,
-    the next valid * buckets the validation split. A piece keeps its split forever, so a released model's
-    test pieces stay unseen: once a plugin has shipped weights, never change its arguments.
+    A piece keeps its split forever, so a released model's test pieces stay unseen: once a plugin has shipped
+    weights, never change its arguments.
     """
     n_test, n_valid = round(test * buckets), round(valid * buckets)
     bucket = stable_hash(key, hash) % buckets

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from zoo.errors import ConfigError
 
 
@@ -50,56 +52,36 @@ def resolve_dtype(dtype):
     return names[str(dtype)]
 
 
-def cpu_has_amx() -> bool:
-    """True when the CPU has AMX tiles (Intel Sapphire Rapids and later): native bf16 matrix units."""
+def cpu_bf16_pays() -> tuple[bool, str]:
+    """Whether bf16 autocast speeds up training on this CPU, and why (measured, docs/benchmarks.md)."""
     import torch
 
+    # AMX tiles (Intel Sapphire Rapids and later) trained the transformer plugin 1.6x faster in bf16 than fp32;
+    # without them bf16 was slower: 0.66x with AVX512-BF16 only (AMD Zen 4), 0.05x with AVX2 only
     probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
     try:
-        return bool(probe()) if probe else False
+        amx = bool(probe()) if probe else False
     except Exception:  # an old or odd torch build: assume none
-        return False
-
-
-def cpu_bf16_pays() -> tuple[bool, str]:
-    """Whether bf16 autocast speeds up training on this CPU, and why (measured, docs/benchmarks.md).
-
-    With AMX, bf16 trained the shipped transformer plugin 1.6x faster than fp32. Without it bf16 was slower:
-    0.66x with AVX512-BF16 only (as on AMD Zen 4) and 0.05x with AVX2 only.
-    """
-    import torch
-
+        amx = False
     # ATEN_CPU_CAPABILITY=avx2 on an AMX machine leaves the bf16 kernels unusable ("pack_vnni2 is only
     # supported when avx512 is supported"): the kernels torch runs count, not only the silicon
     kernels = torch.backends.cpu.get_cpu_capability().upper()
-    if cpu_has_amx() and (kernels.startswith("AVX512") or kernels.startswith("AMX")):
+    if amx and (kernels.startswith("AVX512") or kernels.startswith("AMX")):
         return True, "bf16 autocast (the CPU has AMX)"
     return False, "fp32 (this CPU has no AMX; bf16 autocast would be slower here)"
 
 
-def default_threads() -> int:
-    """Torch threads when none are asked for: $ZOO_THREADS, else half the logical CPUs (at least 1).
-
-    Half because most machines count two hardware threads per core, and because on a 2-core
-    machine doing anything else, 2 torch threads ran 3-15x slower than 1 (measured); quiet, they
-    gave only ~1.4x.
-    """
-    import os
-
-    value = os.environ.get("ZOO_THREADS")
-    if value:
-        if not value.isdigit() or not 1 <= int(value) <= 1024:
-            raise ConfigError(f"ZOO_THREADS must be a whole number from 1 to 1024, got {value!r}")
-        return int(value)
-    return max(1, (os.cpu_count() or 2) // 2)
-
-
 def set_threads(threads: int | None) -> int:
-    """Set torch's intra-op threads (None = default_threads()); returns the number used."""
+    """Set torch's intra-op threads (None: $ZOO_THREADS, else half the logical CPUs); returns the number used."""
     import torch
 
     if threads is None:
-        threads = default_threads()
+        value = os.environ.get("ZOO_THREADS")
+        if value and (not value.isdigit() or not 1 <= int(value) <= 1024):
+            raise ConfigError(f"ZOO_THREADS must be a whole number from 1 to 1024, got {value!r}")
+        # half: most machines count two hardware threads per core, and on a busy 2-core machine 2 torch threads
+        # ran 3-15x slower than 1 (measured; quiet, they gave only ~1.4x)
+        threads = int(value) if value else max(1, (os.cpu_count() or 2) // 2)
     if not isinstance(threads, int) or not 1 <= threads <= 1024:
         raise ConfigError(f"--threads must be a whole number from 1 to 1024, got {threads!r}")
     torch.set_num_threads(threads)

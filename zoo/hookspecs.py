@@ -1,9 +1,5 @@
-"""The pluggy hook specifications a plugin implements.
-
-Each hook receives a ``register`` callable and calls it once per thing it
-provides (the pattern of simonw/llm). Return values are ignored. Classes are
-registered as ``"module:attr"`` strings so that listing never imports torch.
-"""
+"""The pluggy hooks a plugin implements: each calls its ``register`` argument once per thing it provides
+(simonw/llm's pattern). Classes are registered as ``"module:attr"`` strings, so listing never imports torch."""
 
 import pluggy
 
@@ -28,9 +24,7 @@ def register_trainers(register):
 
 @hookspec
 def register_datasets(register):
-    """register(arch_name, "module:function"): build_dataset(source, split, model) -> a map-style Dataset of
-    split 'train', 'valid' or 'test' of --data source (None: the plugin's embedded data), for training,
-    `zoo eval` and `zoo release`."""
+    """register(arch_name, "module:build_dataset"): build_dataset(source, split, model) -> a map-style Dataset."""
 
 
 @hookspec

@@ -7,6 +7,7 @@ below what exhausts a machine: `--num 10**6` or `--length 10**9` asked for gigab
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from zoo.errors import ConfigError
@@ -25,6 +26,11 @@ MAX_KEEP_CHECKPOINTS = 1_000
 MAX_WHOLE_NUMBER = 10 ** 9    # any other whole-number option, a plugin's own included (counts, intervals, sizes)
 
 
+def _finite(value) -> bool:
+    """An int or float (not a bool), neither inf nor NaN."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def check_int(value, name: str, lo: int, hi: int, allow_none: bool = False) -> None:
     """An integer (not a bool or a float) in [lo, hi], else a ConfigError saying the range."""
     if value is None and allow_none:
@@ -36,8 +42,6 @@ def check_int(value, name: str, lo: int, hi: int, allow_none: bool = False) -> N
 def check_whole_numbers(config, bounds: dict[str, tuple[int, int]]) -> None:
     """Every whole-number field of a config dataclass within its bounds; a field without bounds (a plugin's
     own, say) within +-MAX_WHOLE_NUMBER, so no integer option is unbounded."""
-    import dataclasses
-
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         if isinstance(value, int) and not isinstance(value, bool):
@@ -58,16 +62,12 @@ def check_num(num, name: str = "num", hi: int = MAX_NUM) -> None:
 
 def check_sampling(temperature=None, top_k=None, top_p=None, length=None) -> None:
     """Sampling options of sequence models; None means the model's default."""
-    if temperature is not None:
-        ok = isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and math.isfinite(temperature)
-        if not ok or not (temperature == 0 or TEMPERATURE[0] <= temperature <= TEMPERATURE[1]):
-            raise ConfigError(f"temperature must be 0 (greedy) or from {TEMPERATURE[0]:g} to {TEMPERATURE[1]:g}, "
-                              f"got {temperature!r}")
+    low, high = TEMPERATURE
+    if temperature is not None and not (_finite(temperature) and (temperature == 0 or low <= temperature <= high)):
+        raise ConfigError(f"temperature must be 0 (greedy) or from {low:g} to {high:g}, got {temperature!r}")
     check_int(top_k, "top_k", 1, MAX_TOP_K, allow_none=True)
-    if top_p is not None:
-        ok = isinstance(top_p, (int, float)) and not isinstance(top_p, bool) and math.isfinite(top_p)
-        if not ok or not MIN_TOP_P <= top_p <= 1:
-            raise ConfigError(f"top_p must be from {MIN_TOP_P:g} to 1, got {top_p!r}")
+    if top_p is not None and not (_finite(top_p) and MIN_TOP_P <= top_p <= 1):
+        raise ConfigError(f"top_p must be from {MIN_TOP_P:g} to 1, got {top_p!r}")
     check_int(length, "length", 1, MAX_LENGTH, allow_none=True)
 
 # -- the Hugging Face Hub (zoo.hubnet) --------------------------------------------------------------

@@ -203,8 +203,6 @@ def save_model(model, dest, card: str | None = None, extra_files: dict | None = 
 
 def load(name_or_path, device="auto", dtype=None, revision: str | None = None, generate_only: bool = False):
     """Load a pretrained name, a local folder or hf://org/repo[@rev] straight onto `device`."""
-    if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():   # "" meant '.'
-        raise ConfigError(f"name_or_path must be a pretrained name, a folder or hf://org/repo, got {name_or_path!r}")
     return load_model(resolve(name_or_path, revision=revision), device=device, dtype=dtype,
                       generate_only=generate_only)
 

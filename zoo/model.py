@@ -10,16 +10,12 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from zoo.errors import ConfigError
+from zoo.errors import CheckpointError, ConfigError, PluginError
 
 
 @dataclass(frozen=True)
 class GenerateOption:
-    """One keyword of a model's generate(), declared as data: `zoo generate` makes it a flag, `zoo info` lists it.
-
-    The core knows no option by name; a plugin declares all of its own, e.g.
-    GenerateOption("temperature", float, 1.0, "sampling temperature", min=0, max=1000).
-    """
+    """One keyword of a model's generate(), declared as data: `zoo generate` makes it a flag, `zoo info` lists it."""
 
     name: str                       # generate()'s keyword; its flag is --name with "_" written "-"
     type: type = str                # int, float, bool or str (a file path is a str)
@@ -42,12 +38,10 @@ class GenerateOption:
     @property
     def cli(self) -> str:
         """The command-line flag: --top-k for top_k, or the declared switch of a bool."""
-        return self.flag or "--" + self.name.replace("_", "-")
+        return self.flag or _flag(self.name)
 
     def check(self, value, label: str | None = None) -> None:
-        """A ConfigError unless a number lies in [min, max] (an int option: a whole number); a MidiError unless
-        a midi_file option names a readable MIDI file; a ConfigError unless a str option with choices has one of
-        them. `label` names the option in the error (the CLI: its flag)."""
+        """Check a value against the range, choices or MIDI file declared; `label` names the option in errors."""
         if self.choices is not None and value is not None and value not in self.choices:
             raise ConfigError(f"{label or self.name} must be one of {', '.join(self.choices)}, got {value!r}")
         if self.midi_file and isinstance(value, (str, os.PathLike)):
@@ -61,11 +55,7 @@ class GenerateOption:
         kind = int if self.type is int else (int, float)
         top = self.max if self.max is not None or self.type is not int else MAX_WHOLE_NUMBER   # no int unbounded
         ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
-        if ok and self.min is not None:
-            ok = value >= self.min
-        if ok and top is not None:
-            ok = value <= top
-        if not ok:
+        if not ok or (self.min is not None and value < self.min) or (top is not None and value > top):
             lo = "" if self.min is None else f" from {self.min:g}"
             hi = "" if top is None else f" to {top:g}"
             kind = "a whole number" if self.type is int else "a number"
@@ -77,11 +67,8 @@ class GenerateOption:
 
 
 class Model(nn.Module):
-    """Base of every architecture. Subclasses set the class attributes and implement generate().
-
-    The contract, in full: a plugin's Model sets the REQUIRED members and may set or override the OPTIONAL
-    ones, each declared below with its default; nothing else is read from it (docs/plugins.md counts them,
-    `zoo plugins --check` checks them)."""
+    """Base of every architecture: a plugin's Model sets the REQUIRED members and may set or override the OPTIONAL
+    ones, each declared below with its default; nothing else is read from it."""
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("arch", "config_class", "generate")
     OPTIONAL: ClassVar[tuple[str, ...]] = ("tokenizer_name", "arch_version", "min_arch_version", "generate_options", "state_files",
@@ -111,8 +98,7 @@ class Model(nn.Module):
     PROMPT_ROLES: ClassVar[tuple[str, ...]] = ("continued", "kept")   # the values prompt_role may take
 
     def __init_subclass__(cls, **kwargs):
-        # every plugin's generate() gets num, seed and its declared options checked first (zoo.limits): a
-        # shipped plugin's generate(num=0 | -1 | 2.5) raised raw torch errors, a huge num or seed exhausted memory
+        # every plugin's generate() gets num, seed and its declared options checked (zoo.limits) before any work
         super().__init_subclass__(**kwargs)
         if not all(isinstance(o, GenerateOption) for o in cls.generate_options):
             raise TypeError(f"{cls.__name__}.generate_options must hold zoo.model.GenerateOption objects")
@@ -121,9 +107,8 @@ class Model(nn.Module):
             cls.generate = _checked_generate(own)
 
     def __init__(self, config, tokenizer=None):
-        """`tokenizer` comes from outside: zoo.load reads the folder's tokenizer.json, zoo.create and zoo train
-        build the registered `tokenizer_name` (Registry.new_tokenizer). The model never looks it up itself, so
-        a model can be built with any tokenizer; a plugin may fall back to its own when none is given."""
+        # the tokenizer comes from outside (zoo.load: tokenizer.json; zoo.create, zoo train: new_tokenizer), so a
+        # model can be built with any tokenizer; a plugin may fall back to its own when none is given
         super().__init__()
         if self.config_class is not None and not isinstance(config, self.config_class):
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
@@ -132,12 +117,8 @@ class Model(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        """The device of the first parameter (CPU for a model without parameters); parts left out of a
-        generate-only load stay on the meta device and do not count."""
-        for p in self.parameters():
-            if not p.is_meta:
-                return p.device
-        return torch.device("cpu")
+        """The device of the first parameter not on meta (a generate-only load leaves parts there); else CPU."""
+        return next((p.device for p in self.parameters() if not p.is_meta), torch.device("cpu"))
 
     def num_parameters(self) -> int:
         """Number of parameters in all state files."""
@@ -149,36 +130,29 @@ class Model(nn.Module):
 
     @classmethod
     def check_options(cls, options: dict, flags: bool = False) -> dict:
-        """The one check of generate options, wherever they come from (generate(), `zoo generate`, `zoo eval`):
-        every name declared in generate_options and every value in its range; a ConfigError otherwise.
-        flags=True names them as the command line does (--top-p). Returns the options."""
+        """Every option declared and in range (a ConfigError naming it as a --flag with flags=True); returns them."""
         declared = {o.name: o for o in cls.generate_options}
+        label = _flag if flags else str
         unknown = sorted(set(options) - set(declared))
         if unknown:
-            named = [("--" + n.replace("_", "-")) if flags else n for n in unknown]
             takes = ", ".join(o.cli if flags else o.name for o in cls.generate_options)
-            raise ConfigError(f"{cls.arch or cls.__name__} does not take {', '.join(named)}; it takes: "
+            raise ConfigError(f"{cls.arch or cls.__name__} does not take {', '.join(map(label, unknown))}; it takes: "
                               f"{takes or ('only --num/--seed' if flags else 'no options')}")
         for name, value in options.items():
-            declared[name].check(value, label=("--" + name.replace("_", "-")) if flags else None)
+            declared[name].check(value, label=label(name))
         return dict(options)
 
     def generate(self, num: int = 1, seed: int | None = None, **options) -> list:
-        """`num` pieces as a list of `num` PrettyMIDI objects (a list also when num == 1), decoded by
-        self.tokenizer; the same seed gives the same pieces. `options` are the declared generate_options."""
+        """A list of `num` PrettyMIDI pieces (same seed, same pieces); `options`: the declared generate_options."""
         raise NotImplementedError
 
     def music_metrics(self, pieces: list) -> dict[str, float]:
-        """Metrics particular to this model's kind of music, for `zoo eval`'s table beside the core's MIDI
-        metrics: computed the same way on generated and on test pieces (lists of PrettyMIDI). Default: none."""
+        """This kind of music's own metrics of a list of pieces, generated or real, for `zoo eval`'s table."""
         return {}
 
     def save_pretrained(self, folder, card: str | None = None, extra_files: dict | None = None,
                         overwrite: bool = False):
-        """Save atomically in the Hub layout (config.json, safetensors, tokenizer.json if any, README.md, manifest).
-
-        A new folder is created; an existing one is replaced only if it is empty or a model folder musezoo
-        wrote, or, with overwrite=True, holds nothing but model files; see zoo.outputs."""
+        """Save atomically in the Hub layout; an existing folder is replaced only as zoo.outputs allows."""
         if not isinstance(folder, (str, os.PathLike)) or not str(folder).strip():
             raise ConfigError(f"save_pretrained needs a folder to write (a path), got {folder!r}")
         from zoo.loader import save_model
@@ -187,50 +161,45 @@ class Model(nn.Module):
 
     @classmethod
     def from_pretrained(cls, name_or_path, device="auto", dtype=None, revision: str | None = None):
-        """Load a pretrained name, a saved folder or hf://org/repo[@rev], as zoo.load does; the architecture comes
-        from its config.json and must be this class's."""
+        """zoo.load(name_or_path, ...), which must give a model of this class."""
         from zoo.loader import load
 
         model = load(name_or_path, device=device, dtype=dtype, revision=revision)
         if not isinstance(model, cls):
-            from zoo.errors import CheckpointError
-
             raise CheckpointError(f"{name_or_path} holds a {model.arch!r} model, not {cls.arch or cls.__name__!r}")
         return model
 
     def push_to_hub(self, repo_id: str, **kwargs):
-        """Publish this model (weights, config, tokenizer and a model card) to the Hugging Face Hub as
-        zoo.push_to_hub does; kwargs: revision, private, message, token, metrics. Returns the commit."""
+        """zoo.push_to_hub(self, repo_id, **kwargs): publish this model to the Hugging Face Hub."""
         from zoo import hub
 
         return hub.push_to_hub(self, repo_id, **kwargs)
 
 
 def _checked_generate(generate):
-    """Wrap a plugin's generate() so num and seed are validated (ConfigError) before any work, and what it
-    returns is checked: a list of num PrettyMIDI (PluginError otherwise), so no caller re-normalises."""
+    """Wrap a plugin's generate(): num, seed and options checked before any work, the result after it."""
     import functools
     import inspect
 
     from zoo.limits import check_num, check_seed
 
     signature = inspect.signature(generate)
+    var_keyword = next((p.name for p in signature.parameters.values() if p.kind is p.VAR_KEYWORD), None)
 
     @functools.wraps(generate)
     def checked(self, *args, **kwargs):
         try:
             bound = signature.bind(self, *args, **kwargs)
         except TypeError as exc:   # an unknown or doubled keyword: the same error whichever plugin it reaches
-            takes = [o.name for o in type(self).generate_options]
-            raise ConfigError(f"{type(self).__name__}.generate(): {exc}; it takes num, seed"
-                              f"{''.join(', ' + n for n in takes)}") from None
+            takes = ", ".join(["num", "seed", *(o.name for o in type(self).generate_options)])
+            raise ConfigError(f"{type(self).__name__}.generate(): {exc}; it takes {takes}") from None
         bound.apply_defaults()
         if "num" in bound.arguments:
             check_num(bound.arguments["num"])
         if "seed" in bound.arguments:
             check_seed(bound.arguments["seed"])
         declared = {o.name for o in type(self).generate_options}
-        given = {**bound.arguments.get(_var_keyword(signature), {}), **bound.arguments}
+        given = {**bound.arguments.get(var_keyword, {}), **bound.arguments}
         type(self).check_options({name: value for name, value in given.items() if name in declared})
         return _check_pieces(generate(self, *args, **kwargs), bound.arguments.get("num"), type(self).__name__)
 
@@ -242,8 +211,6 @@ def _check_pieces(pieces, num, cls: str) -> list:
     """generate()'s result, if it is a list of `num` PrettyMIDI (any number when num is not a parameter)."""
     import pretty_midi
 
-    from zoo.errors import PluginError
-
     ok = isinstance(pieces, list) and all(isinstance(p, pretty_midi.PrettyMIDI) for p in pieces)
     if not ok or (isinstance(num, int) and len(pieces) != num):
         got = f"a list of {len(pieces)}" if isinstance(pieces, list) else type(pieces).__name__
@@ -252,9 +219,6 @@ def _check_pieces(pieces, num, cls: str) -> list:
     return pieces
 
 
-def _var_keyword(signature) -> str | None:
-    """The name of a **kwargs parameter, if the signature has one."""
-    for p in signature.parameters.values():
-        if p.kind is p.VAR_KEYWORD:
-            return p.name
-    return None
+def _flag(name: str) -> str:
+    """The command-line flag of a generate() keyword: --top-k for top_k."""
+    return "--" + name.replace("_", "-")

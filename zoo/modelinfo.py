@@ -76,11 +76,6 @@ def card_metrics(text: str) -> dict:
     return out
 
 
-def generate_options(arch_cls) -> list:
-    """The options generate() takes besides num and seed, with defaults and ranges where the plugin declares them."""
-    return [o.to_dict() if hasattr(o, "to_dict") else {"name": o} for o in getattr(arch_cls, "generate_options", ())]
-
-
 # rows of a card's metric table that the training log repeats (last training and validation values): in
 # --json, left out of the table
 _LOG_ROWS = ("train_", "valid_")

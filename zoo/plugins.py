@@ -1,8 +1,5 @@
-"""Plugin discovery: entry-point group "zoo", one plugin at a time.
-
-A plugin that fails to import, or whose hook raises, is skipped with a warning
-and recorded with its error; every other plugin keeps working.
-"""
+"""Plugin discovery (entry-point group "zoo"): a plugin that fails to import, or whose hook raises, is skipped
+with a warning and recorded with its error; every other plugin keeps working."""
 
 from __future__ import annotations
 
@@ -31,24 +28,13 @@ class PluginInfo:
     error: str | None = None
 
 
-def _wanted() -> set[str] | None:
-    """ZOO_PLUGINS=a,b limits loading to those distributions (empty value: none)."""
-    value = os.environ.get("ZOO_PLUGINS")
-    if value is None:
-        return None
-    return {v.strip() for v in value.split(",") if v.strip()}
-
-
-def entry_points() -> list[md.EntryPoint]:
-    """The installed "zoo" entry points, sorted so that load order is stable."""
-    return sorted(md.entry_points(group="zoo"), key=lambda ep: (ep.dist.name if ep.dist else "", ep.name))
-
-
 def load_into(registry, extra: list[tuple[str, object]] = ()) -> list[PluginInfo]:
-    """Discover plugins and let each register into `registry`."""
-    wanted = _wanted()
+    """Discover plugins (ZOO_PLUGINS=a,b: only those distributions; empty: none) and let each register."""
+    wanted = os.environ.get("ZOO_PLUGINS")
+    wanted = None if wanted is None else {v.strip() for v in wanted.split(",")}
     infos = []
-    for ep in entry_points():
+    # sorted, so that load order is stable
+    for ep in sorted(md.entry_points(group="zoo"), key=lambda ep: (ep.dist.name if ep.dist else "", ep.name)):
         dist = ep.dist.name if ep.dist else ep.name
         if wanted is not None and dist not in wanted and ep.name not in wanted:
             continue
@@ -75,7 +61,7 @@ def run_hooks(registry, module, info: PluginInfo) -> None:
     try:
         pm.register(module, name=info.name)
         info.hooks = [h for h in HOOKS if getattr(pm.hook, h).get_hookimpls()]
-        for hook in HOOKS:
+        for hook in info.hooks:
             kind = hook.removeprefix("register_")
             getattr(pm.hook, hook)(register=_stager(staged, kind))
     except Exception as exc:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import importlib
 import importlib.resources
 import os
-from dataclasses import dataclass, field
+import pkgutil
+import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from zoo.errors import CheckpointError, PluginError, UnknownNameError
+from zoo.errors import CheckpointError, ConfigError, PluginError, UnknownNameError
 
-KINDS = ("architectures", "tokenizers", "trainers", "datasets", "pretrained")
+# every kind of thing a plugin registers, and how an error names one
 _SINGULAR = {"architectures": "architecture", "tokenizers": "tokenizer", "trainers": "trainer",
              "datasets": "dataset builder", "pretrained": "pretrained model"}
 
@@ -46,11 +47,8 @@ class Entry:
         """Import the target on first use, so that listing never imports torch."""
         if not isinstance(self.target, str):
             return self.target
-        module_name, _, attr = self.target.partition(":")
         try:
-            obj = importlib.import_module(module_name)
-            for part in attr.split(".") if attr else []:
-                obj = getattr(obj, part)
+            obj = pkgutil.resolve_name(self.target)
         except Exception as exc:
             raise PluginError(
                 f"plugin {self.plugin!r} could not load {self.target!r} for {self.name!r}: "
@@ -64,7 +62,7 @@ class Registry:
     """Everything the installed plugins registered."""
 
     def __init__(self):
-        self.entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        self.entries: dict[str, dict[str, Entry]] = {kind: {} for kind in _SINGULAR}
         self.conflicts: dict[tuple[str, str], list[str]] = {}
         self.plugins = []
         self.warnings: list[tuple[str, str]] = []   # (plugin, message): registered, but something a user will miss
@@ -80,22 +78,19 @@ class Registry:
                 f"uninstall one, or choose with ZOO_PLUGINS"
             )
         if kind == "pretrained":
-            from dataclasses import replace
-
             if not isinstance(target, PretrainedSpec):
                 raise PluginError(f"plugin {plugin!r}: register_pretrained needs a zoo.PretrainedSpec")
             target = replace(target, plugin=plugin)
             if not str(target.description).strip():   # zoo list would show an empty column, zoo info nothing
-                self._warn(plugin, f"pretrained model {name!r} has no description; give its PretrainedSpec a "
-                                   f"description= (zoo list shows it)")
+                message = (f"pretrained model {name!r} has no description; give its PretrainedSpec a description= "
+                           f"(zoo list shows it)")
+                self.warnings.append((plugin, message))   # it works, but `zoo list`/`zoo plugins` say what it lacks
+                warnings.warn(f"zoo plugin {plugin!r}: {message}", UserWarning, stacklevel=2)
         table[name] = Entry(name, target, plugin)
 
-    def _warn(self, plugin: str, message: str) -> None:
-        """A registration that works but lacks something: kept for `zoo list`/`zoo plugins`, warned in Python."""
-        import warnings
-
-        self.warnings.append((plugin, message))
-        warnings.warn(f"zoo plugin {plugin!r}: {message}", UserWarning, stacklevel=3)
+    def has(self, kind: str, name: str) -> bool:
+        """Whether a plugin registers the name (two that conflict included)."""
+        return name in self.entries[kind] or (kind, name) in self.conflicts
 
     def names(self, kind: str, pattern: str = "*") -> list[str]:
         """Registered names of one kind matching an fnmatch pattern, sorted."""
@@ -127,8 +122,7 @@ class Registry:
         return self.get("tokenizers", name).load()
 
     def new_tokenizer(self, model_cls):
-        """A fresh tokenizer, with its default parameters, of the kind a Model class names (tokenizer_name);
-        None when it names none. What zoo.create and zoo train give a new model (zoo.load reads tokenizer.json)."""
+        """A fresh tokenizer of a Model class's tokenizer_name, for zoo.create and zoo train; None without one."""
         name = getattr(model_cls, "tokenizer_name", "")
         return self.tokenizer(name)() if name else None
 
@@ -139,9 +133,7 @@ class Registry:
 
     def dataset_builder(self, arch: str):
         """The registered build_dataset(source, split, model) of an architecture; None when no plugin registers one."""
-        if arch not in self.entries["datasets"] and ("datasets", arch) not in self.conflicts:
-            return None
-        return self.get("datasets", arch).load()
+        return self.get("datasets", arch).load() if self.has("datasets", arch) else None
 
     def pretrained(self, name: str) -> PretrainedSpec:
         """The spec of a pretrained model."""
@@ -154,9 +146,10 @@ def _unknown(what: str, name: str, known: list[str]) -> str:
     return f"unknown {what} {name!r}{hint}"
 
 
-def _looks_like_path(name: str) -> bool:
-    """A name with a path separator or a leading . or ~ is a folder, never a pretrained name."""
-    return "/" in name or os.sep in name or name.startswith((".", "~"))
+def check_name(name, what: str = "name_or_path") -> None:
+    """A ConfigError unless a model name or path is a non-empty string or path ("" would mean '.')."""
+    if not isinstance(name, (str, os.PathLike)) or not str(name).strip():
+        raise ConfigError(f"{what} must be a pretrained name, a folder or hf://org/repo, got {name!r}")
 
 
 _REGISTRY: Registry | None = None
@@ -212,9 +205,8 @@ def packaged_folder(spec: PretrainedSpec) -> Path | None:
 
 def local_folder(spec: PretrainedSpec) -> Path | None:
     """A pretrained model's folder on this machine: $ZOO_WEIGHTS_DIR, else its plugin's package."""
-    candidates = [root / spec.name for root in weights_dirs()]
-    candidates.append(packaged_folder(spec))
-    return next((c for c in candidates if c is not None and (c / "config.json").is_file()), None)
+    found = (root / spec.name for root in weights_dirs() if (root / spec.name / "config.json").is_file())
+    return next(found, None) or packaged_folder(spec)
 
 
 @dataclass(frozen=True)
@@ -226,15 +218,14 @@ class HubRepo:
 
 
 def locate(name_or_path: str, revision: str | None = None) -> Path | HubRepo:
-    """Where a pretrained name, a local folder or hf://org/repo[@rev] is: a local folder, or the Hub repo to pull.
+    """A pretrained name, a local folder or hf://org/repo[@rev] as a local folder or the Hub repo to pull.
 
-    A pretrained name is searched in this order: $ZOO_WEIGHTS_DIR/<name>, the folder its spec's
-    `files` names inside the plugin's package, and then its spec's
-    `hub_repo` at `revision`. Nothing is downloaded here (zoo.hub.resolve does that).
+    A name's search order: $ZOO_WEIGHTS_DIR/<name>, its spec's `files`, its spec's `hub_repo` at `revision`.
     """
+    check_name(name_or_path)
     name = str(name_or_path)
     registry = get_registry()
-    if name in registry.entries["pretrained"] or ("pretrained", name) in registry.conflicts:
+    if registry.has("pretrained", name):
         spec = registry.pretrained(name)
         local = local_folder(spec)
         if local is not None:
@@ -255,7 +246,8 @@ def locate(name_or_path: str, revision: str | None = None) -> Path | HubRepo:
         return path
     if path.exists():
         raise CheckpointError(f"{name!r} is a file; give the folder that holds config.json and model.safetensors")
-    if _looks_like_path(name):   # "runs/nope": a folder the user meant, not a misspelt pretrained name
+    # a path separator or a leading . or ~: "runs/nope" is a folder the user meant, not a misspelt pretrained name
+    if "/" in name or os.sep in name or name.startswith((".", "~")):
         hub = f", or hf://{name} for a Hugging Face Hub repo" if name.count("/") == 1 and not name.startswith((".", "~", "/")) else ""
         raise CheckpointError(f"no such folder: {name!r}; check the path (a run's model is RUN/final){hub}")
     raise UnknownNameError(_unknown("model", name, list(registry.entries["pretrained"])) + " (or give a folder, or hf://org/repo)")

@@ -51,12 +51,9 @@ def one_track_midi(*notes, tempo: float = 120.0, program: int = 0):
 
 
 def sigint_as_usual() -> None:
-    """A subprocess preexec_fn: SIGINT back to its default, so that Python turns it into KeyboardInterrupt.
-
-    A shell starts background jobs (`cmd &`) with SIGINT ignored, and children inherit that: a test
-    that sends Ctrl-C to a zoo subprocess would then wait for nothing when the suite itself runs in
-    the background.
-    """
+    """A subprocess preexec_fn: SIGINT back to its default, so that Python turns it into KeyboardInterrupt."""
+    # a shell starts background jobs (`cmd &`) with SIGINT ignored and children inherit that: a test sending
+    # Ctrl-C to a zoo subprocess would wait for nothing when the suite itself runs in the background
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)

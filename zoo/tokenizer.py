@@ -39,8 +39,6 @@ class Tokenizer:
             raise ConfigError(f"bad {cls.name} tokenizer parameters: 'params' must be an object, got {params!r:.80}")
         try:
             return cls(**params)
-        except ConfigError:
-            raise
         except (TypeError, ValueError, KeyError, AttributeError, OverflowError, ZeroDivisionError) as exc:
             raise ConfigError(f"bad {cls.name} tokenizer parameters: {str(exc)[:200]}") from None
 
