@@ -42,7 +42,7 @@ def check(registry: Registry) -> dict[str, list[str]]:
 
     def report(entry, what: str, found: list[str]) -> None:
         if found:
-                problems.setdefault(entry.plugin, []).extend(f"{what} {entry.name!r}: {problem}" for problem in found)
+            problems.setdefault(entry.plugin, []).extend(f"{what} {entry.name!r}: {problem}" for problem in found)
 
     for kind, what, base, judge in (("architectures", "architecture", Model, model_problems),
                                     ("tokenizers", "tokenizer", Tokenizer, tokenizer_problems),

@@ -17,7 +17,7 @@ import pretty_midi
 import torch
 
 from zoo.errors import ConfigError
-from zoo.limits import MAX_LENGTH, check_sampling
+from zoo.limits import check_sampling
 from zoo.progress import bar
 
 from .tokenizer import VELOCITY
@@ -26,11 +26,8 @@ from .tokenizer import VELOCITY
 def pieces(model, num: int, seed: int | None, prompt, length: int, temperature: float, top_k: int | None,
            top_p: float | None, allow_eos: bool, include_prompt: bool, max_note_s: float | None,
            compile: bool | None, quantize: str) -> list[pretty_midi.PrettyMIDI]:
-    """MusicTransformer.generate's work, its arguments checked first (see its docstring)."""
-    if not isinstance(num, int) or num < 1:
-        raise ConfigError(f"num must be a positive integer, got {num!r}")
-    if not isinstance(length, int) or not 1 <= length <= MAX_LENGTH:
-        raise ConfigError(f"length must be a whole number from 1 to {MAX_LENGTH:,}, got {length!r}")
+    """MusicTransformer.generate's work (see its docstring). zoo.model's wrapper of generate() has checked num,
+    seed and the declared options' ranges already; what no declaration says is checked here."""
     check_sampling(temperature, top_k, top_p)   # the zoo's documented ranges (1e-40 overflowed the logits)
     for name, value in (("allow_eos", allow_eos), ("include_prompt", include_prompt), ("compile", compile)):
         if not isinstance(value, bool) and not (name == "compile" and value is None):   # "x" is true: a typo was taken silently
